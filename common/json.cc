@@ -1,0 +1,122 @@
+#include "common/json.h"
+
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace kbs::common {
+namespace {
+
+// Thrown from the parser callback to abort parsing; caught in ParseJson and
+// never escapes this file.
+struct LimitExceeded {
+  std::string message;
+};
+
+std::string StripNlohmannPrefix(absl::string_view what) {
+  // "[json.exception.parse_error.101] parse error at ..." -> "parse error at ..."
+  if (absl::StartsWith(what, "[json.exception.")) {
+    size_t close = what.find("] ");
+    if (close != absl::string_view::npos) what.remove_prefix(close + 2);
+  }
+  return std::string(what);
+}
+
+}  // namespace
+
+absl::StatusOr<Json> ParseJson(absl::string_view text, const JsonLimits& limits) {
+  std::vector<std::unordered_set<std::string>> keys_per_level;
+  auto callback = [&](int depth, Json::parse_event_t event,
+                      Json& parsed) -> bool {
+    switch (event) {
+      case Json::parse_event_t::object_start:
+        if (depth >= limits.max_depth) {
+          throw LimitExceeded{absl::StrCat("nesting deeper than ",
+                                           limits.max_depth, " levels")};
+        }
+        keys_per_level.emplace_back();
+        break;
+      case Json::parse_event_t::array_start:
+        if (depth >= limits.max_depth) {
+          throw LimitExceeded{absl::StrCat("nesting deeper than ",
+                                           limits.max_depth, " levels")};
+        }
+        break;
+      case Json::parse_event_t::key:
+        if (!keys_per_level.empty() &&
+            !keys_per_level.back().insert(parsed.get<std::string>()).second) {
+          throw LimitExceeded{absl::StrCat("duplicate member \"",
+                                           parsed.get<std::string>(), "\"")};
+        }
+        break;
+      case Json::parse_event_t::object_end:
+        if (!keys_per_level.empty()) keys_per_level.pop_back();
+        break;
+      default:
+        break;
+    }
+    return true;
+  };
+  try {
+    return Json::parse(text.begin(), text.end(), callback,
+                       /*allow_exceptions=*/true, /*ignore_comments=*/false);
+  } catch (const LimitExceeded& e) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid JSON: ", e.message));
+  } catch (const Json::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid JSON: ", StripNlohmannPrefix(e.what())));
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid JSON: ", e.what()));
+  }
+}
+
+std::string DumpJson(const Json& value) {
+  return value.dump(-1, ' ', /*ensure_ascii=*/false,
+                    Json::error_handler_t::replace);
+}
+
+const Json* FindMember(const Json& object, absl::string_view key) {
+  if (!object.is_object()) return nullptr;
+  auto it = object.find(std::string_view(key.data(), key.size()));
+  return it == object.end() ? nullptr : &*it;
+}
+
+absl::string_view JsonTypeName(const Json& value) { return value.type_name(); }
+
+absl::StatusOr<std::string> GetStringMember(const Json& object,
+                                            absl::string_view key,
+                                            absl::string_view where) {
+  const Json* member = FindMember(object, key);
+  if (member == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("missing field `", key, "` in ", where));
+  }
+  if (!member->is_string()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("field `", key, "` in ", where, " must be a string, not ",
+                     member->type_name()));
+  }
+  return member->get<std::string>();
+}
+
+absl::StatusOr<const Json*> GetObjectMember(const Json& object,
+                                            absl::string_view key,
+                                            absl::string_view where) {
+  const Json* member = FindMember(object, key);
+  if (member == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("missing field `", key, "` in ", where));
+  }
+  if (!member->is_object()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("field `", key, "` in ", where, " must be an object, not ",
+                     member->type_name()));
+  }
+  return member;
+}
+
+}  // namespace kbs::common

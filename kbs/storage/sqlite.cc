@@ -1,0 +1,174 @@
+#include "kbs/storage/sqlite.h"
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace kbs::storage {
+
+absl::Status SqliteError(sqlite3* db, int rc, absl::string_view what) {
+  std::string message =
+      absl::StrCat(what, ": ", db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_READONLY:
+    case SQLITE_CANTOPEN:
+    case SQLITE_NOMEM:
+    case SQLITE_PERM:
+    case SQLITE_PROTOCOL:
+      return absl::UnavailableError(message);
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return absl::DataLossError(message);
+    case SQLITE_CONSTRAINT:
+      return absl::AlreadyExistsError(message);
+    default:
+      return absl::InternalError(message);
+  }
+}
+
+SqliteStatement::~SqliteStatement() { sqlite3_finalize(stmt_); }
+
+void SqliteStatement::BindInt64(int index, int64_t value) {
+  sqlite3_bind_int64(stmt_, index, value);
+}
+void SqliteStatement::BindText(int index, absl::string_view value) {
+  sqlite3_bind_text(stmt_, index, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
+}
+void SqliteStatement::BindBlob(int index, absl::Span<const uint8_t> value) {
+  sqlite3_bind_blob(stmt_, index, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
+}
+void SqliteStatement::BindBlob(int index, absl::string_view value) {
+  sqlite3_bind_blob(stmt_, index, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
+}
+
+absl::StatusOr<bool> SqliteStatement::Step() {
+  int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  return SqliteError(sqlite3_db_handle(stmt_), rc, "SQLite step failed");
+}
+
+absl::Status SqliteStatement::Run() {
+  KBS_ASSIGN_OR_RETURN(bool row, Step());
+  (void)row;
+  return absl::OkStatus();
+}
+
+int64_t SqliteStatement::ColumnInt64(int index) const { return sqlite3_column_int64(stmt_, index); }
+
+std::string SqliteStatement::ColumnText(int index) const {
+  const auto* text = sqlite3_column_text(stmt_, index);
+  int len = sqlite3_column_bytes(stmt_, index);
+  return text == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(text), len);
+}
+
+std::string SqliteStatement::ColumnBlob(int index) const {
+  const void* blob = sqlite3_column_blob(stmt_, index);
+  int len = sqlite3_column_bytes(stmt_, index);
+  return blob == nullptr ? std::string() : std::string(static_cast<const char*>(blob), len);
+}
+
+void SqliteStatement::Reset() {
+  sqlite3_reset(stmt_);
+  sqlite3_clear_bindings(stmt_);
+}
+
+absl::StatusOr<std::unique_ptr<SqliteConnection>> SqliteConnection::Open(const std::string& path) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    absl::Status s = SqliteError(db, rc, absl::StrCat("cannot open database ", path));
+    sqlite3_close(db);
+    return s;
+  }
+  auto conn = std::unique_ptr<SqliteConnection>(new SqliteConnection(db));
+  sqlite3_busy_timeout(db, 5000);
+  sqlite3_extended_result_codes(db, 1);
+  // WAL: readers never block the writer. synchronous=FULL: a committed
+  // write survives power loss, which the key store and (later) the receipt
+  // log rely on.
+  KBS_RETURN_IF_ERROR(conn->Exec("PRAGMA journal_mode=WAL"));
+  KBS_RETURN_IF_ERROR(conn->Exec("PRAGMA synchronous=FULL"));
+  KBS_RETURN_IF_ERROR(conn->Exec("PRAGMA foreign_keys=ON"));
+  return conn;
+}
+
+SqliteConnection::~SqliteConnection() {
+  statements_.clear();
+  sqlite3_close(db_);
+}
+
+absl::Status SqliteConnection::Exec(absl::string_view sql) {
+  std::string text(sql);
+  char* err = nullptr;
+  int rc = sqlite3_exec(db_, text.c_str(), nullptr, nullptr, &err);
+  sqlite3_free(err);
+  if (rc != SQLITE_OK) return SqliteError(db_, rc, "SQLite exec failed");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SqliteStatement*> SqliteConnection::Prepare(absl::string_view sql) {
+  auto it = statements_.find(std::string_view(sql.data(), sql.size()));
+  if (it != statements_.end()) {
+    it->second->Reset();
+    return it->second.get();
+  }
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
+                              SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+  if (rc != SQLITE_OK) return SqliteError(db_, rc, "SQLite prepare failed");
+  auto owned = std::make_unique<SqliteStatement>(stmt);
+  SqliteStatement* raw = owned.get();
+  statements_.emplace(std::string(sql), std::move(owned));
+  return raw;
+}
+
+absl::Status SqliteConnection::Transaction(const std::function<absl::Status()>& body) {
+  KBS_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  absl::Status status = body();
+  if (status.ok()) {
+    status = Exec("COMMIT");
+    if (status.ok()) return status;
+  }
+  (void)Exec("ROLLBACK");
+  return status;
+}
+
+int64_t SqliteConnection::Changes() const { return sqlite3_changes64(db_); }
+
+absl::StatusOr<std::unique_ptr<SqliteDatabase>> SqliteDatabase::Open(const std::string& path,
+                                                                     int pool_size,
+                                                                     absl::string_view schema) {
+  auto db = std::unique_ptr<SqliteDatabase>(new SqliteDatabase());
+  for (int i = 0; i < std::max(1, pool_size); ++i) {
+    KBS_ASSIGN_OR_RETURN(std::unique_ptr<SqliteConnection> conn, SqliteConnection::Open(path));
+    if (i == 0 && !schema.empty()) KBS_RETURN_IF_ERROR(conn->Exec(schema));
+    db->idle_.push_back(conn.get());
+    db->all_.push_back(std::move(conn));
+  }
+  return db;
+}
+
+absl::Status SqliteDatabase::Run(const std::function<absl::Status(SqliteConnection&)>& fn) {
+  SqliteConnection* conn;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return !idle_.empty(); });
+    conn = idle_.back();
+    idle_.pop_back();
+  }
+  absl::Status status = fn(*conn);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    idle_.push_back(conn);
+  }
+  cv_.notify_one();
+  return status;
+}
+
+}  // namespace kbs::storage

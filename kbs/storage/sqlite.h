@@ -1,0 +1,94 @@
+// A small RAII layer over SQLite: connections in WAL mode with a busy
+// timeout, cached prepared statements, and a fixed-size pool. Errors become
+// absl::Status (Unavailable for I/O, busy or full conditions, so callers fail
+// closed with a retryable error; Internal for SQL bugs).
+#ifndef KBS_KBS_STORAGE_SQLITE_H_
+#define KBS_KBS_STORAGE_SQLITE_H_
+
+#include <sqlite3.h>
+
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+
+namespace kbs::storage {
+
+// A prepared statement owned by its connection; reset after each use.
+class SqliteStatement final {
+ public:
+  explicit SqliteStatement(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  ~SqliteStatement();
+  SqliteStatement(const SqliteStatement&) = delete;
+  SqliteStatement& operator=(const SqliteStatement&) = delete;
+
+  // Indexes are 1-based, as in SQLite.
+  void BindInt64(int index, int64_t value);
+  void BindText(int index, absl::string_view value);
+  void BindBlob(int index, absl::Span<const uint8_t> value);
+  void BindBlob(int index, absl::string_view value);
+  // true when a row is available, false when done.
+  absl::StatusOr<bool> Step();
+  // Runs a statement that returns no rows.
+  absl::Status Run();
+  int64_t ColumnInt64(int index) const;
+  std::string ColumnText(int index) const;
+  std::string ColumnBlob(int index) const;
+  // Resets and clears bindings for the next use.
+  void Reset();
+
+ private:
+  friend class SqliteConnection;
+  sqlite3_stmt* stmt_;
+};
+
+// One connection; not thread-safe (the pool hands it to one thread at a time).
+class SqliteConnection final {
+ public:
+  static absl::StatusOr<std::unique_ptr<SqliteConnection>> Open(const std::string& path);
+  ~SqliteConnection();
+
+  absl::Status Exec(absl::string_view sql);
+  // Returns the cached statement for `sql`, reset and ready to bind.
+  absl::StatusOr<SqliteStatement*> Prepare(absl::string_view sql);
+  // Runs `body` inside BEGIN IMMEDIATE ... COMMIT; rolls back on error.
+  absl::Status Transaction(const std::function<absl::Status()>& body);
+  int64_t Changes() const;
+
+ private:
+  explicit SqliteConnection(sqlite3* db) : db_(db) {}
+  sqlite3* db_;
+  std::map<std::string, std::unique_ptr<SqliteStatement>, std::less<>> statements_;
+};
+
+absl::Status SqliteError(sqlite3* db, int rc, absl::string_view what);
+
+// A fixed pool of connections to one database file. Thread-safe.
+class SqliteDatabase final {
+ public:
+  // Opens `pool_size` connections and applies `schema` (idempotent DDL) once.
+  static absl::StatusOr<std::unique_ptr<SqliteDatabase>> Open(const std::string& path,
+                                                              int pool_size,
+                                                              absl::string_view schema);
+
+  // Borrows a connection for the duration of `fn`.
+  absl::Status Run(const std::function<absl::Status(SqliteConnection&)>& fn);
+
+ private:
+  SqliteDatabase() = default;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<SqliteConnection>> all_;
+  std::vector<SqliteConnection*> idle_;
+};
+
+}  // namespace kbs::storage
+
+#endif  // KBS_KBS_STORAGE_SQLITE_H_
