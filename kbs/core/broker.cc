@@ -194,7 +194,7 @@ absl::StatusOr<AttestResponse> Broker::Attest(absl::string_view session_id,
   }
   auto result = deps_.tokens->Issue(record);
   if (!result.ok()) return AttestError(result.status());
-  AttestResponse response{(*result)->token, (*result)->expires};
+  AttestResponse response{(*result)->token, (*result)->expires, challenge->session_expires};
   absl::Status stored = deps_.sessions->CompleteAttestation(session_id, *std::move(result));
   if (!stored.ok()) return AttestError(stored);
   KBS_LOG(kDebug, "attested tee=", challenge->tee, " status=",

@@ -40,7 +40,9 @@ struct AuthResponse {
 
 struct AttestResponse {
   std::string token;
-  absl::Time expires;
+  absl::Time token_expires;
+  // The session's (unchanged) expiry, for re-sending the cookie.
+  absl::Time session_expires;
 };
 
 // How a resource request proves it attested: the agent's session cookie,
@@ -102,8 +104,6 @@ class Broker final {
 
   absl::StatusOr<std::shared_ptr<const AttestationResult>> Authenticate(
       const Credentials& credentials, absl::Time now);
-  absl::StatusOr<AttestResponse> AttestClaimed(const session::Challenge& challenge,
-                                               const AttestRequest& request);
   std::shared_ptr<const policy::PolicyEngine> ActivePolicy() const;
 
   Dependencies deps_;

@@ -10,7 +10,7 @@
 #include "kbs/client/sample_attester.h"
 #include "kbs/core/errors.h"
 #include "kbs/keystore/local_key_store.h"
-#include "verifier/sample/sample_verifier.h"
+#include "tests/testing/in_process_kbs.h"
 
 namespace kbs {
 namespace {
@@ -18,48 +18,17 @@ namespace {
 using common::Json;
 using ::testing::HasSubstr;
 
-const absl::Time kStart = absl::FromUnixSeconds(1800000000);
-
 class BrokerTest : public ::testing::Test {
  protected:
   void SetUp() override { Build(/*sample=*/true); }
 
   void Build(bool sample, size_t max_sessions = 1000) {
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           absl::StrCat("broker_test_", ::testing::UnitTest::GetInstance()->random_seed(), "_",
-                        reinterpret_cast<uintptr_t>(this), "_", builds_++);
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    broker_.reset();
-    verifiers_ = std::make_unique<verifier::VerifierSet>();
-    if (sample) {
-      ASSERT_TRUE(verifiers_->Add(verifier::SampleVerifier::CreateCpu()).ok());
-      ASSERT_TRUE(verifiers_->Add(verifier::SampleVerifier::CreateDevice()).ok());
-    }
-    sessions_ = std::make_unique<session::SessionStore>(
-        session::SessionStore::Options{absl::Minutes(5), max_sessions});
-    tokens_ = *token::TokenService::Create(*common::GenerateEcKey(common::EcCurve::kP256),
-                                           token::TokenService::Options{}, &clock_);
-    db_ = *storage::SqliteDatabase::Open((dir_ / "kbs.db").string(), 2, "");
-    keys_ = *keystore::LocalKeyStore::Create(db_.get(), *common::RandomBytes(32), &clock_);
-    policies_ = *PolicyStore::Create(db_.get(), &clock_);
-    admin_key_ = *common::GenerateEd25519Key();
-    admin_ = *admin::AdminAuthenticator::Create({*common::PublicKeyToPem(admin_key_.get())},
-                                                &clock_);
-    Broker::Dependencies deps{&clock_,      sessions_.get(), verifiers_.get(), tokens_.get(),
-                              keys_.get(), policies_.get(), admin_.get()};
-    Broker::Options options;
-    options.policy.sample_tee_enabled = sample;
-    auto broker = Broker::Create(deps, options);
-    ASSERT_TRUE(broker.ok()) << broker.status();
-    broker_ = *std::move(broker);
+    kbs_ = testing::InProcessKbs::Create({sample, max_sessions});
+    broker_ = kbs_->broker();
   }
-
+  common::FakeClock& clock() { return kbs_->clock(); }
   std::string AdminToken(absl::Duration lifetime = absl::Minutes(5)) {
-    auto signer = *jose::JwtSigner::Create(
-        *common::PrivateKeyFromPem(*common::PrivateKeyToPem(admin_key_.get())));
-    return *signer->Sign(Json{{"iat", absl::ToUnixSeconds(clock_.Now())},
-                              {"exp", absl::ToUnixSeconds(clock_.Now() + lifetime)}});
+    return kbs_->AdminToken(lifetime);
   }
 
   void AllowAllWithResource(const std::string& path = "repo/key/tag",
@@ -93,18 +62,8 @@ class BrokerTest : public ::testing::Test {
     return client::DecryptResource(jwe->ToJsonString(), key);
   }
 
-  common::FakeClock clock_{kStart};
-  std::filesystem::path dir_;
-  int builds_ = 0;
-  std::unique_ptr<verifier::VerifierSet> verifiers_;
-  std::unique_ptr<session::SessionStore> sessions_;
-  std::unique_ptr<token::TokenService> tokens_;
-  std::unique_ptr<storage::SqliteDatabase> db_;
-  std::unique_ptr<keystore::LocalKeyStore> keys_;
-  std::unique_ptr<PolicyStore> policies_;
-  common::EvpPkeyPtr admin_key_;
-  std::unique_ptr<admin::AdminAuthenticator> admin_;
-  std::unique_ptr<Broker> broker_;
+  std::unique_ptr<testing::InProcessKbs> kbs_;
+  Broker* broker_ = nullptr;
 };
 
 TEST_F(BrokerTest, FullFlowByCookieAndByBearerForEachKeyType) {
@@ -206,7 +165,7 @@ TEST_F(BrokerTest, ExpiredSession) {
   auto auth = broker_->Auth(AuthRequest{"0.4.0", "sample", Json("")});
   auto key = *client::TeeKeyPair::Generate(client::TeeKeyType::kEcP256);
   auto req = client::BuildSampleAttestation(auth->nonce, key, {});
-  clock_.Advance(absl::Minutes(5) + absl::Seconds(1));
+  clock().Advance(absl::Minutes(5) + absl::Seconds(1));
   auto expired = broker_->Attest(auth->session_id, *req);
   EXPECT_EQ(expired.status().code(), absl::StatusCode::kUnauthenticated);
   EXPECT_THAT(expired.status().message(), HasSubstr("expired"));
@@ -216,9 +175,9 @@ TEST_F(BrokerTest, AttestedSessionAndTokenExpire) {
   AllowAllWithResource();
   auto attested = Attest();
   ASSERT_TRUE(attested.ok());
-  clock_.Advance(absl::Minutes(4));
+  clock().Advance(absl::Minutes(4));
   EXPECT_TRUE(Fetch({attested->session_id, ""}, attested->key).ok());
-  clock_.Advance(absl::Minutes(1) + absl::Seconds(1));
+  clock().Advance(absl::Minutes(1) + absl::Seconds(1));
   auto cookie = broker_->GetResource({attested->session_id, ""}, "repo/key/tag");
   EXPECT_EQ(cookie.status().code(), absl::StatusCode::kUnauthenticated);
   EXPECT_EQ(GetErrorKind(cookie.status()), ErrorKind::kTokenNotFound);
@@ -302,7 +261,7 @@ TEST_F(BrokerTest, TokenFromAnotherKbsIsRejected) {
   auto attested = Attest();
   ASSERT_TRUE(attested.ok());
   std::string token = attested->token;
-  Build(/*sample=*/true);  // new signing key
+  Build(/*sample=*/true);  // another KBS, another signing key
   AllowAllWithResource();
   auto result = broker_->GetResource({"", token}, "repo/key/tag");
   EXPECT_EQ(result.status().code(), absl::StatusCode::kUnauthenticated);
@@ -314,11 +273,11 @@ TEST_F(BrokerTest, AdminAuthentication) {
   EXPECT_EQ(none.status().code(), absl::StatusCode::kUnauthenticated);
   EXPECT_EQ(GetErrorKind(none.status()), ErrorKind::kAdminAuthAccess);
   std::string expired = AdminToken(absl::Seconds(10));
-  clock_.Advance(absl::Minutes(5));
+  clock().Advance(absl::Minutes(5));
   EXPECT_EQ(broker_->PutResource(expired, "repo/key/tag", "v").status().code(),
             absl::StatusCode::kUnauthenticated);
   auto other = *jose::JwtSigner::Create(*common::GenerateEd25519Key());
-  std::string forged = *other->Sign(Json{{"exp", absl::ToUnixSeconds(clock_.Now()) + 60}});
+  std::string forged = *other->Sign(Json{{"exp", absl::ToUnixSeconds(clock().Now()) + 60}});
   EXPECT_EQ(broker_->DeleteResource(forged, "repo/key/tag").code(),
             absl::StatusCode::kUnauthenticated);
   EXPECT_EQ(broker_->ListResources(forged).status().code(), absl::StatusCode::kUnauthenticated);
@@ -349,9 +308,7 @@ TEST_F(BrokerTest, AdminResourceLifecycleAndPolicyPersistence) {
   EXPECT_EQ(GetErrorKind(bad.status()), ErrorKind::kParsePolicyError);
   ASSERT_TRUE(broker_->SetPolicy(admin, R"({"preset":"allow-all"})").ok());
   // A new broker over the same database keeps the policy.
-  Broker::Dependencies deps{&clock_,      sessions_.get(), verifiers_.get(), tokens_.get(),
-                            keys_.get(), policies_.get(), admin_.get()};
-  auto reopened = Broker::Create(deps, Broker::Options{{true}});
+  auto reopened = kbs_->Reopen();
   ASSERT_TRUE(reopened.ok());
   EXPECT_EQ((*(*reopened)->GetPolicy(admin))["id"], "preset:allow-all");
 }
@@ -364,7 +321,7 @@ TEST_F(BrokerTest, SessionTableCap) {
   auto full = broker_->Auth(AuthRequest{"0.4.0", "sample", Json("")});
   EXPECT_EQ(full.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(HttpStatusFor(full.status()), 503);
-  clock_.Advance(absl::Minutes(6));  // expired sessions are purged to make room
+  clock().Advance(absl::Minutes(6));  // expired sessions are purged to make room
   EXPECT_TRUE(broker_->Auth(AuthRequest{"0.4.0", "sample", Json("")}).ok());
 }
 

@@ -50,6 +50,7 @@ absl::StatusOr<NewSession> SessionStore::Create(absl::string_view tee, common::H
   entry.challenge.nonce = common::Base64Encode(nonce_raw);
   entry.challenge.hash_algorithm = hash;
   entry.expires = now + options_.timeout;
+  entry.challenge.session_expires = entry.expires;
   NewSession out{id, entry.challenge.nonce, entry.expires};
   Shard& shard = ShardFor(id);
   {

@@ -26,6 +26,7 @@ struct Challenge {
   std::string tee;
   std::string nonce;  // base64 of 32 random bytes, as sent
   common::HashAlgorithm hash_algorithm = common::HashAlgorithm::kSha384;
+  absl::Time session_expires;
 };
 
 struct NewSession {

@@ -1,0 +1,61 @@
+// KBS configuration: TOML (deploy/kbs.toml documents every key), every key
+// with a default, unknown keys rejected so typos do not silently fall back
+// to defaults. Command-line flags override the file.
+#ifndef KBS_KBS_CONFIG_CONFIG_H_
+#define KBS_KBS_CONFIG_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace kbs::config {
+
+struct KbsConfig {
+  // [server]
+  std::string http_address = "127.0.0.1:8080";
+  std::string grpc_address = "127.0.0.1:50051";  // "" disables gRPC
+  bool insecure_http = false;
+  std::string tls_cert;
+  std::string tls_key;
+  int threads = 0;  // 0: one per CPU
+  int64_t max_header_field_bytes = 128 * 1024;
+  int64_t max_request_head_bytes = 256 * 1024;
+  int64_t max_body_bytes = 2 * 1024 * 1024;
+  int64_t read_timeout_secs = 30;
+  int64_t idle_timeout_secs = 60;
+  // [storage]
+  std::string data_dir = "./kbs-data";
+  // [attestation]
+  bool allow_sample_tee = false;
+  int64_t session_timeout_secs = 300;
+  int64_t max_sessions = 65536;
+  // [token]
+  int64_t token_lifetime_secs = 300;
+  std::string token_issuer = "kbs";
+  // [admin]
+  std::vector<std::string> admin_public_keys;  // PEM file paths
+  // [log]
+  std::string log_level = "info";
+};
+
+// Parses TOML text. InvalidArgument names the key (and line) at fault.
+absl::StatusOr<KbsConfig> ParseConfig(absl::string_view toml_text);
+absl::StatusOr<KbsConfig> LoadConfigFile(const std::string& path);
+
+// Cross-field checks: ranges, TLS pairs, and the transport rule: plain HTTP
+// (and plaintext gRPC) only on loopback addresses unless insecure_http.
+absl::Status ValidateConfig(const KbsConfig& config);
+
+struct HostPort {
+  std::string host;  // IP literal (brackets removed); "localhost" -> 127.0.0.1
+  uint16_t port = 0;
+};
+absl::StatusOr<HostPort> ParseHostPort(absl::string_view address);
+bool IsLoopback(absl::string_view ip);
+
+}  // namespace kbs::config
+
+#endif  // KBS_KBS_CONFIG_CONFIG_H_

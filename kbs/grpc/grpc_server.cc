@@ -1,0 +1,229 @@
+#include "kbs/grpc/grpc_server.h"
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/files.h"
+#include "common/json.h"
+#include "kbs/core/errors.h"
+#include "proto/kbs/v1/kbs.grpc.pb.h"
+
+namespace kbs::grpc_api {
+namespace {
+
+using common::Json;
+
+::grpc::Status ToGrpc(::grpc::ServerContext* context, const absl::Status& status) {
+  if (status.ok()) return ::grpc::Status::OK;
+  context->AddTrailingMetadata("kbs-error-type",
+                               std::string(ErrorKindName(GetErrorKind(status))));
+  return ::grpc::Status(static_cast<::grpc::StatusCode>(status.code()),
+                        std::string(status.message()));
+}
+
+std::string Metadata(::grpc::ServerContext* context, const char* key) {
+  auto it = context->client_metadata().find(key);
+  if (it == context->client_metadata().end()) return "";
+  return std::string(it->second.data(), it->second.size());
+}
+
+std::string AdminToken(::grpc::ServerContext* context) {
+  std::string value = Metadata(context, "authorization");
+  absl::string_view v = absl::StripAsciiWhitespace(value);
+  if (v.size() > 7 && absl::EqualsIgnoreCase(v.substr(0, 7), "bearer ")) {
+    return std::string(absl::StripAsciiWhitespace(v.substr(7)));
+  }
+  return "";
+}
+
+absl::Status BadJson(absl::string_view field, const absl::Status& s) {
+  return KbsError(absl::StatusCode::kInvalidArgument, ErrorKind::kSerdeError,
+                  absl::StrCat("`", field, "`: ", s.message()));
+}
+
+void FillMetadata(const keystore::ResourceMetadata& md, v1::ResourceMetadata* out) {
+  out->set_path(md.path);
+  out->set_size(md.size);
+  out->set_sha256(md.sha256_hex);
+  out->set_created_at(absl::ToUnixSeconds(md.created));
+  out->set_updated_at(absl::ToUnixSeconds(md.updated));
+}
+
+class KeyBrokerService final : public v1::KeyBroker::Service {
+ public:
+  explicit KeyBrokerService(Broker* broker) : broker_(broker) {}
+
+  ::grpc::Status Auth(::grpc::ServerContext* context, const v1::AuthRequest* request,
+                      v1::AuthResponse* response) override {
+    AuthRequest req{request->version(), request->tee(), Json("")};
+    if (!request->extra_params_json().empty()) {
+      auto extra = common::ParseJson(request->extra_params_json());
+      if (!extra.ok()) return ToGrpc(context, BadJson("extra_params_json", extra.status()));
+      req.extra_params = *std::move(extra);
+    }
+    auto auth = broker_->Auth(req);
+    if (!auth.ok()) return ToGrpc(context, auth.status());
+    response->set_session_id(auth->session_id);
+    response->set_nonce(auth->nonce);
+    response->set_extra_params_json(common::DumpJson(auth->extra_params));
+    response->set_expires_at(absl::ToUnixSeconds(auth->expires));
+    return ::grpc::Status::OK;
+  }
+
+  ::grpc::Status Attest(::grpc::ServerContext* context, const v1::AttestRequest* request,
+                        v1::AttestResponse* response) override {
+    AttestRequest req;
+    req.nonce = request->nonce();
+    auto pubkey = common::ParseJson(request->tee_pubkey_json());
+    if (!pubkey.ok()) return ToGrpc(context, BadJson("tee_pubkey_json", pubkey.status()));
+    req.tee_pubkey = *std::move(pubkey);
+    auto evidence = common::ParseJson(request->primary_evidence_json());
+    if (!evidence.ok()) {
+      return ToGrpc(context, BadJson("primary_evidence_json", evidence.status()));
+    }
+    req.primary_evidence = *std::move(evidence);
+    req.additional_evidence = request->additional_evidence();
+    if (request->has_init_data()) {
+      req.init_data = InitDataSpec{request->init_data().format(), request->init_data().body()};
+    }
+    auto attest = broker_->Attest(request->session_id(), req);
+    if (!attest.ok()) return ToGrpc(context, attest.status());
+    response->set_token(attest->token);
+    response->set_expires_at(absl::ToUnixSeconds(attest->token_expires));
+    return ::grpc::Status::OK;
+  }
+
+  ::grpc::Status GetResource(::grpc::ServerContext* context, const v1::GetResourceRequest* request,
+                             v1::GetResourceResponse* response) override {
+    Credentials creds{request->session_id(), request->token()};
+    auto jwe = broker_->GetResource(creds, request->path());
+    if (!jwe.ok()) return ToGrpc(context, jwe.status());
+    v1::Jwe* out = response->mutable_jwe();
+    out->set_protected_(jwe->protected_header);
+    out->set_encrypted_key(jwe->encrypted_key);
+    out->set_iv(jwe->iv);
+    out->set_ciphertext(jwe->ciphertext);
+    out->set_tag(jwe->tag);
+    response->set_jwe_json(jwe->ToJsonString());
+    return ::grpc::Status::OK;
+  }
+
+  ::grpc::Status GetJwks(::grpc::ServerContext*, const v1::GetJwksRequest*,
+                         v1::GetJwksResponse* response) override {
+    response->set_jwks_json(common::DumpJson(broker_->jwks()));
+    return ::grpc::Status::OK;
+  }
+
+ private:
+  Broker* broker_;
+};
+
+class AdminService final : public v1::Admin::Service {
+ public:
+  explicit AdminService(Broker* broker) : broker_(broker) {}
+
+  ::grpc::Status PutResource(::grpc::ServerContext* context, const v1::PutResourceRequest* request,
+                             v1::ResourceMetadata* response) override {
+    auto md = broker_->PutResource(AdminToken(context), request->path(), request->value());
+    if (!md.ok()) return ToGrpc(context, md.status());
+    FillMetadata(*md, response);
+    return ::grpc::Status::OK;
+  }
+
+  ::grpc::Status DeleteResource(::grpc::ServerContext* context,
+                                const v1::DeleteResourceRequest* request,
+                                v1::DeleteResourceResponse*) override {
+    return ToGrpc(context, broker_->DeleteResource(AdminToken(context), request->path()));
+  }
+
+  ::grpc::Status ListResources(::grpc::ServerContext* context, const v1::ListResourcesRequest*,
+                               v1::ListResourcesResponse* response) override {
+    auto list = broker_->ListResources(AdminToken(context));
+    if (!list.ok()) return ToGrpc(context, list.status());
+    for (const keystore::ResourceMetadata& md : *list) FillMetadata(md, response->add_resources());
+    return ::grpc::Status::OK;
+  }
+
+  ::grpc::Status SetPolicy(::grpc::ServerContext* context, const v1::SetPolicyRequest* request,
+                           v1::SetPolicyResponse* response) override {
+    auto id = broker_->SetPolicy(AdminToken(context), request->document());
+    if (!id.ok()) return ToGrpc(context, id.status());
+    response->set_id(*id);
+    return ::grpc::Status::OK;
+  }
+
+  ::grpc::Status GetPolicy(::grpc::ServerContext* context, const v1::GetPolicyRequest*,
+                           v1::GetPolicyResponse* response) override {
+    auto policy = broker_->GetPolicy(AdminToken(context));
+    if (!policy.ok()) return ToGrpc(context, policy.status());
+    response->set_id((*policy)["id"].get<std::string>());
+    response->set_document_json(common::DumpJson((*policy)["policy"]));
+    return ::grpc::Status::OK;
+  }
+
+ private:
+  Broker* broker_;
+};
+
+class GrpcServerImpl final : public GrpcServer {
+ public:
+  explicit GrpcServerImpl(Broker* broker) : key_broker_(broker), admin_(broker) {}
+  ~GrpcServerImpl() override { Stop(); }
+
+  absl::Status Init(const GrpcServerOptions& options) {
+    std::shared_ptr<::grpc::ServerCredentials> creds;
+    if (!options.tls_cert_file.empty() || !options.tls_key_file.empty()) {
+      auto cert = common::ReadFile(options.tls_cert_file);
+      auto key = common::ReadFile(options.tls_key_file);
+      if (!cert.ok()) return cert.status();
+      if (!key.ok()) return key.status();
+      ::grpc::SslServerCredentialsOptions ssl;
+      ssl.pem_key_cert_pairs.push_back({*key, *cert});
+      creds = ::grpc::SslServerCredentials(ssl);
+    } else {
+      creds = ::grpc::InsecureServerCredentials();
+    }
+    ::grpc::EnableDefaultHealthCheckService(true);
+    ::grpc::ServerBuilder builder;
+    builder.AddListeningPort(options.address, creds, &port_);
+    builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
+    builder.RegisterService(&key_broker_);
+    builder.RegisterService(&admin_);
+    server_ = builder.BuildAndStart();
+    if (server_ == nullptr || port_ == 0) {
+      return absl::UnavailableError(absl::StrCat("cannot listen for gRPC on ", options.address));
+    }
+    return absl::OkStatus();
+  }
+
+  int port() const override { return port_; }
+
+  void Stop() override {
+    if (server_ != nullptr) {
+      server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+      server_->Wait();
+      server_.reset();
+    }
+  }
+
+ private:
+  KeyBrokerService key_broker_;
+  AdminService admin_;
+  std::unique_ptr<::grpc::Server> server_;
+  int port_ = 0;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const GrpcServerOptions& options,
+                                                              Broker* broker) {
+  auto server = std::make_unique<GrpcServerImpl>(broker);
+  absl::Status status = server->Init(options);
+  if (!status.ok()) return status;
+  return std::unique_ptr<GrpcServer>(std::move(server));
+}
+
+}  // namespace kbs::grpc_api

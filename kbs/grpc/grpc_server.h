@@ -1,0 +1,36 @@
+// The gRPC adapter (kbs.v1.KeyBroker and kbs.v1.Admin) over the broker,
+// plus gRPC health checking. Same semantics and errors as HTTP: each absl
+// status becomes the gRPC status with the same code, and the reference
+// error variant travels in the `kbs-error-type` trailer.
+#ifndef KBS_KBS_GRPC_GRPC_SERVER_H_
+#define KBS_KBS_GRPC_GRPC_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "kbs/core/broker.h"
+
+namespace kbs::grpc_api {
+
+struct GrpcServerOptions {
+  std::string address = "127.0.0.1:50051";  // "host:port"; port 0 picks one
+  size_t max_message_bytes = 2 * 1024 * 1024;
+  // PEM files; both set -> TLS.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+};
+
+class GrpcServer {
+ public:
+  virtual ~GrpcServer() = default;
+  // `broker` must outlive the server.
+  static absl::StatusOr<std::unique_ptr<GrpcServer>> Start(const GrpcServerOptions& options,
+                                                           Broker* broker);
+  virtual int port() const = 0;
+  virtual void Stop() = 0;
+};
+
+}  // namespace kbs::grpc_api
+
+#endif  // KBS_KBS_GRPC_GRPC_SERVER_H_

@@ -1,0 +1,342 @@
+#include "kbs/http/http_server.h"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "kbs/core/errors.h"
+
+namespace kbs::http {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+
+// A request parser that stores header fields itself. Beast's stock
+// `basic_fields` caps one field at about 64 KiB; CoCo Bearer tokens can be
+// larger, so fields go into a plain vector, bounded per field and (through
+// header_limit) in total.
+class RequestParser final : public bhttp::basic_parser<true> {
+ public:
+  RequestParser(size_t max_field, size_t max_head, size_t max_body) : max_field_(max_field) {
+    header_limit(static_cast<std::uint32_t>(max_head));
+    body_limit(max_body);
+  }
+
+  HttpRequest& request() { return request_; }
+  bool field_too_large() const { return field_too_large_; }
+
+ private:
+  void on_request_impl(bhttp::verb, beast::string_view method, beast::string_view target, int,
+                       beast::error_code&) override {
+    request_.method.assign(method.data(), method.size());
+    request_.target.assign(target.data(), target.size());
+  }
+  void on_response_impl(int, beast::string_view, int, beast::error_code& ec) override {
+    ec = bhttp::error::bad_method;
+  }
+  void on_field_impl(bhttp::field, beast::string_view name, beast::string_view value,
+                     beast::error_code& ec) override {
+    if (value.size() > max_field_) {
+      field_too_large_ = true;
+      ec = bhttp::error::header_limit;
+      return;
+    }
+    std::string lower(name.data(), name.size());
+    absl::AsciiStrToLower(&lower);
+    request_.headers.emplace_back(std::move(lower), std::string(value.data(), value.size()));
+  }
+  void on_header_impl(beast::error_code&) override {}
+  void on_body_init_impl(const boost::optional<std::uint64_t>& length,
+                         beast::error_code&) override {
+    if (length) request_.body.reserve(static_cast<size_t>(*length));
+  }
+  std::size_t on_body_impl(beast::string_view body, beast::error_code&) override {
+    request_.body.append(body.data(), body.size());
+    return body.size();
+  }
+  void on_chunk_header_impl(std::uint64_t, beast::string_view, beast::error_code&) override {}
+  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body,
+                                 beast::error_code&) override {
+    request_.body.append(body.data(), body.size());
+    return body.size();
+  }
+  void on_finish_impl(beast::error_code&) override {}
+
+  size_t max_field_;
+  bool field_too_large_ = false;
+  HttpRequest request_;
+};
+
+std::string Serialize(const HttpResponse& r, bool keep_alive) {
+  std::string out = absl::StrCat("HTTP/1.1 ", r.status, " ", ReasonPhrase(r.status), "\r\n");
+  if (!r.content_type.empty()) absl::StrAppend(&out, "Content-Type: ", r.content_type, "\r\n");
+  for (const auto& [name, value] : r.headers) absl::StrAppend(&out, name, ": ", value, "\r\n");
+  absl::StrAppend(&out, "Content-Length: ", r.body.size(), "\r\n");
+  if (!keep_alive) out += "Connection: close\r\n";
+  out += "\r\n";
+  out += r.body;
+  return out;
+}
+
+struct ServerState {
+  HttpServerOptions options;
+  Router* router;
+};
+
+// One connection; lives as long as an async operation holds it.
+template <typename Stream>
+class Connection : public std::enable_shared_from_this<Connection<Stream>> {
+ public:
+  Connection(Stream stream, const ServerState* state, std::string peer)
+      : stream_(std::move(stream)), state_(state), peer_(std::move(peer)) {}
+
+  void Start() {
+    if constexpr (std::is_same_v<Stream, beast::ssl_stream<beast::tcp_stream>>) {
+      beast::get_lowest_layer(stream_).expires_after(ToChrono(state_->options.read_timeout));
+      stream_.async_handshake(asio::ssl::stream_base::server,
+                              [self = this->shared_from_this()](beast::error_code ec) {
+                                if (!ec) self->ReadHeader(/*first=*/true);
+                              });
+    } else {
+      ReadHeader(/*first=*/true);
+    }
+  }
+
+ private:
+  static std::chrono::nanoseconds ToChrono(absl::Duration d) { return absl::ToChronoNanoseconds(d); }
+
+  void ReadHeader(bool first) {
+    const HttpServerOptions& o = state_->options;
+    parser_.emplace(o.max_header_field_bytes, o.max_head_bytes, o.max_body_bytes);
+    // Between requests a keep-alive connection may idle; once bytes arrive
+    // the head must be complete within the read timeout. Asio has one timer
+    // per stream, so the longer bound applies to the head of a follow-up
+    // request.
+    beast::get_lowest_layer(stream_).expires_after(
+        ToChrono(first ? o.read_timeout : std::max(o.idle_timeout, o.read_timeout)));
+    bhttp::async_read_header(stream_, buffer_, *parser_,
+                             [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                               self->OnHeader(ec);
+                             });
+  }
+
+  void OnHeader(beast::error_code ec) {
+    if (ec) return OnReadError(ec);
+    beast::string_view expect;
+    for (const auto& [name, value] : parser_->request().headers) {
+      if (name == "expect") expect = value;
+    }
+    if (!parser_->is_done() && beast::iequals(expect, "100-continue")) {
+      auto cont = std::make_shared<std::string>("HTTP/1.1 100 Continue\r\n\r\n");
+      asio::async_write(stream_, asio::buffer(*cont),
+                        [self = this->shared_from_this(), cont](beast::error_code ec, size_t) {
+                          if (ec) return self->Close();
+                          self->ReadBody();
+                        });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    if (parser_->is_done()) return Dispatch();
+    beast::get_lowest_layer(stream_).expires_after(ToChrono(state_->options.read_timeout));
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                        if (ec) return self->OnReadError(ec);
+                        self->Dispatch();
+                      });
+  }
+
+  void OnReadError(beast::error_code ec) {
+    if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout ||
+        ec == asio::error::eof || ec == asio::error::connection_reset ||
+        ec == asio::error::operation_aborted || ec.category() == asio::error::get_ssl_category() ||
+        ec == asio::ssl::error::stream_truncated) {
+      return Close();
+    }
+    absl::Status status;
+    if (ec == bhttp::error::header_limit) {
+      status = KbsError(absl::StatusCode::kResourceExhausted, ErrorKind::kHttpFailed,
+                        parser_->field_too_large()
+                            ? absl::StrCat("a request header field exceeds ",
+                                           state_->options.max_header_field_bytes, " bytes")
+                            : absl::StrCat("the request head exceeds ",
+                                           state_->options.max_head_bytes, " bytes"));
+    } else if (ec == bhttp::error::body_limit) {
+      status = KbsError(absl::StatusCode::kResourceExhausted, ErrorKind::kHttpFailed,
+                        absl::StrCat("the request body exceeds ", state_->options.max_body_bytes,
+                                     " bytes"));
+    } else if (ec.category() == beast::error_code(bhttp::error::header_limit).category() ||
+               ec == bhttp::error::partial_message) {
+      status = KbsError(absl::StatusCode::kInvalidArgument, ErrorKind::kHttpFailed,
+                        absl::StrCat("malformed HTTP request: ", ec.message()));
+    } else {
+      return Close();
+    }
+    Write(Router::ErrorResponse(status), /*keep_alive=*/false);
+  }
+
+  void Dispatch() {
+    HttpRequest& request = parser_->request();
+    request.peer = peer_;
+    bool keep_alive = parser_->keep_alive();
+    HttpResponse response = state_->router->Handle(request);
+    Write(response, keep_alive);
+  }
+
+  void Write(const HttpResponse& response, bool keep_alive) {
+    out_ = Serialize(response, keep_alive);
+    beast::get_lowest_layer(stream_).expires_after(ToChrono(state_->options.read_timeout));
+    asio::async_write(stream_, asio::buffer(out_),
+                      [self = this->shared_from_this(), keep_alive](beast::error_code ec, size_t) {
+                        if (ec || !keep_alive) return self->Close();
+                        self->ReadHeader(/*first=*/false);
+                      });
+  }
+
+  void Close() {
+    beast::error_code ignored;
+    if constexpr (std::is_same_v<Stream, beast::ssl_stream<beast::tcp_stream>>) {
+      beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_both, ignored);
+    } else {
+      stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    }
+  }
+
+  Stream stream_;
+  const ServerState* state_;
+  std::string peer_;
+  beast::flat_buffer buffer_;
+  std::optional<RequestParser> parser_;
+  std::string out_;
+};
+
+class BeastHttpServer final : public HttpServer {
+ public:
+  BeastHttpServer(const HttpServerOptions& options, Router* router)
+      : state_{options, router},
+        ioc_(std::max(1, options.threads)),
+        acceptor_(asio::make_strand(ioc_)),
+        ssl_ctx_(asio::ssl::context::tls_server) {}
+
+  ~BeastHttpServer() override { Stop(); }
+
+  absl::Status Init() {
+    const HttpServerOptions& o = state_.options;
+    tls_ = !o.tls_cert_file.empty() || !o.tls_key_file.empty();
+    if (tls_) {
+      if (o.tls_cert_file.empty() || o.tls_key_file.empty()) {
+        return absl::InvalidArgumentError("HTTPS needs both a certificate and a key file");
+      }
+      beast::error_code ec;
+      ssl_ctx_.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                           asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                           asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
+      ssl_ctx_.use_certificate_chain_file(o.tls_cert_file, ec);
+      if (ec) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("cannot load TLS certificate ", o.tls_cert_file, ": ", ec.message()));
+      }
+      ssl_ctx_.use_private_key_file(o.tls_key_file, asio::ssl::context::pem, ec);
+      if (ec) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("cannot load TLS key ", o.tls_key_file, ": ", ec.message()));
+      }
+    }
+    beast::error_code ec;
+    asio::ip::address address = asio::ip::make_address(o.host, ec);
+    if (ec) return absl::InvalidArgumentError(absl::StrCat("invalid listen address ", o.host));
+    tcp::endpoint endpoint(address, o.port);
+    acceptor_.open(endpoint.protocol(), ec);
+    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(endpoint, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot listen on ", o.host, ":", o.port, ": ", ec.message()));
+    }
+    port_ = acceptor_.local_endpoint().port();
+    Accept();
+    for (int i = 0; i < std::max(1, o.threads); ++i) {
+      threads_.emplace_back([this] { ioc_.run(); });
+    }
+    return absl::OkStatus();
+  }
+
+  uint16_t port() const override { return port_; }
+  bool tls() const override { return tls_; }
+
+  void Stop() override {
+    if (stopped_.exchange(true)) return;
+    asio::post(acceptor_.get_executor(), [this] {
+      beast::error_code ignored;
+      acceptor_.close(ignored);
+    });
+    ioc_.stop();
+    for (std::thread& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+
+ private:
+  void Accept() {
+    acceptor_.async_accept(asio::make_strand(ioc_), [this](beast::error_code ec,
+                                                          tcp::socket socket) {
+      if (ec) {
+        if (ec == asio::error::operation_aborted || stopped_) return;
+        // Out of descriptors and similar: keep serving existing clients.
+        KBS_LOG(kWarning, "accept failed: ", ec.message());
+      } else {
+        beast::error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
+        std::string peer;
+        auto remote = socket.remote_endpoint(ignored);
+        if (!ignored) peer = absl::StrCat(remote.address().to_string(), ":", remote.port());
+        if (tls_) {
+          std::make_shared<Connection<beast::ssl_stream<beast::tcp_stream>>>(
+              beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(socket)), ssl_ctx_),
+              &state_, std::move(peer))
+              ->Start();
+        } else {
+          std::make_shared<Connection<beast::tcp_stream>>(beast::tcp_stream(std::move(socket)),
+                                                          &state_, std::move(peer))
+              ->Start();
+        }
+      }
+      Accept();
+    });
+  }
+
+  ServerState state_;
+  asio::io_context ioc_;
+  tcp::acceptor acceptor_;
+  asio::ssl::context ssl_ctx_;
+  bool tls_ = false;
+  uint16_t port_ = 0;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stopped_{false};
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& options,
+                                                              Router* router) {
+  auto server = std::make_unique<BeastHttpServer>(options, router);
+  absl::Status status = server->Init();
+  if (!status.ok()) return status;
+  return std::unique_ptr<HttpServer>(std::move(server));
+}
+
+}  // namespace kbs::http

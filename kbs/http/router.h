@@ -1,0 +1,49 @@
+// The HTTP adapter: maps the KBS protocol's REST routes onto the broker.
+// Decodes requests, calls the broker, encodes responses; no protocol rules
+// live here. Every error is the protocol's JSON ErrorInformation.
+#ifndef KBS_KBS_HTTP_ROUTER_H_
+#define KBS_KBS_HTTP_ROUTER_H_
+
+#include "absl/status/status.h"
+#include "common/clock.h"
+#include "kbs/core/broker.h"
+#include "kbs/http/http_message.h"
+#include "kbs/http/metrics.h"
+#include "kbs/session/session_store.h"
+
+namespace kbs::http {
+
+// Thread-safe (the broker is).
+class Router final {
+ public:
+  // All pointers must outlive the router.
+  Router(Broker* broker, const session::SessionStore* sessions, const common::Clock* clock,
+         Metrics* metrics)
+      : broker_(broker), sessions_(sessions), clock_(clock), metrics_(metrics) {}
+
+  HttpResponse Handle(const HttpRequest& request);
+
+  // The response for a transport-level failure (oversized or malformed
+  // request) that never reached routing.
+  static HttpResponse ErrorResponse(const absl::Status& status);
+
+ private:
+  HttpResponse Dispatch(const HttpRequest& request, Route& route);
+
+  Broker* broker_;
+  const session::SessionStore* sessions_;
+  const common::Clock* clock_;
+  Metrics* metrics_;
+};
+
+// "kbs-session-id=<id>; Expires=<IMF-fixdate>" (no Path, Domain or Secure:
+// kbs-protocol.md §2.2).
+std::string SessionCookie(absl::string_view session_id, absl::Time expires);
+// The kbs-session-id value from a Cookie header, or "".
+std::string SessionIdFromCookie(absl::string_view cookie_header);
+// The token of "Authorization: Bearer <token>", or "".
+std::string BearerToken(absl::string_view authorization_header);
+
+}  // namespace kbs::http
+
+#endif  // KBS_KBS_HTTP_ROUTER_H_

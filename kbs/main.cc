@@ -1,0 +1,237 @@
+// kbs: the Key Broker Service. Builds the object graph explicitly (no
+// globals, no static registration), serves HTTP and gRPC, and shuts down
+// cleanly on SIGINT/SIGTERM.
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <condition_variable>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/clock.h"
+#include "common/files.h"
+#include "common/log.h"
+#include "kbs/admin/admin_auth.h"
+#include "kbs/config/config.h"
+#include "kbs/core/broker.h"
+#include "kbs/grpc/grpc_server.h"
+#include "kbs/http/http_server.h"
+#include "kbs/keystore/local_key_store.h"
+#include "kbs/session/session_store.h"
+#include "kbs/token/token_service.h"
+#include "verifier/sample/sample_verifier.h"
+
+namespace {
+
+using kbs::config::KbsConfig;
+
+int Fail(absl::string_view what, const absl::Status& status) {
+  std::cerr << "kbs: " << what << ": " << status.message() << "\n";
+  return 1;
+}
+
+kbs::common::LogLevel ParseLevel(const std::string& level) {
+  if (level == "debug") return kbs::common::LogLevel::kDebug;
+  if (level == "warning") return kbs::common::LogLevel::kWarning;
+  if (level == "error") return kbs::common::LogLevel::kError;
+  return kbs::common::LogLevel::kInfo;
+}
+
+int Run(const KbsConfig& config, const std::string& ready_file) {
+  kbs::common::SetLogLevel(ParseLevel(config.log_level));
+  kbs::common::SystemClock clock;
+  const int threads =
+      config.threads > 0 ? config.threads
+                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+
+  if (auto s = kbs::common::EnsureDirectory(config.data_dir, 0700); !s.ok()) {
+    return Fail("data directory", s);
+  }
+  const std::filesystem::path dir(config.data_dir);
+  auto master_key = kbs::keystore::LoadOrCreateMasterKey((dir / "master.key").string());
+  if (!master_key.ok()) return Fail("master key", master_key.status());
+  auto signing_key = kbs::token::LoadOrCreateSigningKey((dir / "token-signing-key.pem").string());
+  if (!signing_key.ok()) return Fail("token signing key", signing_key.status());
+  auto db = kbs::storage::SqliteDatabase::Open((dir / "kbs.db").string(), threads + 2, "");
+  if (!db.ok()) return Fail("database", db.status());
+  auto keys = kbs::keystore::LocalKeyStore::Create(db->get(), *std::move(master_key), &clock);
+  if (!keys.ok()) return Fail("key store", keys.status());
+  auto policies = kbs::PolicyStore::Create(db->get(), &clock);
+  if (!policies.ok()) return Fail("policy store", policies.status());
+
+  std::vector<std::string> admin_pems;
+  for (const std::string& path : config.admin_public_keys) {
+    auto pem = kbs::common::ReadFile(path, 1 << 16);
+    if (!pem.ok()) return Fail("admin public key", pem.status());
+    admin_pems.push_back(*std::move(pem));
+  }
+  auto admin = kbs::admin::AdminAuthenticator::Create(admin_pems, &clock);
+  if (!admin.ok()) return Fail("admin public key", admin.status());
+
+  kbs::verifier::VerifierSet verifiers;
+  if (config.allow_sample_tee) {
+    (void)verifiers.Add(kbs::verifier::SampleVerifier::CreateCpu());
+    (void)verifiers.Add(kbs::verifier::SampleVerifier::CreateDevice());
+  }
+
+  kbs::token::TokenService::Options token_options;
+  token_options.lifetime = absl::Seconds(config.token_lifetime_secs);
+  token_options.issuer = config.token_issuer;
+  token_options.build = "kbs " KBS_VERSION;
+  auto tokens = kbs::token::TokenService::Create(*std::move(signing_key), token_options, &clock);
+  if (!tokens.ok()) return Fail("token service", tokens.status());
+
+  kbs::session::SessionStore sessions({absl::Seconds(config.session_timeout_secs),
+                                       static_cast<size_t>(config.max_sessions)});
+  kbs::Broker::Dependencies deps{&clock,          &sessions,       &verifiers,    tokens->get(),
+                                 keys->get(),     policies->get(), admin->get()};
+  kbs::Broker::Options broker_options;
+  broker_options.policy.sample_tee_enabled = config.allow_sample_tee;
+  auto broker = kbs::Broker::Create(deps, broker_options);
+  if (!broker.ok()) return Fail("broker", broker.status());
+
+  kbs::http::Metrics metrics;
+  kbs::http::Router router(broker->get(), &sessions, &clock, &metrics);
+  auto http_address = kbs::config::ParseHostPort(config.http_address);
+  kbs::http::HttpServerOptions http_options;
+  http_options.host = http_address->host;
+  http_options.port = http_address->port;
+  http_options.threads = threads;
+  http_options.max_header_field_bytes = static_cast<size_t>(config.max_header_field_bytes);
+  http_options.max_head_bytes = static_cast<size_t>(config.max_request_head_bytes);
+  http_options.max_body_bytes = static_cast<size_t>(config.max_body_bytes);
+  http_options.read_timeout = absl::Seconds(config.read_timeout_secs);
+  http_options.idle_timeout = absl::Seconds(config.idle_timeout_secs);
+  http_options.tls_cert_file = config.tls_cert;
+  http_options.tls_key_file = config.tls_key;
+  auto http = kbs::http::HttpServer::Start(http_options, &router);
+  if (!http.ok()) return Fail("HTTP server", http.status());
+
+  std::unique_ptr<kbs::grpc_api::GrpcServer> grpc;
+  if (!config.grpc_address.empty()) {
+    kbs::grpc_api::GrpcServerOptions grpc_options;
+    grpc_options.address = config.grpc_address;
+    grpc_options.max_message_bytes = static_cast<size_t>(config.max_body_bytes);
+    grpc_options.tls_cert_file = config.tls_cert;
+    grpc_options.tls_key_file = config.tls_key;
+    auto started = kbs::grpc_api::GrpcServer::Start(grpc_options, broker->get());
+    if (!started.ok()) return Fail("gRPC server", started.status());
+    grpc = *std::move(started);
+  }
+
+  const std::string scheme = (*http)->tls() ? "https" : "http";
+  const std::string host = http_options.host.find(':') != std::string::npos
+                               ? absl::StrCat("[", http_options.host, "]")
+                               : http_options.host;
+  std::string http_url = absl::StrCat(scheme, "://", host, ":", (*http)->port());
+  std::string grpc_addr =
+      grpc != nullptr
+          ? absl::StrCat(config.grpc_address.substr(0, config.grpc_address.rfind(':')), ":",
+                         grpc->port())
+          : "";
+  std::printf("kbs %s listening: HTTP %s%s%s\n", KBS_VERSION, http_url.c_str(),
+              grpc != nullptr ? ", gRPC " : "", grpc_addr.c_str());
+  std::printf("  data directory: %s\n", std::filesystem::absolute(dir).c_str());
+  std::printf("  admin API: %s\n",
+              (*admin)->enabled() ? "enabled" : "closed (no --admin-public-key)");
+  std::printf("  TEE verifiers: %s\n",
+              verifiers.Tees().empty() ? "none" : absl::StrJoin(verifiers.Tees(), ", ").c_str());
+  std::fflush(stdout);
+  if (!ready_file.empty()) {
+    // Lets tests and supervisors learn the bound ports (port 0 = any).
+    (void)kbs::common::WriteFileAtomic(
+        ready_file,
+        absl::StrCat("{\"http\":", (*http)->port(), ",\"grpc\":", grpc ? grpc->port() : 0, "}\n"),
+        0644);
+  }
+
+  // Expired sessions are purged in the background; SIGINT/SIGTERM stop.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stopping = false;
+  std::thread purger([&] {
+    std::unique_lock<std::mutex> lock(mu);
+    while (!cv.wait_for(lock, std::chrono::seconds(10), [&] { return stopping; })) {
+      sessions.PurgeExpired(clock.Now());
+    }
+  });
+  int sig = 0;
+  sigwait(&signals, &sig);
+  KBS_LOG(kInfo, "signal ", sig, ": shutting down");
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    stopping = true;
+  }
+  cv.notify_all();
+  purger.join();
+  if (grpc != nullptr) grpc->Stop();
+  (*http)->Stop();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Keys, the database and logs are private to the service account.
+  ::umask(077);
+  // Block the stop signals before any thread starts, so sigwait owns them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  CLI::App app{"kbs: Key Broker Service for Confidential Containers (KBS protocol 0.4.0)"};
+  app.set_version_flag("--version", KBS_VERSION);
+  std::string config_file, http, grpc, data_dir, log_level, tls_cert, tls_key, ready_file;
+  std::vector<std::string> admin_keys;
+  bool allow_sample = false, insecure_http = false, no_grpc = false;
+  app.add_option("-c,--config", config_file, "TOML configuration file (see deploy/kbs.toml)");
+  app.add_option("--http", http, "HTTP listen address HOST:PORT (default 127.0.0.1:8080)");
+  app.add_option("--grpc", grpc, "gRPC listen address HOST:PORT (default 127.0.0.1:50051)");
+  app.add_flag("--no-grpc", no_grpc, "Do not serve gRPC");
+  app.add_option("--data-dir", data_dir, "Data directory (default ./kbs-data)");
+  app.add_flag("--allow-sample-tee", allow_sample,
+               "Accept the `sample` TEE, which proves nothing (testing only)");
+  app.add_option("--admin-public-key", admin_keys,
+                 "PEM public key (Ed25519 or P-256) trusted for admin tokens; repeatable");
+  app.add_flag("--insecure-http", insecure_http,
+               "Allow plain HTTP/gRPC on non-loopback addresses (TLS terminated elsewhere)");
+  app.add_option("--tls-cert", tls_cert, "PEM certificate chain for HTTPS and gRPC TLS");
+  app.add_option("--tls-key", tls_key, "PEM private key for HTTPS and gRPC TLS");
+  app.add_option("--log-level", log_level, "debug, info, warning or error");
+  app.add_option("--ready-file", ready_file,
+                 "Write {\"http\":PORT,\"grpc\":PORT} here once listening");
+  CLI11_PARSE(app, argc, argv);
+
+  KbsConfig config;
+  if (!config_file.empty()) {
+    auto loaded = kbs::config::LoadConfigFile(config_file);
+    if (!loaded.ok()) return Fail("configuration", loaded.status());
+    config = *std::move(loaded);
+  }
+  if (!http.empty()) config.http_address = http;
+  if (!grpc.empty()) config.grpc_address = grpc;
+  if (no_grpc) config.grpc_address.clear();
+  if (!data_dir.empty()) config.data_dir = data_dir;
+  if (allow_sample) config.allow_sample_tee = true;
+  if (insecure_http) config.insecure_http = true;
+  if (!tls_cert.empty()) config.tls_cert = tls_cert;
+  if (!tls_key.empty()) config.tls_key = tls_key;
+  if (!log_level.empty()) config.log_level = log_level;
+  for (const std::string& k : admin_keys) config.admin_public_keys.push_back(k);
+  if (auto s = kbs::config::ValidateConfig(config); !s.ok()) return Fail("configuration", s);
+  return Run(config, ready_file);
+}
