@@ -27,6 +27,10 @@ struct JsonLimits {
 absl::StatusOr<Json> ParseJson(absl::string_view text,
                                const JsonLimits& limits = {});
 
+// Parses JSON that this process produced itself (e.g. claims kept in a
+// session): no duplicate or depth bookkeeping. Never use for client input.
+absl::StatusOr<Json> ParseTrustedJson(absl::string_view text);
+
 // Compact serialization (UTF-8 output, no ASCII escaping). Never throws:
 // strings in a Json come from ParseJson or from our own code and are valid
 // UTF-8; invalid sequences are replaced rather than aborting.

@@ -38,6 +38,34 @@ absl::StatusOr<std::string> BnParam(const EVP_PKEY* key, const char* name, size_
   return out;
 }
 
+// Domain parameters per curve, built once. Deriving keys from a parameter
+// template avoids rebuilding the EC group (and its precomputation) by name
+// on every operation, which costs more than the scalar multiplication.
+const EVP_PKEY* CurveParameters(EcCurve curve) {
+  auto make = [](const char* group) -> EVP_PKEY* {
+    EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
+    EVP_PKEY* params = nullptr;
+    if (!ctx || EVP_PKEY_paramgen_init(ctx.get()) != 1 ||
+        EVP_PKEY_CTX_set_group_name(ctx.get(), group) != 1 ||
+        EVP_PKEY_paramgen(ctx.get(), &params) != 1) {
+      return nullptr;
+    }
+    return params;
+  };
+  static const EVP_PKEY* const kP256 = make("P-256");
+  static const EVP_PKEY* const kP384 = make("P-384");
+  static const EVP_PKEY* const kP521 = make("P-521");
+  switch (curve) {
+    case EcCurve::kP256:
+      return kP256;
+    case EcCurve::kP384:
+      return kP384;
+    case EcCurve::kP521:
+      return kP521;
+  }
+  return kP256;
+}
+
 absl::StatusOr<EvpPkeyPtr> FromData(const char* type, OSSL_PARAM* params, int selection) {
   EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
   EVP_PKEY* raw = nullptr;
@@ -73,8 +101,14 @@ size_t EcCoordinateSize(EcCurve curve) {
 }
 
 absl::StatusOr<EvpPkeyPtr> GenerateEcKey(EcCurve curve) {
-  EVP_PKEY* raw = EVP_EC_gen(GroupName(curve));
-  if (raw == nullptr) return OpenSslError("EC key generation failed");
+  const EVP_PKEY* params = CurveParameters(curve);
+  EvpPkeyCtxPtr ctx(params != nullptr ? EVP_PKEY_CTX_new_from_pkey(
+                                            nullptr, const_cast<EVP_PKEY*>(params), nullptr)
+                                      : nullptr);
+  EVP_PKEY* raw = nullptr;
+  if (!ctx || EVP_PKEY_keygen_init(ctx.get()) != 1 || EVP_PKEY_keygen(ctx.get(), &raw) != 1) {
+    return OpenSslError("EC key generation failed");
+  }
   return EvpPkeyPtr(raw);
 }
 
@@ -137,16 +171,20 @@ absl::StatusOr<EvpPkeyPtr> EcPublicKeyFromPoint(EcCurve curve, absl::string_view
   encoded.push_back('\x04');
   encoded.append(x.data(), x.size());
   encoded.append(y.data(), y.size());
-  char group[16];
-  std::snprintf(group, sizeof(group), "%s", GroupName(curve));
-  OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, group, 0),
-      OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, encoded.data(), encoded.size()),
-      OSSL_PARAM_construct_end()};
-  // Importing an encoded point runs EC_POINT_oct2point, which rejects points
-  // that are not on the curve; the curves used have cofactor 1, so that is
-  // the whole public-key validation (SP 800-56A §5.6.2.3.4 partial check).
-  KBS_ASSIGN_OR_RETURN(EvpPkeyPtr key, FromData("EC", params, EVP_PKEY_PUBLIC_KEY));
+  // Setting an encoded point runs EC_POINT_oct2point, which rejects points
+  // that are not on the curve; the curves used have cofactor 1, so with the
+  // quick check (not the point at infinity) that is the full public-key
+  // validation of SP 800-56A §5.6.2.3.4.
+  EvpPkeyPtr key(EVP_PKEY_new());
+  const EVP_PKEY* params = CurveParameters(curve);
+  if (!key || params == nullptr || EVP_PKEY_copy_parameters(key.get(), params) != 1) {
+    return OpenSslError("EC key setup failed");
+  }
+  if (EVP_PKEY_set1_encoded_public_key(key.get(),
+                                       reinterpret_cast<const unsigned char*>(encoded.data()),
+                                       encoded.size()) != 1) {
+    return OpenSslError("EC public key is not a valid point", absl::StatusCode::kInvalidArgument);
+  }
   EvpPkeyCtxPtr check(EVP_PKEY_CTX_new_from_pkey(nullptr, key.get(), nullptr));
   if (!check || EVP_PKEY_public_check_quick(check.get()) != 1) {
     return OpenSslError("EC public key is not a valid point", absl::StatusCode::kInvalidArgument);

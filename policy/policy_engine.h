@@ -23,9 +23,9 @@ struct PolicyInput {
   std::string resource_path;
   // The attested TEEs: the primary first, then devices.
   std::vector<std::string> tees;
-  // The verified claims as carried in the token's annotated evidence
-  // ({"<tee>": {...}, "init_data_claims": {...}, ...}).
-  common::Json claims;
+  // The verified claims: the attestation token's claims set (EAR). Not
+  // owned; valid for the duration of Evaluate().
+  const common::Json* claims = nullptr;
 };
 
 struct Decision {

@@ -122,7 +122,8 @@ absl::StatusOr<FlattenedJwe> FlattenedJwe::FromJson(const Json& json) {
 
 absl::StatusOr<FlattenedJwe> JweEncrypt(const TeePublicKey& recipient,
                                         absl::Span<const uint8_t> plaintext) {
-  KBS_ASSIGN_OR_RETURN(common::EvpPkeyPtr recipient_key, recipient.ToEvpPkey());
+  EVP_PKEY* recipient_key = recipient.evp_pkey();
+  if (recipient_key == nullptr) return absl::InvalidArgumentError("JWE: no recipient key");
   KBS_ASSIGN_OR_RETURN(SecretBytes cek, common::RandomBytes(kCekSize));
   KBS_ASSIGN_OR_RETURN(std::string iv, common::RandomString(kIvSize));
 
@@ -134,13 +135,13 @@ absl::StatusOr<FlattenedJwe> JweEncrypt(const TeePublicKey& recipient,
       bool oaep = recipient.alg() == KeyManagement::kRsaOaep256;
       header = absl::StrCat("{\"alg\":\"", KeyManagementName(recipient.alg()),
                             "\",\"enc\":\"A256GCM\"}");
-      KBS_ASSIGN_OR_RETURN(encrypted_key, RsaEncrypt(recipient_key.get(), oaep, cek.span()));
+      KBS_ASSIGN_OR_RETURN(encrypted_key, RsaEncrypt(recipient_key, oaep, cek.span()));
       break;
     }
     case KeyManagement::kEcdhEsA256Kw: {
       KBS_ASSIGN_OR_RETURN(common::EvpPkeyPtr ephemeral, common::GenerateEcKey(recipient.curve()));
       KBS_ASSIGN_OR_RETURN(common::EcPoint epk, common::GetEcPublicPoint(ephemeral.get()));
-      KBS_ASSIGN_OR_RETURN(SecretBytes kek, DeriveKek(ephemeral.get(), recipient_key.get()));
+      KBS_ASSIGN_OR_RETURN(SecretBytes kek, DeriveKek(ephemeral.get(), recipient_key));
       KBS_ASSIGN_OR_RETURN(encrypted_key, common::AesKeyWrap(kek.span(), cek.span()));
       // `epk` members in lexicographic order (RFC 7638 order), compact.
       header = absl::StrCat("{\"alg\":\"", kEcdhAlg, "\",\"enc\":\"A256GCM\",\"epk\":{\"crv\":\"",

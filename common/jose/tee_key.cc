@@ -43,6 +43,7 @@ absl::StatusOr<TeePublicKey> TeePublicKey::FromJson(const Json& jwk) {
   KBS_ASSIGN_OR_RETURN(std::string kty, common::GetStringMember(jwk, "kty", "tee-pubkey"));
   KBS_ASSIGN_OR_RETURN(std::string alg, common::GetStringMember(jwk, "alg", "tee-pubkey"));
   TeePublicKey key;
+  std::string n_raw, e_raw, x_raw, y_raw;
   if (kty == "RSA") {
     if (alg == "RSA-OAEP-256") {
       key.alg_ = KeyManagement::kRsaOaep256;
@@ -52,17 +53,20 @@ absl::StatusOr<TeePublicKey> TeePublicKey::FromJson(const Json& jwk) {
       return absl::InvalidArgumentError(absl::StrCat(
           "tee-pubkey: RSA key algorithm \"", alg, "\" is not supported (use RSA-OAEP-256)"));
     }
-    KBS_ASSIGN_OR_RETURN(key.n_, DecodeMember(jwk, "n", key.n_raw_));
-    KBS_ASSIGN_OR_RETURN(key.e_, DecodeMember(jwk, "e", key.e_raw_));
-    if (key.n_raw_.empty() || key.n_raw_[0] == '\0' || key.n_raw_.size() < 256 ||
-        key.n_raw_.size() > 1024) {
+    KBS_ASSIGN_OR_RETURN(key.n_, DecodeMember(jwk, "n", n_raw));
+    KBS_ASSIGN_OR_RETURN(key.e_, DecodeMember(jwk, "e", e_raw));
+    if (n_raw.empty() || n_raw[0] == '\0' || n_raw.size() < 256 ||
+        n_raw.size() > 1024) {
       return absl::InvalidArgumentError(
           "tee-pubkey: RSA modulus must be 2048 to 8192 bits without leading zeros");
     }
-    if (key.e_raw_.empty() || key.e_raw_.size() > 8 ||
-        (static_cast<unsigned char>(key.e_raw_.back()) & 1) == 0) {
+    if (e_raw.empty() || e_raw.size() > 8 ||
+        (static_cast<unsigned char>(e_raw.back()) & 1) == 0) {
       return absl::InvalidArgumentError("tee-pubkey: invalid RSA public exponent");
     }
+    auto pkey = common::RsaPublicKeyFromNumbers(n_raw, e_raw);
+    if (!pkey.ok()) return absl::InvalidArgumentError("tee-pubkey: invalid RSA key");
+    key.pkey_ = std::shared_ptr<EVP_PKEY>(pkey->release(), EVP_PKEY_free);
   } else if (kty == "EC") {
     if (alg != "ECDH-ES+A256KW") {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -78,18 +82,19 @@ absl::StatusOr<TeePublicKey> TeePublicKey::FromJson(const Json& jwk) {
       return absl::InvalidArgumentError(
           absl::StrCat("tee-pubkey: curve \"", crv, "\" is not supported (use P-256 or P-521)"));
     }
-    KBS_ASSIGN_OR_RETURN(key.x_, DecodeMember(jwk, "x", key.x_raw_));
-    KBS_ASSIGN_OR_RETURN(key.y_, DecodeMember(jwk, "y", key.y_raw_));
+    KBS_ASSIGN_OR_RETURN(key.x_, DecodeMember(jwk, "x", x_raw));
+    KBS_ASSIGN_OR_RETURN(key.y_, DecodeMember(jwk, "y", y_raw));
     size_t size = common::EcCoordinateSize(key.curve_);
-    if (key.x_raw_.size() != size || key.y_raw_.size() != size) {
+    if (x_raw.size() != size || y_raw.size() != size) {
       return absl::InvalidArgumentError(absl::StrCat(
           "tee-pubkey: ", crv, " coordinates must be ", size, " bytes"));
     }
     // Reject points off the curve now rather than at resource time.
-    auto pkey = key.ToEvpPkey();
+    auto pkey = common::EcPublicKeyFromPoint(key.curve_, x_raw, y_raw);
     if (!pkey.ok()) {
       return absl::InvalidArgumentError("tee-pubkey: EC point is not on the curve");
     }
+    key.pkey_ = std::shared_ptr<EVP_PKEY>(pkey->release(), EVP_PKEY_free);
   } else {
     return absl::InvalidArgumentError(
         absl::StrCat("tee-pubkey: key type \"", kty, "\" is not supported (use EC or RSA)"));
@@ -101,17 +106,17 @@ absl::StatusOr<TeePublicKey> TeePublicKey::FromPublicKey(const EVP_PKEY* pkey,
                                                          KeyManagement alg) {
   TeePublicKey key;
   key.alg_ = alg;
+  if (EVP_PKEY_up_ref(const_cast<EVP_PKEY*>(pkey)) != 1) {
+    return absl::InternalError("EVP_PKEY_up_ref failed");
+  }
+  key.pkey_ = std::shared_ptr<EVP_PKEY>(const_cast<EVP_PKEY*>(pkey), EVP_PKEY_free);
   if (alg == KeyManagement::kEcdhEsA256Kw) {
     KBS_ASSIGN_OR_RETURN(key.curve_, common::GetEcCurve(pkey));
     KBS_ASSIGN_OR_RETURN(common::EcPoint point, common::GetEcPublicPoint(pkey));
-    key.x_raw_ = point.x;
-    key.y_raw_ = point.y;
     key.x_ = common::Base64UrlEncode(point.x);
     key.y_ = common::Base64UrlEncode(point.y);
   } else {
     KBS_ASSIGN_OR_RETURN(common::RsaPublicNumbers numbers, common::GetRsaPublicNumbers(pkey));
-    key.n_raw_ = numbers.n;
-    key.e_raw_ = numbers.e;
     key.n_ = common::Base64UrlEncode(numbers.n);
     key.e_ = common::Base64UrlEncode(numbers.e);
   }
@@ -133,11 +138,6 @@ Json TeePublicKey::ToJson() const {
     out["e"] = e_;
   }
   return out;
-}
-
-absl::StatusOr<common::EvpPkeyPtr> TeePublicKey::ToEvpPkey() const {
-  if (is_ec()) return common::EcPublicKeyFromPoint(curve_, x_raw_, y_raw_);
-  return common::RsaPublicKeyFromNumbers(n_raw_, e_raw_);
 }
 
 }  // namespace kbs::jose

@@ -6,6 +6,7 @@
 #ifndef KBS_COMMON_JOSE_TEE_KEY_H_
 #define KBS_COMMON_JOSE_TEE_KEY_H_
 
+#include <memory>
 #include <string>
 
 #include "absl/strings/string_view.h"
@@ -33,7 +34,9 @@ class TeePublicKey final {
 
   // The kbs-types re-serialization (member order is irrelevant under JCS).
   common::Json ToJson() const;
-  absl::StatusOr<common::EvpPkeyPtr> ToEvpPkey() const;
+  // The key as OpenSSL holds it, built once at parse time; valid as long as
+  // this object (or a copy of it) lives. Safe to use from several threads.
+  EVP_PKEY* evp_pkey() const { return pkey_.get(); }
 
   KeyManagement alg() const { return alg_; }
   bool is_ec() const { return alg_ == KeyManagement::kEcdhEsA256Kw; }
@@ -46,8 +49,7 @@ class TeePublicKey final {
   common::EcCurve curve_ = common::EcCurve::kP256;
   // base64url members exactly as received.
   std::string n_, e_, x_, y_;
-  // Decoded forms.
-  std::string n_raw_, e_raw_, x_raw_, y_raw_;
+  std::shared_ptr<EVP_PKEY> pkey_;
 };
 
 }  // namespace kbs::jose

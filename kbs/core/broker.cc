@@ -195,7 +195,8 @@ absl::StatusOr<AttestResponse> Broker::Attest(absl::string_view session_id,
   auto result = deps_.tokens->Issue(record);
   if (!result.ok()) return AttestError(result.status());
   AttestResponse response{(*result)->token, (*result)->expires, challenge->session_expires};
-  absl::Status stored = deps_.sessions->CompleteAttestation(session_id, *std::move(result));
+  absl::Status stored = deps_.sessions->CompleteAttestation(
+      session_id, common::DumpJson((*result)->claims), (*result)->expires);
   if (!stored.ok()) return AttestError(stored);
   KBS_LOG(kDebug, "attested tee=", challenge->tee, " status=",
           primary_claims->trust_vector().Status());
@@ -206,9 +207,15 @@ absl::StatusOr<std::shared_ptr<const AttestationResult>> Broker::Authenticate(
     const Credentials& credentials, absl::Time now) {
   // Cookie first, as the reference KBS does; then the Bearer token.
   if (!credentials.session_id.empty()) {
-    std::shared_ptr<const AttestationResult> result =
-        deps_.sessions->GetAttested(credentials.session_id, now);
-    if (result != nullptr && now < result->expires) return result;
+    if (std::optional<std::string> claims =
+            deps_.sessions->GetAttested(credentials.session_id, now)) {
+      // Our own claims, stored at attestation: no signature to check.
+      auto parsed = common::ParseTrustedJson(*claims);
+      if (!parsed.ok()) return parsed.status();
+      auto result = token::ResultFromEarClaims(*parsed);
+      if (!result.ok()) return result.status();
+      return std::shared_ptr<const AttestationResult>(*std::move(result));
+    }
   }
   if (!credentials.bearer_token.empty()) {
     auto result = deps_.tokens->Verify(credentials.bearer_token);
@@ -238,7 +245,7 @@ absl::StatusOr<jose::FlattenedJwe> Broker::GetResource(const Credentials& creden
   policy::PolicyInput input;
   input.resource_path = std::string(path);
   input.tees = attested->tees;
-  input.claims = attested->claims;
+  input.claims = &attested->claims;
   auto decision = engine->Evaluate(input);
   if (!decision.ok()) {
     KBS_LOG(kError, "policy engine failed for ", path, ": ", decision.status().message());

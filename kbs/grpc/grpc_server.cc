@@ -16,21 +16,30 @@ namespace {
 
 using common::Json;
 
-::grpc::Status ToGrpc(::grpc::ServerContext* context, const absl::Status& status) {
-  if (status.ok()) return ::grpc::Status::OK;
-  context->AddTrailingMetadata("kbs-error-type",
-                               std::string(ErrorKindName(GetErrorKind(status))));
-  return ::grpc::Status(static_cast<::grpc::StatusCode>(status.code()),
-                        std::string(status.message()));
+// Completes a unary call with `status` mapped to gRPC. Handlers run inline
+// on gRPC's event threads (callback API): the broker's work is short and
+// CPU-bound, and inline completion avoids a thread hand-off per call.
+::grpc::ServerUnaryReactor* Finish(::grpc::CallbackServerContext* context,
+                                   const absl::Status& status) {
+  ::grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (status.ok()) {
+    reactor->Finish(::grpc::Status::OK);
+  } else {
+    context->AddTrailingMetadata("kbs-error-type",
+                                 std::string(ErrorKindName(GetErrorKind(status))));
+    reactor->Finish(::grpc::Status(static_cast<::grpc::StatusCode>(status.code()),
+                                   std::string(status.message())));
+  }
+  return reactor;
 }
 
-std::string Metadata(::grpc::ServerContext* context, const char* key) {
+std::string Metadata(::grpc::CallbackServerContext* context, const char* key) {
   auto it = context->client_metadata().find(key);
   if (it == context->client_metadata().end()) return "";
   return std::string(it->second.data(), it->second.size());
 }
 
-std::string AdminToken(::grpc::ServerContext* context) {
+std::string AdminToken(::grpc::CallbackServerContext* context) {
   std::string value = Metadata(context, "authorization");
   absl::string_view v = absl::StripAsciiWhitespace(value);
   if (v.size() > 7 && absl::EqualsIgnoreCase(v.substr(0, 7), "bearer ")) {
@@ -52,37 +61,39 @@ void FillMetadata(const keystore::ResourceMetadata& md, v1::ResourceMetadata* ou
   out->set_updated_at(absl::ToUnixSeconds(md.updated));
 }
 
-class KeyBrokerService final : public v1::KeyBroker::Service {
+class KeyBrokerService final : public v1::KeyBroker::CallbackService {
  public:
   explicit KeyBrokerService(Broker* broker) : broker_(broker) {}
 
-  ::grpc::Status Auth(::grpc::ServerContext* context, const v1::AuthRequest* request,
-                      v1::AuthResponse* response) override {
+  ::grpc::ServerUnaryReactor* Auth(::grpc::CallbackServerContext* context,
+                                   const v1::AuthRequest* request,
+                                   v1::AuthResponse* response) override {
     AuthRequest req{request->version(), request->tee(), Json("")};
     if (!request->extra_params_json().empty()) {
       auto extra = common::ParseJson(request->extra_params_json());
-      if (!extra.ok()) return ToGrpc(context, BadJson("extra_params_json", extra.status()));
+      if (!extra.ok()) return Finish(context, BadJson("extra_params_json", extra.status()));
       req.extra_params = *std::move(extra);
     }
     auto auth = broker_->Auth(req);
-    if (!auth.ok()) return ToGrpc(context, auth.status());
+    if (!auth.ok()) return Finish(context, auth.status());
     response->set_session_id(auth->session_id);
     response->set_nonce(auth->nonce);
     response->set_extra_params_json(common::DumpJson(auth->extra_params));
     response->set_expires_at(absl::ToUnixSeconds(auth->expires));
-    return ::grpc::Status::OK;
+    return Finish(context, absl::OkStatus());
   }
 
-  ::grpc::Status Attest(::grpc::ServerContext* context, const v1::AttestRequest* request,
-                        v1::AttestResponse* response) override {
+  ::grpc::ServerUnaryReactor* Attest(::grpc::CallbackServerContext* context,
+                                     const v1::AttestRequest* request,
+                                     v1::AttestResponse* response) override {
     AttestRequest req;
     req.nonce = request->nonce();
     auto pubkey = common::ParseJson(request->tee_pubkey_json());
-    if (!pubkey.ok()) return ToGrpc(context, BadJson("tee_pubkey_json", pubkey.status()));
+    if (!pubkey.ok()) return Finish(context, BadJson("tee_pubkey_json", pubkey.status()));
     req.tee_pubkey = *std::move(pubkey);
     auto evidence = common::ParseJson(request->primary_evidence_json());
     if (!evidence.ok()) {
-      return ToGrpc(context, BadJson("primary_evidence_json", evidence.status()));
+      return Finish(context, BadJson("primary_evidence_json", evidence.status()));
     }
     req.primary_evidence = *std::move(evidence);
     req.additional_evidence = request->additional_evidence();
@@ -90,17 +101,18 @@ class KeyBrokerService final : public v1::KeyBroker::Service {
       req.init_data = InitDataSpec{request->init_data().format(), request->init_data().body()};
     }
     auto attest = broker_->Attest(request->session_id(), req);
-    if (!attest.ok()) return ToGrpc(context, attest.status());
+    if (!attest.ok()) return Finish(context, attest.status());
     response->set_token(attest->token);
     response->set_expires_at(absl::ToUnixSeconds(attest->token_expires));
-    return ::grpc::Status::OK;
+    return Finish(context, absl::OkStatus());
   }
 
-  ::grpc::Status GetResource(::grpc::ServerContext* context, const v1::GetResourceRequest* request,
-                             v1::GetResourceResponse* response) override {
+  ::grpc::ServerUnaryReactor* GetResource(::grpc::CallbackServerContext* context,
+                                          const v1::GetResourceRequest* request,
+                                          v1::GetResourceResponse* response) override {
     Credentials creds{request->session_id(), request->token()};
     auto jwe = broker_->GetResource(creds, request->path());
-    if (!jwe.ok()) return ToGrpc(context, jwe.status());
+    if (!jwe.ok()) return Finish(context, jwe.status());
     v1::Jwe* out = response->mutable_jwe();
     out->set_protected_(jwe->protected_header);
     out->set_encrypted_key(jwe->encrypted_key);
@@ -108,60 +120,65 @@ class KeyBrokerService final : public v1::KeyBroker::Service {
     out->set_ciphertext(jwe->ciphertext);
     out->set_tag(jwe->tag);
     response->set_jwe_json(jwe->ToJsonString());
-    return ::grpc::Status::OK;
+    return Finish(context, absl::OkStatus());
   }
 
-  ::grpc::Status GetJwks(::grpc::ServerContext*, const v1::GetJwksRequest*,
-                         v1::GetJwksResponse* response) override {
+  ::grpc::ServerUnaryReactor* GetJwks(::grpc::CallbackServerContext* context,
+                                      const v1::GetJwksRequest*,
+                                      v1::GetJwksResponse* response) override {
     response->set_jwks_json(common::DumpJson(broker_->jwks()));
-    return ::grpc::Status::OK;
+    return Finish(context, absl::OkStatus());
   }
 
  private:
   Broker* broker_;
 };
 
-class AdminService final : public v1::Admin::Service {
+class AdminService final : public v1::Admin::CallbackService {
  public:
   explicit AdminService(Broker* broker) : broker_(broker) {}
 
-  ::grpc::Status PutResource(::grpc::ServerContext* context, const v1::PutResourceRequest* request,
-                             v1::ResourceMetadata* response) override {
+  ::grpc::ServerUnaryReactor* PutResource(::grpc::CallbackServerContext* context,
+                                          const v1::PutResourceRequest* request,
+                                          v1::ResourceMetadata* response) override {
     auto md = broker_->PutResource(AdminToken(context), request->path(), request->value());
-    if (!md.ok()) return ToGrpc(context, md.status());
+    if (!md.ok()) return Finish(context, md.status());
     FillMetadata(*md, response);
-    return ::grpc::Status::OK;
+    return Finish(context, absl::OkStatus());
   }
 
-  ::grpc::Status DeleteResource(::grpc::ServerContext* context,
-                                const v1::DeleteResourceRequest* request,
-                                v1::DeleteResourceResponse*) override {
-    return ToGrpc(context, broker_->DeleteResource(AdminToken(context), request->path()));
+  ::grpc::ServerUnaryReactor* DeleteResource(::grpc::CallbackServerContext* context,
+                                             const v1::DeleteResourceRequest* request,
+                                             v1::DeleteResourceResponse*) override {
+    return Finish(context, broker_->DeleteResource(AdminToken(context), request->path()));
   }
 
-  ::grpc::Status ListResources(::grpc::ServerContext* context, const v1::ListResourcesRequest*,
-                               v1::ListResourcesResponse* response) override {
+  ::grpc::ServerUnaryReactor* ListResources(::grpc::CallbackServerContext* context,
+                                            const v1::ListResourcesRequest*,
+                                            v1::ListResourcesResponse* response) override {
     auto list = broker_->ListResources(AdminToken(context));
-    if (!list.ok()) return ToGrpc(context, list.status());
+    if (!list.ok()) return Finish(context, list.status());
     for (const keystore::ResourceMetadata& md : *list) FillMetadata(md, response->add_resources());
-    return ::grpc::Status::OK;
+    return Finish(context, absl::OkStatus());
   }
 
-  ::grpc::Status SetPolicy(::grpc::ServerContext* context, const v1::SetPolicyRequest* request,
-                           v1::SetPolicyResponse* response) override {
+  ::grpc::ServerUnaryReactor* SetPolicy(::grpc::CallbackServerContext* context,
+                                        const v1::SetPolicyRequest* request,
+                                        v1::SetPolicyResponse* response) override {
     auto id = broker_->SetPolicy(AdminToken(context), request->document());
-    if (!id.ok()) return ToGrpc(context, id.status());
+    if (!id.ok()) return Finish(context, id.status());
     response->set_id(*id);
-    return ::grpc::Status::OK;
+    return Finish(context, absl::OkStatus());
   }
 
-  ::grpc::Status GetPolicy(::grpc::ServerContext* context, const v1::GetPolicyRequest*,
-                           v1::GetPolicyResponse* response) override {
+  ::grpc::ServerUnaryReactor* GetPolicy(::grpc::CallbackServerContext* context,
+                                        const v1::GetPolicyRequest*,
+                                        v1::GetPolicyResponse* response) override {
     auto policy = broker_->GetPolicy(AdminToken(context));
-    if (!policy.ok()) return ToGrpc(context, policy.status());
+    if (!policy.ok()) return Finish(context, policy.status());
     response->set_id((*policy)["id"].get<std::string>());
     response->set_document_json(common::DumpJson((*policy)["policy"]));
-    return ::grpc::Status::OK;
+    return Finish(context, absl::OkStatus());
   }
 
  private:

@@ -79,8 +79,8 @@ absl::StatusOr<Challenge> SessionStore::ClaimChallenge(absl::string_view id, abs
   return it->second.challenge;
 }
 
-absl::Status SessionStore::CompleteAttestation(absl::string_view id,
-                                               std::shared_ptr<const AttestationResult> result) {
+absl::Status SessionStore::CompleteAttestation(absl::string_view id, std::string claims_json,
+                                               absl::Time token_expires) {
   Shard& shard = ShardFor(id);
   std::lock_guard<std::mutex> lock(shard.mu);
   auto it = shard.sessions.find(std::string(id));
@@ -88,20 +88,20 @@ absl::Status SessionStore::CompleteAttestation(absl::string_view id,
     return absl::UnauthenticatedError("session vanished during attestation");
   }
   it->second.state = State::kAttested;
-  it->second.result = std::move(result);
+  it->second.claims_json = std::move(claims_json);
+  it->second.token_expires = token_expires;
   return absl::OkStatus();
 }
 
-std::shared_ptr<const AttestationResult> SessionStore::GetAttested(absl::string_view id,
-                                                                   absl::Time now) {
+std::optional<std::string> SessionStore::GetAttested(absl::string_view id, absl::Time now) {
   Shard& shard = ShardFor(id);
   std::lock_guard<std::mutex> lock(shard.mu);
   auto it = shard.sessions.find(std::string(id));
   if (it == shard.sessions.end() || now >= it->second.expires ||
-      it->second.state != State::kAttested) {
-    return nullptr;
+      it->second.state != State::kAttested || now >= it->second.token_expires) {
+    return std::nullopt;
   }
-  return it->second.result;
+  return it->second.claims_json;
 }
 
 size_t SessionStore::PurgeExpired(absl::Time now) {

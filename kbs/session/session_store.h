@@ -10,6 +10,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -17,7 +18,6 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/crypto.h"
-#include "kbs/core/attestation.h"
 
 namespace kbs::session {
 
@@ -54,14 +54,16 @@ class SessionStore final {
   // was already used (a nonce attests at most once).
   absl::StatusOr<Challenge> ClaimChallenge(absl::string_view id, absl::Time now);
 
-  // Records a successful attestation on a claimed session. The session keeps
-  // its original expiry.
-  absl::Status CompleteAttestation(absl::string_view id,
-                                   std::shared_ptr<const AttestationResult> result);
+  // Records a successful attestation on a claimed session: the token's
+  // claims set (compact JSON, about 1 KiB, kept instead of parsed objects so
+  // a full table stays small) and the token's expiry. The session keeps its
+  // original expiry.
+  absl::Status CompleteAttestation(absl::string_view id, std::string claims_json,
+                                   absl::Time token_expires);
 
-  // The attestation result of a live attested session; nullptr when the
-  // session is unknown, expired or not attested.
-  std::shared_ptr<const AttestationResult> GetAttested(absl::string_view id, absl::Time now);
+  // The attestation claims of a live attested session whose token has not
+  // expired; nullopt when the session is unknown, expired or not attested.
+  std::optional<std::string> GetAttested(absl::string_view id, absl::Time now);
 
   // Drops expired sessions; returns how many.
   size_t PurgeExpired(absl::Time now);
@@ -73,7 +75,8 @@ class SessionStore final {
     Challenge challenge;
     absl::Time expires;
     State state = State::kAuthed;
-    std::shared_ptr<const AttestationResult> result;
+    std::string claims_json;
+    absl::Time token_expires;
   };
   struct Shard {
     std::mutex mu;

@@ -17,17 +17,18 @@ TEST(SessionStoreTest, LifecycleAndSingleUseChallenge) {
   EXPECT_EQ(s->id.size(), 32u);
   EXPECT_EQ(s->nonce.size(), 44u);
   EXPECT_EQ(s->expires, kNow + absl::Minutes(5));
-  EXPECT_EQ(store.GetAttested(s->id, kNow), nullptr);
+  EXPECT_FALSE(store.GetAttested(s->id, kNow).has_value());
   auto c = store.ClaimChallenge(s->id, kNow);
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->nonce, s->nonce);
   EXPECT_EQ(c->tee, "sample");
   EXPECT_FALSE(store.ClaimChallenge(s->id, kNow).ok());
-  auto result = std::make_shared<AttestationResult>();
-  result->tees = {"sample"};
-  ASSERT_TRUE(store.CompleteAttestation(s->id, result).ok());
-  EXPECT_EQ(store.GetAttested(s->id, kNow), result);
-  EXPECT_EQ(store.GetAttested(s->id, kNow + absl::Minutes(5)), nullptr);
+  EXPECT_FALSE(store.CompleteAttestation("unknown", "{}", kNow + absl::Minutes(5)).ok());
+  ASSERT_TRUE(store.CompleteAttestation(s->id, R"({"a":1})", kNow + absl::Minutes(3)).ok());
+  EXPECT_EQ(store.GetAttested(s->id, kNow), R"({"a":1})");
+  // The token's expiry and the session's both bound the result.
+  EXPECT_FALSE(store.GetAttested(s->id, kNow + absl::Minutes(3)).has_value());
+  EXPECT_FALSE(store.GetAttested(s->id, kNow + absl::Minutes(5)).has_value());
 }
 
 TEST(SessionStoreTest, ExpiryPurgeAndCap) {

@@ -1,0 +1,462 @@
+// kbs-bench: a load generator for a running KBS. `kbs-bench rcar` runs full
+// RCAR flows (auth, attest with sample evidence, resource GET, decrypt) with
+// a fresh EC P-256 TEE key per flow, over HTTP (keep-alive) or gRPC, from N
+// concurrent virtual clients for a fixed duration, optionally paced to a
+// target rate. The last line of output is one JSON object:
+//   {"flows_per_s":..,"p50_ms":..,"p99_ms":..,"errors":..,...}
+//
+// The client is event-driven (Boost.Asio for HTTP, the gRPC callback API),
+// like wrk or ghz, so that on a machine shared with the server it spends
+// its CPU on the protocol and the guest-side cryptography rather than on
+// thread switches. Latency is measured from each flow's scheduled start, so
+// a paced run counts queueing delay (no coordinated omission).
+#include <grpcpp/grpcpp.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <cmath>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
+#include "common/json.h"
+#include "kbs/client/kbs_client.h"
+#include "kbs/client/sample_attester.h"
+#include "kbs/core/protocol.h"
+#include "proto/kbs/v1/kbs.grpc.pb.h"
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+using SteadyClock = std::chrono::steady_clock;
+using kbs::common::Json;
+
+struct Settings {
+  std::string url;
+  std::string protocol = "http";
+  std::string resource;
+  kbs::client::TeeKeyType key_type = kbs::client::TeeKeyType::kEcP256;
+  bool bearer = false;
+  int concurrency = 16;
+  double rate = 0;
+  SteadyClock::time_point start, measure_from, end;
+};
+
+// Results shared by all virtual clients.
+class Recorder {
+ public:
+  void Success(SteadyClock::time_point scheduled, SteadyClock::time_point done,
+               const Settings& s) {
+    if (scheduled < s.measure_from) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    latencies_ms_.push_back(std::chrono::duration<double, std::milli>(done - scheduled).count());
+  }
+  void Failure(SteadyClock::time_point scheduled, const Settings& s, absl::string_view what) {
+    if (scheduled < s.measure_from) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    ++errors_;
+    if (first_error_.empty()) first_error_ = std::string(what);
+  }
+  std::mutex mu_;
+  std::vector<double> latencies_ms_;
+  uint64_t errors_ = 0;
+  std::string first_error_;
+};
+
+// The guest side of one flow: key, evidence, decryption.
+struct GuestState {
+  std::optional<kbs::client::TeeKeyPair> key;
+  absl::StatusOr<std::string> BuildAttestation(absl::string_view nonce, kbs::client::TeeKeyType type) {
+    auto generated = kbs::client::TeeKeyPair::Generate(type);
+    if (!generated.ok()) return generated.status();
+    key.emplace(*std::move(generated));
+    auto request = kbs::client::BuildSampleAttestation(nonce, *key, {});
+    if (!request.ok()) return request.status();
+    return kbs::client::AttestRequestJson(*request);
+  }
+};
+
+// Schedules flow starts: as fast as possible, or at `rate` in total.
+class Pacer {
+ public:
+  Pacer(const Settings& s, int index) : s_(s) {
+    interval_ = s.rate > 0 ? std::chrono::duration_cast<SteadyClock::duration>(
+                                 std::chrono::duration<double>(s.concurrency / s.rate))
+                           : SteadyClock::duration::zero();
+    next_ = s.start + interval_ * index / std::max(1, s.concurrency);
+  }
+  // The scheduled start of the next flow, or nullopt when time is up.
+  std::optional<SteadyClock::time_point> Next() {
+    SteadyClock::time_point t = interval_.count() > 0 ? next_ : std::max(next_, SteadyClock::now());
+    if (t >= s_.end) return std::nullopt;
+    next_ = t + interval_;
+    return t;
+  }
+
+ private:
+  const Settings& s_;
+  SteadyClock::duration interval_;
+  SteadyClock::time_point next_;
+};
+
+// ---- HTTP: one keep-alive connection per virtual client, Asio-driven. ----
+class HttpFlow : public std::enable_shared_from_this<HttpFlow> {
+ public:
+  HttpFlow(asio::io_context& ioc, const Settings& s, Recorder& rec, tcp::resolver::results_type ep,
+           std::string host, int index)
+      : stream_(ioc), timer_(ioc), s_(s), rec_(rec), endpoints_(std::move(ep)),
+        host_(std::move(host)), pacer_(s, index) {}
+
+  void Start() { Schedule(); }
+
+ private:
+  void Schedule() {
+    auto next = pacer_.Next();
+    if (!next) {
+      beast::error_code ignored;
+      stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+      return;
+    }
+    scheduled_ = *next;
+    timer_.expires_at(scheduled_);
+    timer_.async_wait([self = shared_from_this()](beast::error_code) { self->Auth(); });
+  }
+
+  void Fail(absl::string_view what) {
+    rec_.Failure(scheduled_, s_, what);
+    beast::error_code ignored;
+    stream_.socket().close(ignored);
+    connected_ = false;
+    Schedule();
+  }
+
+  void Send(std::string method, std::string target, std::string body,
+            void (HttpFlow::*next)(bhttp::response<bhttp::string_body>&)) {
+    request_ = absl::StrCat(method, " ", target, " HTTP/1.1\r\nHost: ", host_, "\r\n");
+    if (!cookie_.empty()) absl::StrAppend(&request_, "Cookie: ", kbs::kSessionCookie, "=", cookie_, "\r\n");
+    if (!bearer_.empty()) absl::StrAppend(&request_, "Authorization: Bearer ", bearer_, "\r\n");
+    if (method != "GET") {
+      absl::StrAppend(&request_, "Content-Type: application/json\r\nContent-Length: ", body.size(),
+                      "\r\n");
+    }
+    absl::StrAppend(&request_, "\r\n", body);
+    auto write = [this, self = shared_from_this(), next] {
+      stream_.expires_after(std::chrono::seconds(30));
+      asio::async_write(stream_, asio::buffer(request_),
+                        [this, self, next](beast::error_code ec, size_t) {
+                          if (ec) return Fail(absl::StrCat("write: ", ec.message()));
+                          response_.emplace();
+                          response_->body_limit(1 << 20);
+                          bhttp::async_read(stream_, buffer_, *response_,
+                                            [this, self, next](beast::error_code ec, size_t) {
+                                              if (ec) return Fail(absl::StrCat("read: ", ec.message()));
+                                              auto res = response_->release();
+                                              if (!res.keep_alive()) connected_ = false;
+                                              if (res.result_int() != 200) {
+                                                return Fail(absl::StrCat("HTTP ", res.result_int(),
+                                                                         ": ", res.body()));
+                                              }
+                                              (this->*next)(res);
+                                            });
+                        });
+    };
+    if (connected_) return write();
+    buffer_.clear();
+    stream_.expires_after(std::chrono::seconds(10));
+    stream_.async_connect(endpoints_, [this, self = shared_from_this(), write](
+                                          beast::error_code ec, const tcp::endpoint&) {
+      if (ec) return Fail(absl::StrCat("connect: ", ec.message()));
+      beast::error_code ignored;
+      stream_.socket().set_option(tcp::no_delay(true), ignored);
+      connected_ = true;
+      write();
+    });
+  }
+
+  void Auth() {
+    cookie_.clear();
+    bearer_.clear();
+    Send("POST", "/kbs/v0/auth", kbs::client::AuthRequestJson("sample"), &HttpFlow::OnAuth);
+  }
+
+  void OnAuth(bhttp::response<bhttp::string_body>& res) {
+    beast::string_view raw_cookie = res[bhttp::field::set_cookie];
+    absl::string_view set_cookie(raw_cookie.data(), raw_cookie.size());
+    if (!absl::ConsumePrefix(&set_cookie, "kbs-session-id=")) return Fail("no session cookie");
+    cookie_ = std::string(set_cookie.substr(0, set_cookie.find(';')));
+    auto body = kbs::common::ParseJson(res.body());
+    if (!body.ok() || !body->contains("nonce")) return Fail("bad challenge");
+    auto attestation = guest_.BuildAttestation((*body)["nonce"].get<std::string>(), s_.key_type);
+    if (!attestation.ok()) return Fail(attestation.status().message());
+    Send("POST", "/kbs/v0/attest", *std::move(attestation), &HttpFlow::OnAttest);
+  }
+
+  void OnAttest(bhttp::response<bhttp::string_body>& res) {
+    if (s_.bearer) {
+      auto body = kbs::common::ParseJson(res.body());
+      if (!body.ok() || !body->contains("token")) return Fail("bad token response");
+      bearer_ = (*body)["token"].get<std::string>();
+      cookie_.clear();
+    }
+    Send("GET", absl::StrCat("/kbs/v0/resource/", s_.resource), "", &HttpFlow::OnResource);
+  }
+
+  void OnResource(bhttp::response<bhttp::string_body>& res) {
+    auto value = kbs::client::DecryptResource(res.body(), *guest_.key);
+    if (!value.ok()) return Fail(value.status().message());
+    rec_.Success(scheduled_, SteadyClock::now(), s_);
+    Schedule();
+  }
+
+  beast::tcp_stream stream_;
+  asio::steady_timer timer_;
+  const Settings& s_;
+  Recorder& rec_;
+  tcp::resolver::results_type endpoints_;
+  std::string host_;
+  Pacer pacer_;
+  bool connected_ = false;
+  beast::flat_buffer buffer_;
+  std::string request_;
+  std::optional<bhttp::response_parser<bhttp::string_body>> response_;
+  std::string cookie_, bearer_;
+  GuestState guest_;
+  SteadyClock::time_point scheduled_;
+};
+
+// ---- gRPC: callback API; an Asio timer thread paces flow starts. ----
+class GrpcFlow : public std::enable_shared_from_this<GrpcFlow> {
+ public:
+  GrpcFlow(asio::io_context& ioc, const Settings& s, Recorder& rec,
+           std::shared_ptr<kbs::v1::KeyBroker::Stub> stub, int index, std::atomic<int>& active)
+      : timer_(ioc), s_(s), rec_(rec), stub_(std::move(stub)), pacer_(s, index), active_(active) {}
+
+  void Start() {
+    active_.fetch_add(1);
+    Schedule();
+  }
+
+ private:
+  void Schedule() {
+    auto next = pacer_.Next();
+    if (!next) {
+      active_.fetch_sub(1);
+      return;
+    }
+    scheduled_ = *next;
+    timer_.expires_at(scheduled_);
+    timer_.async_wait([self = shared_from_this()](beast::error_code) { self->Auth(); });
+  }
+
+  void Fail(absl::string_view what) {
+    rec_.Failure(scheduled_, s_, what);
+    Schedule();
+  }
+
+  void Auth() {
+    auth_req_.set_version(std::string(kbs::kProtocolVersion));
+    auth_req_.set_tee("sample");
+    // One context per step: a context must outlive its call's callback, so
+    // it is replaced only when the same step of the next flow starts.
+    auth_ctx_ = std::make_unique<grpc::ClientContext>();
+    stub_->async()->Auth(auth_ctx_.get(), &auth_req_, &auth_resp_,
+                         [self = shared_from_this()](grpc::Status st) { self->OnAuth(st); });
+  }
+
+  void OnAuth(const grpc::Status& st) {
+    if (!st.ok()) return Fail(st.error_message());
+    auto key = kbs::client::TeeKeyPair::Generate(s_.key_type);
+    if (!key.ok()) return Fail(key.status().message());
+    guest_.key.emplace(*std::move(key));
+    auto request = kbs::client::BuildSampleAttestation(auth_resp_.nonce(), *guest_.key, {});
+    if (!request.ok()) return Fail(request.status().message());
+    attest_req_.set_session_id(auth_resp_.session_id());
+    attest_req_.set_nonce(request->nonce);
+    attest_req_.set_tee_pubkey_json(kbs::common::DumpJson(request->tee_pubkey));
+    attest_req_.set_primary_evidence_json(kbs::common::DumpJson(request->primary_evidence));
+    attest_req_.set_additional_evidence(request->additional_evidence);
+    attest_ctx_ = std::make_unique<grpc::ClientContext>();
+    stub_->async()->Attest(attest_ctx_.get(), &attest_req_, &attest_resp_,
+                           [self = shared_from_this()](grpc::Status st) { self->OnAttest(st); });
+  }
+
+  void OnAttest(const grpc::Status& st) {
+    if (!st.ok()) return Fail(st.error_message());
+    resource_req_.set_path(s_.resource);
+    if (s_.bearer) {
+      resource_req_.set_token(attest_resp_.token());
+    } else {
+      resource_req_.set_session_id(auth_resp_.session_id());
+    }
+    resource_ctx_ = std::make_unique<grpc::ClientContext>();
+    stub_->async()->GetResource(resource_ctx_.get(), &resource_req_, &resource_resp_,
+                                [self = shared_from_this()](grpc::Status st) {
+                                  self->OnResource(st);
+                                });
+  }
+
+  void OnResource(const grpc::Status& st) {
+    if (!st.ok()) return Fail(st.error_message());
+    auto value = kbs::client::DecryptResource(resource_resp_.jwe_json(), *guest_.key);
+    if (!value.ok()) return Fail(value.status().message());
+    rec_.Success(scheduled_, SteadyClock::now(), s_);
+    Schedule();
+  }
+
+  asio::steady_timer timer_;
+  const Settings& s_;
+  Recorder& rec_;
+  std::shared_ptr<kbs::v1::KeyBroker::Stub> stub_;
+  Pacer pacer_;
+  std::atomic<int>& active_;
+  std::unique_ptr<grpc::ClientContext> auth_ctx_, attest_ctx_, resource_ctx_;
+  kbs::v1::AuthRequest auth_req_;
+  kbs::v1::AuthResponse auth_resp_;
+  kbs::v1::AttestRequest attest_req_;
+  kbs::v1::AttestResponse attest_resp_;
+  kbs::v1::GetResourceRequest resource_req_;
+  kbs::v1::GetResourceResponse resource_resp_;
+  GuestState guest_;
+  SteadyClock::time_point scheduled_;
+};
+
+double Percentile(const std::vector<double>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  size_t index = static_cast<size_t>(p * static_cast<double>(sorted.size() - 1) + 0.5);
+  return sorted[std::min(index, sorted.size() - 1)];
+}
+
+double Round3(double v) { return std::round(v * 1000) / 1000; }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Debian's abseil keeps absl::Mutex deadlock detection on; gRPC takes
+  // many mutexes per call and the cycle bookkeeping costs measurable CPU.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  CLI::App app{"kbs-bench: KBS load generator"};
+  app.require_subcommand(1);
+  CLI::App* rcar = app.add_subcommand("rcar", "Full RCAR flows (auth, attest, resource)");
+  Settings s;
+  std::string key_type = "ec-p256";
+  double duration = 10, warmup = 1;
+  int threads = 1;
+  rcar->add_option("--url", s.url, "http://HOST:PORT, or HOST:PORT for gRPC")->required();
+  rcar->add_option("--protocol", s.protocol, "http or grpc")->check(CLI::IsMember({"http", "grpc"}));
+  rcar->add_option("--resource", s.resource, "REPO/TYPE/TAG to fetch")->required();
+  rcar->add_option("--duration", duration, "Measured seconds")->check(CLI::Range(0.1, 3600.0));
+  rcar->add_option("--warmup", warmup, "Unmeasured seconds first")->check(CLI::Range(0.0, 600.0));
+  rcar->add_option("--concurrency", s.concurrency, "Concurrent virtual clients")
+      ->check(CLI::Range(1, 4096));
+  rcar->add_option("--rate", s.rate, "Target flows per second in total (0 = as fast as possible)")
+      ->check(CLI::Range(0.0, 1e7));
+  rcar->add_option("--threads", threads, "Client event-loop threads")->check(CLI::Range(1, 64));
+  rcar->add_option("--key-type", key_type, "ec-p256, ec-p521 or rsa")
+      ->check(CLI::IsMember({"ec-p256", "ec-p521", "rsa"}));
+  rcar->add_flag("--bearer", s.bearer, "Fetch by Bearer token instead of the session");
+  CLI11_PARSE(app, argc, argv);
+  s.key_type = *kbs::client::ParseTeeKeyType(key_type);
+
+  s.start = SteadyClock::now() + std::chrono::milliseconds(300);
+  s.measure_from = s.start + std::chrono::duration_cast<SteadyClock::duration>(
+                                 std::chrono::duration<double>(warmup));
+  s.end = s.measure_from + std::chrono::duration_cast<SteadyClock::duration>(
+                               std::chrono::duration<double>(duration));
+
+  Recorder recorder;
+  std::vector<std::unique_ptr<asio::io_context>> loops;
+  for (int i = 0; i < threads; ++i) loops.push_back(std::make_unique<asio::io_context>(1));
+  // gRPC flows spend most of their time outside Asio (in gRPC callbacks):
+  // keep the loops alive until every flow has finished.
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+  std::atomic<int> active_grpc_flows{0};
+
+  if (s.protocol == "http") {
+    absl::string_view url = s.url;
+    if (!absl::ConsumePrefix(&url, "http://")) {
+      std::cerr << "kbs-bench: --url must be http://HOST:PORT for HTTP\n";
+      return 2;
+    }
+    size_t colon = url.rfind(':');
+    std::string host(url.substr(0, colon)), port(url.substr(colon + 1));
+    tcp::resolver resolver(*loops[0]);
+    beast::error_code ec;
+    auto endpoints = resolver.resolve(host, port, ec);
+    if (ec) {
+      std::cerr << "kbs-bench: cannot resolve " << host << ": " << ec.message() << "\n";
+      return 1;
+    }
+    for (int i = 0; i < s.concurrency; ++i) {
+      std::make_shared<HttpFlow>(*loops[i % threads], s, recorder, endpoints, host, i)->Start();
+    }
+  } else {
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(16 << 20);
+    // A few HTTP/2 connections spread the load over the server's threads.
+    std::vector<std::shared_ptr<kbs::v1::KeyBroker::Stub>> stubs;
+    for (int c = 0; c < 4; ++c) {
+      args.SetInt("kbs-bench-channel", c);  // distinct channels, not shared
+      stubs.push_back(kbs::v1::KeyBroker::NewStub(
+          grpc::CreateCustomChannel(s.url, grpc::InsecureChannelCredentials(), args)));
+    }
+    for (int i = 0; i < s.concurrency; ++i) {
+      std::make_shared<GrpcFlow>(*loops[i % threads], s, recorder, stubs[i % stubs.size()], i,
+                                 active_grpc_flows)
+          ->Start();
+    }
+    for (auto& loop : loops) guards.push_back(asio::make_work_guard(*loop));
+  }
+
+  std::vector<std::thread> runners;
+  for (auto& loop : loops) runners.emplace_back([&loop] { loop->run(); });
+  if (!guards.empty()) {
+    std::this_thread::sleep_until(s.end);
+    // In-flight flows finish their current call (bounded by its deadline).
+    auto deadline = SteadyClock::now() + std::chrono::seconds(30);
+    while (active_grpc_flows.load() > 0 && SteadyClock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    guards.clear();
+  }
+  for (auto& t : runners) t.join();
+
+  std::vector<double> all;
+  uint64_t errors;
+  std::string first_error;
+  {
+    std::lock_guard<std::mutex> lock(recorder.mu_);
+    all = recorder.latencies_ms_;
+    errors = recorder.errors_;
+    first_error = recorder.first_error_;
+  }
+  std::sort(all.begin(), all.end());
+  if (!first_error.empty()) std::cerr << "kbs-bench: first error: " << first_error << "\n";
+  Json summary = {{"protocol", s.protocol},
+                  {"concurrency", s.concurrency},
+                  {"target_rate", s.rate},
+                  {"duration_s", duration},
+                  {"flows", all.size()},
+                  {"flows_per_s", std::round(static_cast<double>(all.size()) / duration * 10) / 10},
+                  {"p50_ms", Round3(Percentile(all, 0.50))},
+                  {"p99_ms", Round3(Percentile(all, 0.99))},
+                  {"max_ms", all.empty() ? 0.0 : Round3(all.back())},
+                  {"errors", errors}};
+  std::cout << summary.dump() << std::endl;
+  return errors == 0 && !all.empty() ? 0 : 1;
+}
