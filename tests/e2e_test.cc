@@ -1,0 +1,482 @@
+// End-to-end tests: the real `kbs` and `kbsctl` binaries on loopback,
+// driven over HTTP and gRPC the way CoCo clients and operators drive them.
+#include <grpcpp/grpcpp.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/encoding.h"
+#include "common/files.h"
+#include "common/jose/jwt.h"
+#include "common/keys.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "kbs/client/kbs_client.h"
+#include "proto/kbs/v1/kbs.grpc.pb.h"
+#include "tests/proto/health.grpc.pb.h"
+#include "tests/testing/kbs_process.h"
+#include "tests/testing/raw_http.h"
+#include "tests/testing/test_certs.h"
+
+namespace kbs {
+namespace {
+
+using client::KbsClient;
+using client::RcarOptions;
+using client::TeeKeyType;
+using common::Json;
+using testing::KbsProcess;
+using testing::RawHttp;
+using ::testing::HasSubstr;
+
+constexpr char kTypePrefix[] = "https://github.com/confidential-containers/kbs/errors/";
+constexpr char kResource[] = "models/llama/key";
+constexpr char kValue[] = "model-weights-key-0123456789abcdef";
+
+std::unique_ptr<KbsProcess> StartKbs(KbsProcess::Options options = {}) {
+  auto kbs = KbsProcess::Start(options);
+  EXPECT_TRUE(kbs.ok()) << kbs.status();
+  return kbs.ok() ? *std::move(kbs) : nullptr;
+}
+
+std::unique_ptr<KbsClient> Http(const KbsProcess& kbs) {
+  return *client::NewHttpKbsClient(kbs.http_url());
+}
+std::unique_ptr<KbsClient> Grpc(const KbsProcess& kbs) {
+  return *client::NewGrpcKbsClient(kbs.grpc_address());
+}
+
+void Provision(KbsProcess& kbs, const std::string& policy = "allow-all") {
+  auto admin = Http(kbs);
+  ASSERT_TRUE(admin->PutResource(kbs.AdminToken(), kResource, kValue).ok());
+  ASSERT_TRUE(admin->SetPolicy(kbs.AdminToken(), Json{{"preset", policy}}.dump()).ok());
+}
+
+// Status and parsed JSON error of a raw request.
+struct Answer {
+  int status = 0;
+  std::string type;
+  std::string detail;
+};
+Answer Raw(const KbsProcess& kbs, const std::string& request) {
+  auto r = RawHttp(kbs.http_port(), request);
+  EXPECT_TRUE(r.ok()) << r.status();
+  if (!r.ok()) return {};
+  Answer a{r->status, "", ""};
+  auto json = common::ParseJson(r->body);
+  EXPECT_TRUE(json.ok()) << "error body is not JSON: " << r->body;
+  if (json.ok() && json->is_object()) {
+    a.type = json->value("type", "");
+    a.detail = json->value("detail", "");
+  }
+  EXPECT_THAT(r->head, HasSubstr("Content-Type: application/json")) << r->head;
+  return a;
+}
+
+bool Healthy(const KbsProcess& kbs) {
+  auto r = RawHttp(kbs.http_port(), testing::BuildRequest("GET", "/healthz", ""));
+  return r.ok() && r->status == 200;
+}
+
+class E2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    kbs_ = StartKbs();
+    ASSERT_NE(kbs_, nullptr);
+    Provision(*kbs_);
+  }
+  void TearDown() override {
+    if (kbs_ != nullptr) {
+      EXPECT_TRUE(Healthy(*kbs_)) << "server stopped serving";
+      EXPECT_EQ(kbs_->Stop(), 0) << kbs_->Log();
+    }
+  }
+  std::unique_ptr<KbsProcess> kbs_;
+};
+
+TEST_F(E2eTest, RcarOverHttpAndGrpcEveryKeyTypeByCookieAndBearer) {
+  for (bool grpc : {false, true}) {
+    auto client = grpc ? Grpc(*kbs_) : Http(*kbs_);
+    for (TeeKeyType type : {TeeKeyType::kEcP256, TeeKeyType::kEcP521, TeeKeyType::kRsa}) {
+      for (bool bearer : {false, true}) {
+        RcarOptions options;
+        options.key_type = type;
+        options.use_token = bearer;
+        auto value = client::RunSampleRcar(*client, kResource, options);
+        ASSERT_TRUE(value.ok()) << (grpc ? "grpc " : "http ") << static_cast<int>(type)
+                                << (bearer ? " bearer: " : " cookie: ") << value.status();
+        EXPECT_EQ(*value, kValue);
+      }
+    }
+  }
+}
+
+TEST_F(E2eTest, InitDataAndDevicesBindIntoTheToken) {
+  auto client = Http(*kbs_);
+  RcarOptions options;
+  options.evidence.init_data_toml = "version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\n\"x\" = \"y\"\n";
+  options.evidence.devices = {"sampledevice"};
+  options.evidence.claims = Json{{"measurement", "ab12"}, {"debug", false}};
+  auto value = client::RunSampleRcar(*client, kResource, options);
+  ASSERT_TRUE(value.ok()) << value.status();
+  // A gRPC attestation of the same shape, then the token's claims.
+  auto grpc = Grpc(*kbs_);
+  auto nonce = grpc->Auth("sample");
+  auto key = *client::TeeKeyPair::Generate(TeeKeyType::kEcP256);
+  auto token = grpc->Attest(*client::BuildSampleAttestation(*nonce, key, options.evidence));
+  ASSERT_TRUE(token.ok()) << token.status();
+  EXPECT_LT(token->size(), 16384u);
+  std::vector<std::string> parts = absl::StrSplit(*token, '.');
+  Json claims = Json::parse(*common::Base64UrlDecode(parts[1]));
+  const Json& cpu = claims["submods"]["cpu0"]["ear.veraison.annotated-evidence"];
+  EXPECT_EQ(cpu["sample"]["measurement"], "ab12");
+  EXPECT_EQ(cpu["init_data_claims"]["x"], "y");
+  EXPECT_TRUE(claims["submods"]["gpu0"]["ear.veraison.annotated-evidence"].contains("sampledevice"));
+  // Tampered device evidence fails the whole attestation: the primary
+  // evidence binds the whole additional-evidence string.
+  auto nonce2 = grpc->Auth("sample");
+  auto request = *client::BuildSampleAttestation(*nonce2, key, options.evidence);
+  Json devices = Json::parse(request.additional_evidence);
+  devices["sampledevice"]["report_data"] = common::Base64Encode(std::string(48, 'x'));
+  request.additional_evidence = devices.dump();
+  auto tampered = grpc->Attest(request);
+  EXPECT_EQ(tampered.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(tampered.status().message(), HasSubstr("report_data does not match"));
+}
+
+TEST_F(E2eTest, AttestationFailuresOverHttp) {
+  const std::string auth_body = client::AuthRequestJson("sample");
+  // Wrong protocol version.
+  Answer version = Raw(*kbs_, testing::BuildRequest(
+                                  "POST", "/kbs/v0/auth",
+                                  R"({"version":"0.3.0","tee":"sample","extra-params":""})"));
+  EXPECT_EQ(version.status, 401);
+  EXPECT_EQ(version.type, absl::StrCat(kTypePrefix, "AttestationError"));
+  EXPECT_THAT(version.detail, HasSubstr("KBS Client Protocol Version Mismatch"));
+  // Unknown TEE, wrong types, malformed and truncated JSON.
+  Answer tee = Raw(*kbs_, testing::BuildRequest("POST", "/kbs/v0/auth",
+                                                R"({"version":"0.4.0","tee":"foo","extra-params":""})"));
+  EXPECT_EQ(tee.status, 400);
+  EXPECT_THAT(tee.detail, HasSubstr("unknown TEE"));
+  Answer types = Raw(*kbs_, testing::BuildRequest("POST", "/kbs/v0/auth",
+                                                  R"({"version":4,"tee":"sample","extra-params":""})"));
+  EXPECT_EQ(types.status, 400);
+  EXPECT_EQ(types.type, absl::StrCat(kTypePrefix, "SerdeError"));
+  EXPECT_EQ(Raw(*kbs_, testing::BuildRequest("POST", "/kbs/v0/auth", "{{{")).status, 400);
+  EXPECT_EQ(Raw(*kbs_, testing::BuildRequest("POST", "/kbs/v0/auth", auth_body.substr(0, 20))).status,
+            400);
+  EXPECT_EQ(Raw(*kbs_, testing::BuildRequest("POST", "/kbs/v0/attest",
+                                             R"({"runtime-data":{"nonce":7}})"))
+                .status,
+            400);
+
+  // Wrong nonce, reused nonce, tampered report data: 401 and nothing released.
+  auto http = client::HttpClient::Create(kbs_->http_url());
+  ASSERT_TRUE(http.ok());
+  auto key = *client::TeeKeyPair::Generate(TeeKeyType::kEcP256);
+  auto attest = [&](const std::string& nonce, const client::SampleEvidenceOptions& o) {
+    return (*http)->Send("POST", "/kbs/v0/attest",
+                         client::AttestRequestJson(*client::BuildSampleAttestation(nonce, key, o)),
+                         {{"Content-Type", "application/json"}});
+  };
+  auto challenge = [&]() {
+    auto r = (*http)->Send("POST", "/kbs/v0/auth", auth_body, {{"Content-Type", "application/json"}});
+    EXPECT_EQ(r->status, 200);
+    return Json::parse(r->body)["nonce"].get<std::string>();
+  };
+  challenge();
+  auto wrong = attest(common::Base64Encode(std::string(32, 'n')), {});
+  EXPECT_EQ(wrong->status, 401);
+  EXPECT_THAT(wrong->body, HasSubstr("nonce does not match"));
+
+  std::string nonce = challenge();
+  ASSERT_EQ(attest(nonce, {})->status, 200);
+  auto reused = attest(nonce, {});
+  EXPECT_EQ(reused->status, 401);
+  EXPECT_THAT(reused->body, HasSubstr("already used"));
+
+  nonce = challenge();
+  client::SampleEvidenceOptions tampered;
+  tampered.tamper_report_data = true;
+  auto bad = attest(nonce, tampered);
+  EXPECT_EQ(bad->status, 401);
+  EXPECT_THAT(bad->body, HasSubstr("report_data does not match"));
+  auto after = (*http)->Send("GET", absl::StrCat("/kbs/v0/resource/", kResource), "");
+  EXPECT_EQ(after->status, 401);
+
+  // Attest without a session cookie.
+  (*http)->set_session_cookie("");
+  auto no_cookie = attest(nonce, {});
+  EXPECT_EQ(no_cookie->status, 401);
+  EXPECT_THAT(no_cookie->body, HasSubstr("cookie"));
+}
+
+TEST_F(E2eTest, ResourceAndRoutingFailures) {
+  auto client = Http(*kbs_);
+  auto missing = client::RunSampleRcar(*client, "models/llama/absent", {});
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound) << missing.status();
+  Answer plugin = Raw(*kbs_, testing::BuildRequest("GET", "/kbs/v0/nebula-ca/credential", ""));
+  EXPECT_EQ(plugin.status, 404);
+  EXPECT_EQ(plugin.type, absl::StrCat(kTypePrefix, "PluginNotFound"));
+  Answer wrong_method = Raw(*kbs_, testing::BuildRequest("GET", "/kbs/v0/auth", ""));
+  EXPECT_EQ(wrong_method.status, 404);
+  Answer no_token = Raw(*kbs_, testing::BuildRequest("GET", "/kbs/v0/resource/a/b/c", ""));
+  EXPECT_EQ(no_token.status, 401);
+  EXPECT_EQ(no_token.type, absl::StrCat(kTypePrefix, "TokenNotFound"));
+  Answer forged = Raw(*kbs_, testing::BuildRequest("GET", "/kbs/v0/resource/a/b/c", "",
+                                                   "Authorization: Bearer a.b.c"));
+  EXPECT_EQ(forged.status, 401);
+  EXPECT_EQ(forged.type, absl::StrCat(kTypePrefix, "TokenVerifierError"));
+
+  // A policy deny is 403 (the client gives up instead of re-attesting).
+  ASSERT_TRUE(client->SetPolicy(kbs_->AdminToken(), R"({"preset":"deny-all"})").ok());
+  auto denied = client::RunSampleRcar(*client, kResource, {});
+  EXPECT_EQ(denied.status().code(), absl::StatusCode::kPermissionDenied) << denied.status();
+  EXPECT_THAT(denied.status().message(), HasSubstr("PolicyDeny"));
+  auto denied_grpc = client::RunSampleRcar(*Grpc(*kbs_), kResource, {});
+  EXPECT_EQ(denied_grpc.status().code(), absl::StatusCode::kPermissionDenied);
+}
+
+TEST_F(E2eTest, OversizedAndMalformedRequests) {
+  // Body over the 2 MiB default.
+  std::string big(3 * 1024 * 1024, 'x');
+  Answer body = Raw(*kbs_, testing::BuildRequest("POST", "/kbs/v0/auth", big));
+  EXPECT_EQ(body.status, 413);
+  EXPECT_EQ(body.type, absl::StrCat(kTypePrefix, "HTTPFailed"));
+  // Header fields of 64 KiB and heads of 256 KiB are accepted...
+  std::string token_64k(64 * 1024, 'a');
+  Answer big_token = Raw(*kbs_, testing::BuildRequest("GET", "/kbs/v0/resource/a/b/c", "",
+                                                      "Authorization: Bearer " + token_64k));
+  EXPECT_EQ(big_token.status, 401);  // parsed and rejected as a token, not as a header
+  std::string fields;
+  for (int i = 0; i < 4; ++i) absl::StrAppend(&fields, "X-Pad-", i, ": ", std::string(60000, 'p'), "\r\n");
+  fields.resize(fields.size() - 2);
+  EXPECT_EQ(Raw(*kbs_, testing::BuildRequest("GET", "/healthz", "", fields)).status, 200);
+  // ...larger ones get 413.
+  Answer huge_field = Raw(*kbs_, testing::BuildRequest("GET", "/kbs/v0/resource/a/b/c", "",
+                                                       "Authorization: Bearer " +
+                                                           std::string(200 * 1024, 'a')));
+  EXPECT_EQ(huge_field.status, 413);
+  std::string too_many;
+  for (int i = 0; i < 6; ++i) absl::StrAppend(&too_many, "X-Pad-", i, ": ", std::string(60000, 'p'), "\r\n");
+  too_many.resize(too_many.size() - 2);
+  EXPECT_EQ(Raw(*kbs_, testing::BuildRequest("GET", "/healthz", "", too_many)).status, 413);
+  // Not HTTP at all.
+  Answer garbage = Raw(*kbs_, "THIS IS NOT HTTP\r\n\r\n");
+  EXPECT_EQ(garbage.status, 400);
+  EXPECT_EQ(Raw(*kbs_, "GET /healthz HTTP/1.1\r\nContent-Length: abc\r\n\r\n").status, 400);
+  // Keep-alive: several requests on one connection.
+  auto http = client::HttpClient::Create(kbs_->http_url());
+  for (int i = 0; i < 3; ++i) EXPECT_EQ((*http)->Send("GET", "/healthz", "")->status, 200);
+}
+
+TEST_F(E2eTest, AdminAuthentication) {
+  auto client = Http(*kbs_);
+  Answer none = Raw(*kbs_, testing::BuildRequest("POST", "/kbs/v0/resource/a/b/c", "v"));
+  EXPECT_EQ(none.status, 401);
+  EXPECT_EQ(none.type, absl::StrCat(kTypePrefix, "AdminAuthAccess"));
+  auto expired = client->PutResource(kbs_->AdminToken(absl::Minutes(-10)), "a/b/c", "v");
+  EXPECT_EQ(expired.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(expired.status().message(), HasSubstr("expired"));
+  auto other = *jose::JwtSigner::Create(*common::GenerateEd25519Key());
+  std::string foreign = *other->Sign(Json{{"exp", absl::ToUnixSeconds(absl::Now()) + 300}});
+  EXPECT_EQ(client->PutResource(foreign, "a/b/c", "v").status().code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(client->DeleteResource(foreign, kResource).code(), absl::StatusCode::kUnauthenticated);
+  auto grpc = Grpc(*kbs_);
+  EXPECT_EQ(grpc->ListResources(foreign).status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(grpc->ListResources("").status().code(), absl::StatusCode::kUnauthenticated);
+  // Nothing changed.
+  auto list = grpc->ListResources(kbs_->AdminToken());
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ((*list)["resources"].size(), 1u);
+  EXPECT_EQ((*list)["resources"][0]["path"], kResource);
+}
+
+TEST_F(E2eTest, GrpcErrorsHealthAndAdmin) {
+  auto grpc = Grpc(*kbs_);
+  EXPECT_EQ(grpc->Auth("nope").status().code(), absl::StatusCode::kInvalidArgument);
+  auto missing = client::RunSampleRcar(*grpc, "a/b/absent", {});
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(missing.status().message(), HasSubstr("PluginInternalError"));
+  EXPECT_TRUE(grpc->PutResource(kbs_->AdminToken(), "a/b/c", "grpc value").ok());
+  auto value = client::RunSampleRcar(*grpc, "a/b/c", {});
+  ASSERT_TRUE(value.ok()) << value.status();
+  EXPECT_EQ(*value, "grpc value");
+  EXPECT_TRUE(grpc->DeleteResource(kbs_->AdminToken(), "a/b/c").ok());
+  auto policy = grpc->GetPolicy(kbs_->AdminToken());
+  ASSERT_TRUE(policy.ok());
+  EXPECT_EQ((*policy)["id"], "preset:allow-all");
+
+  auto channel = ::grpc::CreateChannel(kbs_->grpc_address(), ::grpc::InsecureChannelCredentials());
+  auto health = ::grpc::health::v1::Health::NewStub(channel);
+  ::grpc::ClientContext ctx;
+  ::grpc::health::v1::HealthCheckRequest req;
+  ::grpc::health::v1::HealthCheckResponse resp;
+  ASSERT_TRUE(health->Check(&ctx, req, &resp).ok());
+  EXPECT_EQ(resp.status(), ::grpc::health::v1::HealthCheckResponse::SERVING);
+  // Malformed JSON in a gRPC field.
+  auto stub = v1::KeyBroker::NewStub(channel);
+  ::grpc::ClientContext ctx2;
+  v1::AttestRequest bad;
+  bad.set_tee_pubkey_json("{");
+  v1::AttestResponse out;
+  EXPECT_EQ(stub->Attest(&ctx2, bad, &out).error_code(), ::grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST(E2eSessionTest, ExpiredSession) {
+  auto kbs = StartKbs({.config_toml = "[attestation]\nsession_timeout = 1\n"});
+  ASSERT_NE(kbs, nullptr);
+  Provision(*kbs);
+  auto client = Http(*kbs);
+  auto nonce = client->Auth("sample");
+  ASSERT_TRUE(nonce.ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1300));
+  auto key = *client::TeeKeyPair::Generate(TeeKeyType::kEcP256);
+  auto token = client->Attest(*client::BuildSampleAttestation(*nonce, key, {}));
+  EXPECT_EQ(token.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(token.status().message(), HasSubstr("expired"));
+  // An attested session expires too.
+  auto value = client::RunSampleRcar(*client, kResource, {});
+  ASSERT_TRUE(value.ok()) << value.status();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1300));
+  EXPECT_EQ(client->GetResource(kResource, false).status().code(),
+            absl::StatusCode::kUnauthenticated);
+}
+
+TEST(E2eDefaultsTest, SampleTeeRefusedUnlessEnabled) {
+  auto kbs = StartKbs({.allow_sample = false});
+  ASSERT_NE(kbs, nullptr);
+  auto nonce = Http(*kbs)->Auth("sample");
+  EXPECT_EQ(nonce.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(nonce.status().message(), HasSubstr("--allow-sample-tee"));
+  EXPECT_EQ(Grpc(*kbs)->Auth("sample").status().code(), absl::StatusCode::kUnauthenticated);
+}
+
+TEST(E2eDefaultsTest, AdminClosedWithoutKey) {
+  auto kbs = StartKbs({.admin_key = false});
+  ASSERT_NE(kbs, nullptr);
+  Answer closed = Raw(*kbs, testing::BuildRequest("POST", "/kbs/v0/resource/a/b/c", "v",
+                                                  "Authorization: Bearer x.y.z"));
+  EXPECT_EQ(closed.status, 401);
+  EXPECT_THAT(closed.detail, HasSubstr("closed"));
+}
+
+TEST(E2eDefaultsTest, PlainHttpRefusedOffLoopback) {
+  auto r = testing::RunCommand({testing::KbsBinary(), "--http", "0.0.0.0:0", "--no-grpc",
+                                "--data-dir", "/nonexistent-not-created"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.output, HasSubstr("--insecure-http"));
+  auto bad_config = testing::RunCommand({testing::KbsBinary(), "--config", "/nonexistent.toml"});
+  EXPECT_NE(bad_config.exit_code, 0);
+}
+
+TEST(E2eRestartTest, StateSurvivesRestart) {
+  auto first = StartKbs();
+  ASSERT_NE(first, nullptr);
+  Provision(*first);
+  auto client = Http(*first);
+  RcarOptions options;
+  options.use_token = true;
+  auto nonce = client->Auth("sample");
+  auto key = *client::TeeKeyPair::Generate(TeeKeyType::kEcP256);
+  auto token = client->Attest(*client::BuildSampleAttestation(*nonce, key, {}));
+  ASSERT_TRUE(token.ok());
+  ASSERT_EQ(first->Stop(), 0);
+
+  KbsProcess::Options again;
+  again.data_dir = first->data_dir();
+  auto second = StartKbs(again);
+  ASSERT_NE(second, nullptr);
+  auto restarted = Http(*second);
+  // Same signing key (the Bearer token still verifies), resource and policy.
+  auto request = client::HttpClient::Create(second->http_url());
+  auto r = (*request)->Send("GET", absl::StrCat("/kbs/v0/resource/", kResource), "",
+                            {{"Authorization", "Bearer " + *token}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(*client::DecryptResource(r->body, key), kValue);
+  EXPECT_EQ(std::filesystem::status(first->data_dir() + "/master.key").permissions() &
+                std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+}
+
+TEST(E2eTlsTest, HttpsAndGrpcTls) {
+  auto tls = testing::MakeLoopbackCertificate();
+  ASSERT_TRUE(tls.ok()) << tls.status();
+  std::string dir = std::filesystem::temp_directory_path() / ("kbs_tls_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  ASSERT_TRUE(common::WriteFileAtomic(dir + "/cert.pem", tls->cert_pem, 0644).ok());
+  ASSERT_TRUE(common::WriteFileAtomic(dir + "/key.pem", tls->key_pem, 0600).ok());
+  auto kbs = StartKbs({.extra_args = {"--tls-cert", dir + "/cert.pem", "--tls-key",
+                                      dir + "/key.pem"}});
+  ASSERT_NE(kbs, nullptr);
+  std::string https = absl::StrCat("https://127.0.0.1:", kbs->http_port());
+  auto client = client::NewHttpKbsClient(https, {.ca_file = dir + "/cert.pem"});
+  ASSERT_TRUE(client.ok());
+  ASSERT_TRUE((*client)->PutResource(kbs->AdminToken(), kResource, kValue).ok());
+  ASSERT_TRUE((*client)->SetPolicy(kbs->AdminToken(), "allow-all").ok());
+  auto value = client::RunSampleRcar(**client, kResource, {});
+  ASSERT_TRUE(value.ok()) << value.status();
+  EXPECT_EQ(*value, kValue);
+  auto grpc = client::NewGrpcKbsClient(absl::StrCat("localhost:", kbs->grpc_address().substr(10)),
+                                       dir + "/cert.pem");
+  auto grpc_value = client::RunSampleRcar(**grpc, kResource, {});
+  ASSERT_TRUE(grpc_value.ok()) << grpc_value.status();
+  // A client that does not trust the certificate cannot connect.
+  auto untrusted = client::NewHttpKbsClient(https);
+  EXPECT_FALSE((*untrusted)->Auth("sample").ok());
+  std::filesystem::remove_all(dir);
+}
+
+// The CLI forms operators and the acceptance checks use.
+TEST(E2eCliTest, KbsctlCommands) {
+  std::string dir = std::filesystem::temp_directory_path() / ("kbsctl_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  auto keygen = testing::RunCommand({testing::KbsctlBinary(), "admin", "keygen", "--out-dir", dir});
+  ASSERT_EQ(keygen.exit_code, 0) << keygen.output;
+  auto kbs = StartKbs({.admin_key = false, .extra_args = {"--admin-public-key", dir + "/admin.pub"}});
+  ASSERT_NE(kbs, nullptr);
+  const std::string url = kbs->http_url();
+  const std::string key = dir + "/admin.key";
+  ASSERT_TRUE(common::WriteFileAtomic(dir + "/value", kValue).ok());
+  auto run = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), testing::KbsctlBinary());
+    return testing::RunCommand(args);
+  };
+  // Global options after the subcommand...
+  auto put = run({"resource", "put", kResource, "--file", dir + "/value", "--url", url,
+                  "--admin-key", key});
+  ASSERT_EQ(put.exit_code, 0) << put.output;
+  // ...and before it.
+  auto list = run({"--url", url, "--admin-key", key, "resource", "list"});
+  ASSERT_EQ(list.exit_code, 0) << list.output;
+  EXPECT_THAT(list.output, HasSubstr(kResource));
+  EXPECT_THAT(list.output, ::testing::Not(HasSubstr(kValue)));
+  EXPECT_EQ(run({"policy", "set", "--preset", "allow-all", "--url", url, "--admin-key", key})
+                .exit_code,
+            0);
+  for (const char* type : {"ec-p256", "ec-p521", "rsa"}) {
+    std::string out = dir + "/out-" + type;
+    auto attest = run({"attest", "--url", url, "--tee", "sample", "--key-type", type, "--get",
+                       kResource, "--out", out});
+    ASSERT_EQ(attest.exit_code, 0) << attest.output;
+    EXPECT_EQ(*common::ReadFile(out), kValue);
+  }
+  auto grpc = run({"attest", "--url", kbs->grpc_address(), "--protocol", "grpc", "--get",
+                   kResource, "--out", dir + "/out-grpc"});
+  ASSERT_EQ(grpc.exit_code, 0) << grpc.output;
+  auto missing = run({"attest", "--url", url, "--tee", "sample", "--get", "a/b/none", "--out",
+                      dir + "/none"});
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_THAT(missing.output, HasSubstr("not found"));
+  auto del = run({"resource", "delete", kResource, "--url", url, "--admin-key", key});
+  EXPECT_EQ(del.exit_code, 0) << del.output;
+  auto no_key = run({"resource", "list", "--url", url});
+  EXPECT_NE(no_key.exit_code, 0);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace kbs
