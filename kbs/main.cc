@@ -99,7 +99,7 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
   if (!broker.ok()) return Fail("broker", broker.status());
 
   kbs::http::Metrics metrics;
-  kbs::http::Router router(broker->get(), &sessions, &clock, &metrics);
+  kbs::http::Router router(broker->get(), &sessions, &metrics);
   auto http_address = kbs::config::ParseHostPort(config.http_address);
   kbs::http::HttpServerOptions http_options;
   http_options.host = http_address->host;

@@ -1,6 +1,7 @@
 #include "kbs/http/http_server.h"
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
@@ -13,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "kbs/core/errors.h"
+#include "kbs/http/request_parser.h"
 
 namespace kbs::http {
 namespace {
@@ -21,62 +23,6 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
-
-// A request parser that stores header fields itself. Beast's stock
-// `basic_fields` caps one field at about 64 KiB; CoCo Bearer tokens can be
-// larger, so fields go into a plain vector, bounded per field and (through
-// header_limit) in total.
-class RequestParser final : public bhttp::basic_parser<true> {
- public:
-  RequestParser(size_t max_field, size_t max_head, size_t max_body) : max_field_(max_field) {
-    header_limit(static_cast<std::uint32_t>(max_head));
-    body_limit(max_body);
-  }
-
-  HttpRequest& request() { return request_; }
-  bool field_too_large() const { return field_too_large_; }
-
- private:
-  void on_request_impl(bhttp::verb, beast::string_view method, beast::string_view target, int,
-                       beast::error_code&) override {
-    request_.method.assign(method.data(), method.size());
-    request_.target.assign(target.data(), target.size());
-  }
-  void on_response_impl(int, beast::string_view, int, beast::error_code& ec) override {
-    ec = bhttp::error::bad_method;
-  }
-  void on_field_impl(bhttp::field, beast::string_view name, beast::string_view value,
-                     beast::error_code& ec) override {
-    if (value.size() > max_field_) {
-      field_too_large_ = true;
-      ec = bhttp::error::header_limit;
-      return;
-    }
-    std::string lower(name.data(), name.size());
-    absl::AsciiStrToLower(&lower);
-    request_.headers.emplace_back(std::move(lower), std::string(value.data(), value.size()));
-  }
-  void on_header_impl(beast::error_code&) override {}
-  void on_body_init_impl(const boost::optional<std::uint64_t>& length,
-                         beast::error_code&) override {
-    if (length) request_.body.reserve(static_cast<size_t>(*length));
-  }
-  std::size_t on_body_impl(beast::string_view body, beast::error_code&) override {
-    request_.body.append(body.data(), body.size());
-    return body.size();
-  }
-  void on_chunk_header_impl(std::uint64_t, beast::string_view, beast::error_code&) override {}
-  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body,
-                                 beast::error_code&) override {
-    request_.body.append(body.data(), body.size());
-    return body.size();
-  }
-  void on_finish_impl(beast::error_code&) override {}
-
-  size_t max_field_;
-  bool field_too_large_ = false;
-  HttpRequest request_;
-};
 
 std::string Serialize(const HttpResponse& r, bool keep_alive) {
   std::string out = absl::StrCat("HTTP/1.1 ", r.status, " ", ReasonPhrase(r.status), "\r\n");
@@ -229,6 +175,7 @@ class BeastHttpServer final : public HttpServer {
       : state_{options, router},
         ioc_(std::max(1, options.threads)),
         acceptor_(asio::make_strand(ioc_)),
+        accept_backoff_(acceptor_.get_executor()),
         ssl_ctx_(asio::ssl::context::tls_server) {}
 
   ~BeastHttpServer() override { Stop(); }
@@ -296,8 +243,14 @@ class BeastHttpServer final : public HttpServer {
                                                           tcp::socket socket) {
       if (ec) {
         if (ec == asio::error::operation_aborted || stopped_) return;
-        // Out of descriptors and similar: keep serving existing clients.
+        // Out of descriptors and similar: keep serving existing clients and
+        // retry shortly instead of spinning on the failing accept.
         KBS_LOG(kWarning, "accept failed: ", ec.message());
+        accept_backoff_.expires_after(std::chrono::milliseconds(100));
+        accept_backoff_.async_wait([this](beast::error_code wait_ec) {
+          if (!wait_ec && !stopped_) Accept();
+        });
+        return;
       } else {
         beast::error_code ignored;
         socket.set_option(tcp::no_delay(true), ignored);
@@ -322,6 +275,7 @@ class BeastHttpServer final : public HttpServer {
   ServerState state_;
   asio::io_context ioc_;
   tcp::acceptor acceptor_;
+  asio::steady_timer accept_backoff_;
   asio::ssl::context ssl_ctx_;
   bool tls_ = false;
   uint16_t port_ = 0;

@@ -5,7 +5,6 @@
 #define KBS_KBS_HTTP_ROUTER_H_
 
 #include "absl/status/status.h"
-#include "common/clock.h"
 #include "kbs/core/broker.h"
 #include "kbs/http/http_message.h"
 #include "kbs/http/metrics.h"
@@ -17,9 +16,8 @@ namespace kbs::http {
 class Router final {
  public:
   // All pointers must outlive the router.
-  Router(Broker* broker, const session::SessionStore* sessions, const common::Clock* clock,
-         Metrics* metrics)
-      : broker_(broker), sessions_(sessions), clock_(clock), metrics_(metrics) {}
+  Router(Broker* broker, const session::SessionStore* sessions, Metrics* metrics)
+      : broker_(broker), sessions_(sessions), metrics_(metrics) {}
 
   HttpResponse Handle(const HttpRequest& request);
 
@@ -32,7 +30,6 @@ class Router final {
 
   Broker* broker_;
   const session::SessionStore* sessions_;
-  const common::Clock* clock_;
   Metrics* metrics_;
 };
 

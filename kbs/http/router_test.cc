@@ -17,7 +17,7 @@ class RouterTest : public ::testing::Test {
  protected:
   RouterTest()
       : kbs_(testing::InProcessKbs::Create()),
-        router_(kbs_->broker(), kbs_->sessions(), &kbs_->clock(), &metrics_) {}
+        router_(kbs_->broker(), kbs_->sessions(), &metrics_) {}
 
   HttpResponse Call(std::string method, std::string target, std::string body = "",
                     std::vector<std::pair<std::string, std::string>> headers = {}) {

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages the project needs, only those missing.
+# Groups: runtime, build, test, bazel, fuzz (default: runtime build).
+# Run as root (or with sudo available).
+set -euo pipefail
+groups=("$@")
+[ ${#groups[@]} -eq 0 ] && groups=(runtime build)
+
+declare -A pkgs
+pkgs[runtime]="ca-certificates libgrpc++1.51 libprotobuf32 libssl3 libsqlite3-0 libtomlplusplus3"
+pkgs[build]="build-essential g++ cmake ninja-build pkg-config ccache libgrpc++-dev \
+protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev libssl-dev libsqlite3-dev \
+libboost-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev googletest libgmock-dev \
+libgtest-dev libbenchmark-dev"
+pkgs[test]="python3 python3-jwcrypto curl"
+pkgs[bazel]="bazel-bootstrap"
+pkgs[fuzz]="clang-14 libclang-rt-14-dev"
+
+wanted=()
+for g in "${groups[@]}"; do
+  [ -n "${pkgs[$g]:-}" ] || { echo "unknown group $g" >&2; exit 2; }
+  for p in ${pkgs[$g]}; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+      wanted+=("$p")
+    fi
+  done
+done
+[ ${#wanted[@]} -eq 0 ] && exit 0
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+echo "installing: ${wanted[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${wanted[@]}" >/dev/null
