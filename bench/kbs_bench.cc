@@ -115,35 +115,59 @@ class Pacer {
   SteadyClock::time_point next_;
 };
 
+// One virtual client's loop: wait for the next scheduled start, run a flow,
+// record it, repeat until the end. `Derived` provides Auth() (the first
+// step), OnFailure() and OnFinished().
+template <typename Derived>
+class Flow : public std::enable_shared_from_this<Derived> {
+ protected:
+  Flow(asio::io_context& ioc, const Settings& s, Recorder& rec, int index)
+      : timer_(ioc), s_(s), rec_(rec), pacer_(s, index) {}
+
+  void Schedule() {
+    auto next = pacer_.Next();
+    if (!next) return static_cast<Derived*>(this)->OnFinished();
+    scheduled_ = *next;
+    timer_.expires_at(scheduled_);
+    timer_.async_wait(
+        [self = this->shared_from_this()](beast::error_code) { self->Auth(); });
+  }
+  void Succeed() {
+    rec_.Success(scheduled_, SteadyClock::now(), s_);
+    Schedule();
+  }
+  void Fail(absl::string_view what) {
+    rec_.Failure(scheduled_, s_, what);
+    static_cast<Derived*>(this)->OnFailure();
+    Schedule();
+  }
+
+  asio::steady_timer timer_;
+  const Settings& s_;
+  Recorder& rec_;
+  Pacer pacer_;
+  SteadyClock::time_point scheduled_;
+};
+
 // ---- HTTP: one keep-alive connection per virtual client, Asio-driven. ----
-class HttpFlow : public std::enable_shared_from_this<HttpFlow> {
+class HttpFlow : public Flow<HttpFlow> {
  public:
   HttpFlow(asio::io_context& ioc, const Settings& s, Recorder& rec, tcp::resolver::results_type ep,
            std::string host, int index)
-      : stream_(ioc), timer_(ioc), s_(s), rec_(rec), endpoints_(std::move(ep)),
-        host_(std::move(host)), pacer_(s, index) {}
+      : Flow(ioc, s, rec, index), stream_(ioc), endpoints_(std::move(ep)), host_(std::move(host)) {}
 
   void Start() { Schedule(); }
 
  private:
-  void Schedule() {
-    auto next = pacer_.Next();
-    if (!next) {
-      beast::error_code ignored;
-      stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-      return;
-    }
-    scheduled_ = *next;
-    timer_.expires_at(scheduled_);
-    timer_.async_wait([self = shared_from_this()](beast::error_code) { self->Auth(); });
+  friend class Flow<HttpFlow>;
+  void OnFinished() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
   }
-
-  void Fail(absl::string_view what) {
-    rec_.Failure(scheduled_, s_, what);
+  void OnFailure() {
     beast::error_code ignored;
     stream_.socket().close(ignored);
     connected_ = false;
-    Schedule();
   }
 
   void Send(std::string method, std::string target, std::string body,
@@ -220,32 +244,26 @@ class HttpFlow : public std::enable_shared_from_this<HttpFlow> {
   void OnResource(bhttp::response<bhttp::string_body>& res) {
     auto value = kbs::client::DecryptResource(res.body(), *guest_.key);
     if (!value.ok()) return Fail(value.status().message());
-    rec_.Success(scheduled_, SteadyClock::now(), s_);
-    Schedule();
+    Succeed();
   }
 
   beast::tcp_stream stream_;
-  asio::steady_timer timer_;
-  const Settings& s_;
-  Recorder& rec_;
   tcp::resolver::results_type endpoints_;
   std::string host_;
-  Pacer pacer_;
   bool connected_ = false;
   beast::flat_buffer buffer_;
   std::string request_;
   std::optional<bhttp::response_parser<bhttp::string_body>> response_;
   std::string cookie_, bearer_;
   GuestState guest_;
-  SteadyClock::time_point scheduled_;
 };
 
 // ---- gRPC: callback API; an Asio timer thread paces flow starts. ----
-class GrpcFlow : public std::enable_shared_from_this<GrpcFlow> {
+class GrpcFlow : public Flow<GrpcFlow> {
  public:
   GrpcFlow(asio::io_context& ioc, const Settings& s, Recorder& rec,
            std::shared_ptr<kbs::v1::KeyBroker::Stub> stub, int index, std::atomic<int>& active)
-      : timer_(ioc), s_(s), rec_(rec), stub_(std::move(stub)), pacer_(s, index), active_(active) {}
+      : Flow(ioc, s, rec, index), stub_(std::move(stub)), active_(active) {}
 
   void Start() {
     active_.fetch_add(1);
@@ -253,21 +271,9 @@ class GrpcFlow : public std::enable_shared_from_this<GrpcFlow> {
   }
 
  private:
-  void Schedule() {
-    auto next = pacer_.Next();
-    if (!next) {
-      active_.fetch_sub(1);
-      return;
-    }
-    scheduled_ = *next;
-    timer_.expires_at(scheduled_);
-    timer_.async_wait([self = shared_from_this()](beast::error_code) { self->Auth(); });
-  }
-
-  void Fail(absl::string_view what) {
-    rec_.Failure(scheduled_, s_, what);
-    Schedule();
-  }
+  friend class Flow<GrpcFlow>;
+  void OnFinished() { active_.fetch_sub(1); }
+  void OnFailure() {}
 
   void Auth() {
     auth_req_.set_version(std::string(kbs::kProtocolVersion));
@@ -315,15 +321,10 @@ class GrpcFlow : public std::enable_shared_from_this<GrpcFlow> {
     if (!st.ok()) return Fail(st.error_message());
     auto value = kbs::client::DecryptResource(resource_resp_.jwe_json(), *guest_.key);
     if (!value.ok()) return Fail(value.status().message());
-    rec_.Success(scheduled_, SteadyClock::now(), s_);
-    Schedule();
+    Succeed();
   }
 
-  asio::steady_timer timer_;
-  const Settings& s_;
-  Recorder& rec_;
   std::shared_ptr<kbs::v1::KeyBroker::Stub> stub_;
-  Pacer pacer_;
   std::atomic<int>& active_;
   std::unique_ptr<grpc::ClientContext> auth_ctx_, attest_ctx_, resource_ctx_;
   kbs::v1::AuthRequest auth_req_;
@@ -333,7 +334,6 @@ class GrpcFlow : public std::enable_shared_from_this<GrpcFlow> {
   kbs::v1::GetResourceRequest resource_req_;
   kbs::v1::GetResourceResponse resource_resp_;
   GuestState guest_;
-  SteadyClock::time_point scheduled_;
 };
 
 double Percentile(const std::vector<double>& sorted, double p) {

@@ -7,6 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 
 namespace kbs::common {
 namespace {
@@ -93,36 +94,35 @@ const Json* FindMember(const Json& object, absl::string_view key) {
 
 absl::string_view JsonTypeName(const Json& value) { return value.type_name(); }
 
-absl::StatusOr<std::string> GetStringMember(const Json& object,
-                                            absl::string_view key,
-                                            absl::string_view where) {
+namespace {
+
+// The member `key` of `object` if it has the type `is_type` checks for.
+absl::StatusOr<const Json*> TypedMember(const Json& object, absl::string_view key,
+                                        absl::string_view where, bool (Json::*is_type)() const,
+                                        absl::string_view type_name) {
   const Json* member = FindMember(object, key);
   if (member == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("missing field `", key, "` in ", where));
+    return absl::InvalidArgumentError(absl::StrCat("missing field `", key, "` in ", where));
   }
-  if (!member->is_string()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("field `", key, "` in ", where, " must be a string, not ",
-                     member->type_name()));
+  if (!(member->*is_type)()) {
+    return absl::InvalidArgumentError(absl::StrCat("field `", key, "` in ", where, " must be ",
+                                                   type_name, ", not ", member->type_name()));
   }
+  return member;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> GetStringMember(const Json& object, absl::string_view key,
+                                            absl::string_view where) {
+  KBS_ASSIGN_OR_RETURN(const Json* member,
+                       TypedMember(object, key, where, &Json::is_string, "a string"));
   return member->get<std::string>();
 }
 
-absl::StatusOr<const Json*> GetObjectMember(const Json& object,
-                                            absl::string_view key,
+absl::StatusOr<const Json*> GetObjectMember(const Json& object, absl::string_view key,
                                             absl::string_view where) {
-  const Json* member = FindMember(object, key);
-  if (member == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("missing field `", key, "` in ", where));
-  }
-  if (!member->is_object()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("field `", key, "` in ", where, " must be an object, not ",
-                     member->type_name()));
-  }
-  return member;
+  return TypedMember(object, key, where, &Json::is_object, "an object");
 }
 
 }  // namespace kbs::common

@@ -44,21 +44,28 @@ absl::StatusOr<SecretBytes> DeriveKek(EVP_PKEY* private_key, EVP_PKEY* peer) {
   return common::ConcatKdfSha256(z.span(), AsSpan(kOtherInfo), 32);
 }
 
+// RSA-OAEP-256 is OAEP with SHA-256 and MGF1-SHA-256 (RFC 7518 §4.3);
+// RSA1_5 is PKCS#1 v1.5 padding.
+absl::Status SetRsaPadding(EVP_PKEY_CTX* ctx, bool oaep256) {
+  if (oaep256) {
+    if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) != 1 ||
+        EVP_PKEY_CTX_set_rsa_oaep_md_name(ctx, "SHA256", nullptr) != 1 ||
+        EVP_PKEY_CTX_set_rsa_mgf1_md_name(ctx, "SHA256", nullptr) != 1) {
+      return common::OpenSslError("RSA-OAEP-256 setup failed");
+    }
+  } else if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1) {
+    return common::OpenSslError("RSA1_5 setup failed");
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::string> RsaEncrypt(EVP_PKEY* key, bool oaep256,
                                        absl::Span<const uint8_t> cek) {
   common::EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, key, nullptr));
   if (!ctx || EVP_PKEY_encrypt_init(ctx.get()) != 1) {
     return common::OpenSslError("RSA encrypt init failed");
   }
-  if (oaep256) {
-    if (EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_OAEP_PADDING) != 1 ||
-        EVP_PKEY_CTX_set_rsa_oaep_md_name(ctx.get(), "SHA256", nullptr) != 1 ||
-        EVP_PKEY_CTX_set_rsa_mgf1_md_name(ctx.get(), "SHA256", nullptr) != 1) {
-      return common::OpenSslError("RSA-OAEP-256 setup failed");
-    }
-  } else if (EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) != 1) {
-    return common::OpenSslError("RSA1_5 setup failed");
-  }
+  KBS_RETURN_IF_ERROR(SetRsaPadding(ctx.get(), oaep256));
   size_t len = 0;
   if (EVP_PKEY_encrypt(ctx.get(), nullptr, &len, cek.data(), cek.size()) != 1) {
     return common::OpenSslError("RSA encrypt failed");
@@ -77,15 +84,7 @@ absl::StatusOr<SecretBytes> RsaDecrypt(EVP_PKEY* key, bool oaep256, absl::string
   if (!ctx || EVP_PKEY_decrypt_init(ctx.get()) != 1) {
     return common::OpenSslError("RSA decrypt init failed");
   }
-  if (oaep256) {
-    if (EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_OAEP_PADDING) != 1 ||
-        EVP_PKEY_CTX_set_rsa_oaep_md_name(ctx.get(), "SHA256", nullptr) != 1 ||
-        EVP_PKEY_CTX_set_rsa_mgf1_md_name(ctx.get(), "SHA256", nullptr) != 1) {
-      return common::OpenSslError("RSA-OAEP-256 setup failed");
-    }
-  } else if (EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) != 1) {
-    return common::OpenSslError("RSA1_5 setup failed");
-  }
+  KBS_RETURN_IF_ERROR(SetRsaPadding(ctx.get(), oaep256));
   size_t len = 0;
   const auto* in = reinterpret_cast<const unsigned char*>(wrapped.data());
   if (EVP_PKEY_decrypt(ctx.get(), nullptr, &len, in, wrapped.size()) != 1) {

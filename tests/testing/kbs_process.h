@@ -33,9 +33,9 @@ class KbsProcess {
     bool allow_sample = true;
     bool admin_key = true;
     bool grpc = true;
-    std::string config_toml;  // extra TOML written to a config file
-    std::vector<std::string> extra_args;
-    std::string data_dir;  // reuse (restart tests); empty = fresh
+    std::string config_toml = {};  // extra TOML written to a config file
+    std::vector<std::string> extra_args = {};
+    std::string data_dir = {};  // reuse (restart tests); empty = fresh
   };
   // Starts kbs and waits (up to 15 s) until it listens.
   static absl::StatusOr<std::unique_ptr<KbsProcess>> Start(const Options& options);
