@@ -259,15 +259,30 @@ class HttpFlow : public Flow<HttpFlow> {
 };
 
 // ---- gRPC: callback API; an Asio timer thread paces flow starts. ----
-class GrpcFlow : public Flow<GrpcFlow> {
+// A completion-queue event for the gRPC client.
+class CqTag {
+ public:
+  virtual ~CqTag() = default;
+  virtual void Done(bool ok) = 0;
+};
+
+class GrpcFlow : public Flow<GrpcFlow>, public CqTag {
  public:
   GrpcFlow(asio::io_context& ioc, const Settings& s, Recorder& rec,
-           std::shared_ptr<kbs::v1::KeyBroker::Stub> stub, int index, std::atomic<int>& active)
-      : Flow(ioc, s, rec, index), stub_(std::move(stub)), active_(active) {}
+           std::shared_ptr<kbs::v1::KeyBroker::Stub> stub, grpc::CompletionQueue* cq, int index,
+           std::atomic<int>& active)
+      : Flow(ioc, s, rec, index), stub_(std::move(stub)), cq_(cq), active_(active) {}
 
   void Start() {
     active_.fetch_add(1);
     Schedule();
+  }
+
+  // Called on the completion-queue thread when the outstanding call ends.
+  void Done(bool ok) override {
+    std::shared_ptr<GrpcFlow> self = std::move(in_flight_);  // keeps us alive to the end
+    if (!ok) return Fail("completion queue shut down");
+    (this->*next_)();
   }
 
  private:
@@ -275,18 +290,27 @@ class GrpcFlow : public Flow<GrpcFlow> {
   void OnFinished() { active_.fetch_sub(1); }
   void OnFailure() {}
 
+  // Starts `reader`'s call; `next` runs when it completes. The async API
+  // delivers completions to a queue this program polls itself, so a call
+  // costs no thread hand-off.
+  template <typename Reader, typename Resp>
+  void Call(Reader reader, Resp* response, void (GrpcFlow::*next)()) {
+    next_ = next;
+    in_flight_ = shared_from_this();
+    reader->StartCall();
+    reader->Finish(response, &status_, static_cast<CqTag*>(this));
+  }
+
   void Auth() {
     auth_req_.set_version(std::string(kbs::kProtocolVersion));
     auth_req_.set_tee("sample");
-    // One context per step: a context must outlive its call's callback, so
-    // it is replaced only when the same step of the next flow starts.
-    auth_ctx_ = std::make_unique<grpc::ClientContext>();
-    stub_->async()->Auth(auth_ctx_.get(), &auth_req_, &auth_resp_,
-                         [self = shared_from_this()](grpc::Status st) { self->OnAuth(st); });
+    ctx_ = std::make_unique<grpc::ClientContext>();
+    auth_reader_ = stub_->PrepareAsyncAuth(ctx_.get(), auth_req_, cq_);
+    Call(auth_reader_.get(), &auth_resp_, &GrpcFlow::OnAuth);
   }
 
-  void OnAuth(const grpc::Status& st) {
-    if (!st.ok()) return Fail(st.error_message());
+  void OnAuth() {
+    if (!status_.ok()) return Fail(status_.error_message());
     auto key = kbs::client::TeeKeyPair::Generate(s_.key_type);
     if (!key.ok()) return Fail(key.status().message());
     guest_.key.emplace(*std::move(key));
@@ -297,36 +321,41 @@ class GrpcFlow : public Flow<GrpcFlow> {
     attest_req_.set_tee_pubkey_json(kbs::common::DumpJson(request->tee_pubkey));
     attest_req_.set_primary_evidence_json(kbs::common::DumpJson(request->primary_evidence));
     attest_req_.set_additional_evidence(request->additional_evidence);
-    attest_ctx_ = std::make_unique<grpc::ClientContext>();
-    stub_->async()->Attest(attest_ctx_.get(), &attest_req_, &attest_resp_,
-                           [self = shared_from_this()](grpc::Status st) { self->OnAttest(st); });
+    ctx_ = std::make_unique<grpc::ClientContext>();
+    attest_reader_ = stub_->PrepareAsyncAttest(ctx_.get(), attest_req_, cq_);
+    Call(attest_reader_.get(), &attest_resp_, &GrpcFlow::OnAttest);
   }
 
-  void OnAttest(const grpc::Status& st) {
-    if (!st.ok()) return Fail(st.error_message());
+  void OnAttest() {
+    if (!status_.ok()) return Fail(status_.error_message());
     resource_req_.set_path(s_.resource);
     if (s_.bearer) {
       resource_req_.set_token(attest_resp_.token());
     } else {
       resource_req_.set_session_id(auth_resp_.session_id());
     }
-    resource_ctx_ = std::make_unique<grpc::ClientContext>();
-    stub_->async()->GetResource(resource_ctx_.get(), &resource_req_, &resource_resp_,
-                                [self = shared_from_this()](grpc::Status st) {
-                                  self->OnResource(st);
-                                });
+    ctx_ = std::make_unique<grpc::ClientContext>();
+    resource_reader_ = stub_->PrepareAsyncGetResource(ctx_.get(), resource_req_, cq_);
+    Call(resource_reader_.get(), &resource_resp_, &GrpcFlow::OnResource);
   }
 
-  void OnResource(const grpc::Status& st) {
-    if (!st.ok()) return Fail(st.error_message());
+  void OnResource() {
+    if (!status_.ok()) return Fail(status_.error_message());
     auto value = kbs::client::DecryptResource(resource_resp_.jwe_json(), *guest_.key);
     if (!value.ok()) return Fail(value.status().message());
     Succeed();
   }
 
   std::shared_ptr<kbs::v1::KeyBroker::Stub> stub_;
+  grpc::CompletionQueue* cq_;
   std::atomic<int>& active_;
-  std::unique_ptr<grpc::ClientContext> auth_ctx_, attest_ctx_, resource_ctx_;
+  std::shared_ptr<GrpcFlow> in_flight_;
+  void (GrpcFlow::*next_)() = nullptr;
+  grpc::Status status_;
+  std::unique_ptr<grpc::ClientContext> ctx_;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<kbs::v1::AuthResponse>> auth_reader_;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<kbs::v1::AttestResponse>> attest_reader_;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<kbs::v1::GetResourceResponse>> resource_reader_;
   kbs::v1::AuthRequest auth_req_;
   kbs::v1::AuthResponse auth_resp_;
   kbs::v1::AttestRequest attest_req_;
@@ -357,6 +386,7 @@ int main(int argc, char** argv) {
   std::string key_type = "ec-p256";
   double duration = 10, warmup = 1;
   int threads = 1;
+  int channels = 4;
   rcar->add_option("--url", s.url, "http://HOST:PORT, or HOST:PORT for gRPC")->required();
   rcar->add_option("--protocol", s.protocol, "http or grpc")->check(CLI::IsMember({"http", "grpc"}));
   rcar->add_option("--resource", s.resource, "REPO/TYPE/TAG to fetch")->required();
@@ -367,6 +397,8 @@ int main(int argc, char** argv) {
   rcar->add_option("--rate", s.rate, "Target flows per second in total (0 = as fast as possible)")
       ->check(CLI::Range(0.0, 1e7));
   rcar->add_option("--threads", threads, "Client event-loop threads")->check(CLI::Range(1, 64));
+  rcar->add_option("--channels", channels, "gRPC channels (HTTP/2 connections)")
+      ->check(CLI::Range(1, 256));
   rcar->add_option("--key-type", key_type, "ec-p256, ec-p521 or rsa")
       ->check(CLI::IsMember({"ec-p256", "ec-p521", "rsa"}));
   rcar->add_flag("--bearer", s.bearer, "Fetch by Bearer token instead of the session");
@@ -380,6 +412,11 @@ int main(int argc, char** argv) {
                                std::chrono::duration<double>(duration));
 
   Recorder recorder;
+  // Channels outlive every flow: the last reference to a channel must not be
+  // dropped inside one of its own callbacks.
+  std::vector<std::shared_ptr<kbs::v1::KeyBroker::Stub>> stubs;
+  std::vector<std::unique_ptr<grpc::CompletionQueue>> cqs;
+  std::vector<std::thread> cq_threads;
   std::vector<std::unique_ptr<asio::io_context>> loops;
   for (int i = 0; i < threads; ++i) loops.push_back(std::make_unique<asio::io_context>(1));
   // gRPC flows spend most of their time outside Asio (in gRPC callbacks):
@@ -409,18 +446,25 @@ int main(int argc, char** argv) {
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(16 << 20);
     // A few HTTP/2 connections spread the load over the server's threads.
-    std::vector<std::shared_ptr<kbs::v1::KeyBroker::Stub>> stubs;
-    for (int c = 0; c < 4; ++c) {
+    for (int c = 0; c < channels; ++c) {
       args.SetInt("kbs-bench-channel", c);  // distinct channels, not shared
       stubs.push_back(kbs::v1::KeyBroker::NewStub(
           grpc::CreateCustomChannel(s.url, grpc::InsecureChannelCredentials(), args)));
     }
+    for (int t = 0; t < threads; ++t) cqs.push_back(std::make_unique<grpc::CompletionQueue>());
     for (int i = 0; i < s.concurrency; ++i) {
-      std::make_shared<GrpcFlow>(*loops[i % threads], s, recorder, stubs[i % stubs.size()], i,
-                                 active_grpc_flows)
+      std::make_shared<GrpcFlow>(*loops[i % threads], s, recorder, stubs[i % stubs.size()],
+                                 cqs[i % threads].get(), i, active_grpc_flows)
           ->Start();
     }
     for (auto& loop : loops) guards.push_back(asio::make_work_guard(*loop));
+    for (auto& cq : cqs) {
+      cq_threads.emplace_back([queue = cq.get()] {
+        void* tag = nullptr;
+        bool ok = false;
+        while (queue->Next(&tag, &ok)) static_cast<CqTag*>(tag)->Done(ok);
+      });
+    }
   }
 
   std::vector<std::thread> runners;
@@ -435,6 +479,8 @@ int main(int argc, char** argv) {
     guards.clear();
   }
   for (auto& t : runners) t.join();
+  for (auto& cq : cqs) cq->Shutdown();
+  for (auto& t : cq_threads) t.join();
 
   std::vector<double> all;
   uint64_t errors;

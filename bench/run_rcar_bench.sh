@@ -55,7 +55,7 @@ for proto in ${PROTOCOLS:-http grpc}; do
   [ "$proto" = grpc ] && target="127.0.0.1:$grpc_port"
   for rate in 0 "$p99_rate"; do
     "$bench" rcar --protocol "$proto" --url "$target" --resource bench/key/model \
-      --duration "$duration" --concurrency "$concurrency" --rate "$rate" | tail -n 1 || status=1
+      --duration "$duration" --concurrency "$concurrency" --rate "$rate" ${KBS_BENCH_ARGS:-} | tail -n 1 || status=1
   done
 done
 exit $status

@@ -174,8 +174,11 @@ absl::StatusOr<std::unique_ptr<JwtSigner>> JwtSigner::Create(common::EvpPkeyPtr 
 }
 
 absl::StatusOr<std::string> JwtSigner::Sign(const Json& claims) const {
-  std::string input =
-      absl::StrCat(header_b64_, ".", common::Base64UrlEncode(common::DumpJson(claims)));
+  return SignPayload(common::DumpJson(claims));
+}
+
+absl::StatusOr<std::string> JwtSigner::SignPayload(absl::string_view payload_json) const {
+  std::string input = absl::StrCat(header_b64_, ".", common::Base64UrlEncode(payload_json));
   KBS_ASSIGN_OR_RETURN(std::string sig, SignBytes(key_.get(), alg_, input));
   return absl::StrCat(input, ".", common::Base64UrlEncode(sig));
 }

@@ -35,6 +35,8 @@ class JwtSigner final {
 
   // Header {"alg","typ":"JWT","kid"}; payload = compact JSON of `claims`.
   absl::StatusOr<std::string> Sign(const common::Json& claims) const;
+  // The same with the payload's JSON text given (already serialized).
+  absl::StatusOr<std::string> SignPayload(absl::string_view payload_json) const;
 
   JwsAlgorithm alg() const { return alg_; }
   const std::string& kid() const { return kid_; }

@@ -20,6 +20,8 @@ struct AttestationResult {
   std::vector<std::string> tees;
   // The EAR claims set of the token (the policy's input).
   common::Json claims;
+  // Its compact JSON text, as signed (set when the token is issued here).
+  std::string claims_json;
   // The key resources are encrypted to.
   std::optional<jose::TeePublicKey> tee_pubkey;
   // The compact JWT and its identity.

@@ -195,8 +195,8 @@ absl::StatusOr<AttestResponse> Broker::Attest(absl::string_view session_id,
   auto result = deps_.tokens->Issue(record);
   if (!result.ok()) return AttestError(result.status());
   AttestResponse response{(*result)->token, (*result)->expires, challenge->session_expires};
-  absl::Status stored = deps_.sessions->CompleteAttestation(
-      session_id, common::DumpJson((*result)->claims), (*result)->expires);
+  absl::Status stored = deps_.sessions->CompleteAttestation(session_id, (*result)->claims_json,
+                                                            (*result)->expires);
   if (!stored.ok()) return AttestError(stored);
   KBS_LOG(kDebug, "attested tee=", challenge->tee, " status=",
           primary_claims->trust_vector().Status());
@@ -212,7 +212,7 @@ absl::StatusOr<std::shared_ptr<const AttestationResult>> Broker::Authenticate(
       // Our own claims, stored at attestation: no signature to check.
       auto parsed = common::ParseTrustedJson(*claims);
       if (!parsed.ok()) return parsed.status();
-      auto result = token::ResultFromEarClaims(*parsed);
+      auto result = token::ResultFromEarClaims(*std::move(parsed));
       if (!result.ok()) return result.status();
       return std::shared_ptr<const AttestationResult>(*std::move(result));
     }

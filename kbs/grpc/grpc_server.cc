@@ -3,6 +3,9 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <thread>
+#include <vector>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -16,9 +19,8 @@ namespace {
 
 using common::Json;
 
-// Completes a unary call with `status` mapped to gRPC. Handlers run inline
-// on gRPC's event threads (callback API): the broker's work is short and
-// CPU-bound, and inline completion avoids a thread hand-off per call.
+// Completes a callback-API unary call (the Admin service) with `status`
+// mapped to gRPC; the reference error variant goes in a trailer.
 ::grpc::ServerUnaryReactor* Finish(::grpc::CallbackServerContext* context,
                                    const absl::Status& status) {
   ::grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -61,77 +63,134 @@ void FillMetadata(const keystore::ResourceMetadata& md, v1::ResourceMetadata* ou
   out->set_updated_at(absl::ToUnixSeconds(md.updated));
 }
 
-class KeyBrokerService final : public v1::KeyBroker::CallbackService {
+// KeyBroker handlers: decode, call the broker, encode. They run inline on
+// the completion-queue threads (see AsyncUnaryCall).
+absl::Status HandleAuth(Broker& broker, const ::grpc::ServerContext&,
+                        const v1::AuthRequest& request, v1::AuthResponse& response) {
+  AuthRequest req{request.version(), request.tee(), Json("")};
+  if (!request.extra_params_json().empty()) {
+    auto extra = common::ParseJson(request.extra_params_json());
+    if (!extra.ok()) return BadJson("extra_params_json", extra.status());
+    req.extra_params = *std::move(extra);
+  }
+  auto auth = broker.Auth(req);
+  if (!auth.ok()) return auth.status();
+  response.set_session_id(auth->session_id);
+  response.set_nonce(auth->nonce);
+  response.set_extra_params_json(common::DumpJson(auth->extra_params));
+  response.set_expires_at(absl::ToUnixSeconds(auth->expires));
+  return absl::OkStatus();
+}
+
+absl::Status HandleAttest(Broker& broker, const ::grpc::ServerContext&,
+                          const v1::AttestRequest& request, v1::AttestResponse& response) {
+  AttestRequest req;
+  req.nonce = request.nonce();
+  auto pubkey = common::ParseJson(request.tee_pubkey_json());
+  if (!pubkey.ok()) return BadJson("tee_pubkey_json", pubkey.status());
+  req.tee_pubkey = *std::move(pubkey);
+  auto evidence = common::ParseJson(request.primary_evidence_json());
+  if (!evidence.ok()) return BadJson("primary_evidence_json", evidence.status());
+  req.primary_evidence = *std::move(evidence);
+  req.additional_evidence = request.additional_evidence();
+  if (request.has_init_data()) {
+    req.init_data = InitDataSpec{request.init_data().format(), request.init_data().body()};
+  }
+  auto attest = broker.Attest(request.session_id(), req);
+  if (!attest.ok()) return attest.status();
+  response.set_token(attest->token);
+  response.set_expires_at(absl::ToUnixSeconds(attest->token_expires));
+  return absl::OkStatus();
+}
+
+absl::Status HandleGetResource(Broker& broker, const ::grpc::ServerContext&,
+                               const v1::GetResourceRequest& request,
+                               v1::GetResourceResponse& response) {
+  Credentials creds{request.session_id(), request.token()};
+  auto jwe = broker.GetResource(creds, request.path());
+  if (!jwe.ok()) return jwe.status();
+  v1::Jwe* out = response.mutable_jwe();
+  out->set_protected_(jwe->protected_header);
+  out->set_encrypted_key(jwe->encrypted_key);
+  out->set_iv(jwe->iv);
+  out->set_ciphertext(jwe->ciphertext);
+  out->set_tag(jwe->tag);
+  response.set_jwe_json(jwe->ToJsonString());
+  return absl::OkStatus();
+}
+
+absl::Status HandleGetJwks(Broker& broker, const ::grpc::ServerContext&,
+                           const v1::GetJwksRequest&, v1::GetJwksResponse& response) {
+  response.set_jwks_json(common::DumpJson(broker.jwks()));
+  return absl::OkStatus();
+}
+
+// A completion-queue event.
+class Tag {
  public:
-  explicit KeyBrokerService(Broker* broker) : broker_(broker) {}
+  virtual ~Tag() = default;
+  virtual void Proceed(bool ok) = 0;
+};
 
-  ::grpc::ServerUnaryReactor* Auth(::grpc::CallbackServerContext* context,
-                                   const v1::AuthRequest* request,
-                                   v1::AuthResponse* response) override {
-    AuthRequest req{request->version(), request->tee(), Json("")};
-    if (!request->extra_params_json().empty()) {
-      auto extra = common::ParseJson(request->extra_params_json());
-      if (!extra.ok()) return Finish(context, BadJson("extra_params_json", extra.status()));
-      req.extra_params = *std::move(extra);
-    }
-    auto auth = broker_->Auth(req);
-    if (!auth.ok()) return Finish(context, auth.status());
-    response->set_session_id(auth->session_id);
-    response->set_nonce(auth->nonce);
-    response->set_extra_params_json(common::DumpJson(auth->extra_params));
-    response->set_expires_at(absl::ToUnixSeconds(auth->expires));
-    return Finish(context, absl::OkStatus());
+// One unary KeyBroker call on the async API. The thread that polls the
+// completion queue runs the handler inline: on a small machine this avoids
+// the thread hand-offs (futex wake-ups) of the sync and callback servers,
+// which cost more than the protocol work itself.
+template <typename Req, typename Resp>
+class AsyncUnaryCall final : public Tag {
+ public:
+  using RequestFn = void (v1::KeyBroker::AsyncService::*)(
+      ::grpc::ServerContext*, Req*, ::grpc::ServerAsyncResponseWriter<Resp>*,
+      ::grpc::CompletionQueue*, ::grpc::ServerCompletionQueue*, void*);
+  using Handler = absl::Status (*)(Broker&, const ::grpc::ServerContext&, const Req&, Resp&);
+
+  // Registers to receive the next call of this method on `cq`.
+  static void Arm(v1::KeyBroker::AsyncService* service, RequestFn request, Handler handler,
+                  Broker* broker, ::grpc::ServerCompletionQueue* cq) {
+    auto* call = new AsyncUnaryCall(service, request, handler, broker, cq);
+    (service->*request)(&call->context_, &call->request_, &call->responder_, cq, cq, call);
   }
 
-  ::grpc::ServerUnaryReactor* Attest(::grpc::CallbackServerContext* context,
-                                     const v1::AttestRequest* request,
-                                     v1::AttestResponse* response) override {
-    AttestRequest req;
-    req.nonce = request->nonce();
-    auto pubkey = common::ParseJson(request->tee_pubkey_json());
-    if (!pubkey.ok()) return Finish(context, BadJson("tee_pubkey_json", pubkey.status()));
-    req.tee_pubkey = *std::move(pubkey);
-    auto evidence = common::ParseJson(request->primary_evidence_json());
-    if (!evidence.ok()) {
-      return Finish(context, BadJson("primary_evidence_json", evidence.status()));
+  void Proceed(bool ok) override {
+    if (!ok || finishing_) {
+      // Shutdown before a call arrived, or the response was sent.
+      delete this;
+      return;
     }
-    req.primary_evidence = *std::move(evidence);
-    req.additional_evidence = request->additional_evidence();
-    if (request->has_init_data()) {
-      req.init_data = InitDataSpec{request->init_data().format(), request->init_data().body()};
+    Arm(service_, request_fn_, handler_, broker_, cq_);
+    absl::Status status = handler_(*broker_, context_, request_, response_);
+    finishing_ = true;
+    if (status.ok()) {
+      responder_.Finish(response_, ::grpc::Status::OK, this);
+    } else {
+      context_.AddTrailingMetadata("kbs-error-type",
+                                   std::string(ErrorKindName(GetErrorKind(status))));
+      responder_.FinishWithError(::grpc::Status(static_cast<::grpc::StatusCode>(status.code()),
+                                                std::string(status.message())),
+                                 this);
     }
-    auto attest = broker_->Attest(request->session_id(), req);
-    if (!attest.ok()) return Finish(context, attest.status());
-    response->set_token(attest->token);
-    response->set_expires_at(absl::ToUnixSeconds(attest->token_expires));
-    return Finish(context, absl::OkStatus());
-  }
-
-  ::grpc::ServerUnaryReactor* GetResource(::grpc::CallbackServerContext* context,
-                                          const v1::GetResourceRequest* request,
-                                          v1::GetResourceResponse* response) override {
-    Credentials creds{request->session_id(), request->token()};
-    auto jwe = broker_->GetResource(creds, request->path());
-    if (!jwe.ok()) return Finish(context, jwe.status());
-    v1::Jwe* out = response->mutable_jwe();
-    out->set_protected_(jwe->protected_header);
-    out->set_encrypted_key(jwe->encrypted_key);
-    out->set_iv(jwe->iv);
-    out->set_ciphertext(jwe->ciphertext);
-    out->set_tag(jwe->tag);
-    response->set_jwe_json(jwe->ToJsonString());
-    return Finish(context, absl::OkStatus());
-  }
-
-  ::grpc::ServerUnaryReactor* GetJwks(::grpc::CallbackServerContext* context,
-                                      const v1::GetJwksRequest*,
-                                      v1::GetJwksResponse* response) override {
-    response->set_jwks_json(common::DumpJson(broker_->jwks()));
-    return Finish(context, absl::OkStatus());
   }
 
  private:
+  AsyncUnaryCall(v1::KeyBroker::AsyncService* service, RequestFn request, Handler handler,
+                 Broker* broker, ::grpc::ServerCompletionQueue* cq)
+      : service_(service),
+        request_fn_(request),
+        handler_(handler),
+        broker_(broker),
+        cq_(cq),
+        responder_(&context_) {}
+
+  v1::KeyBroker::AsyncService* service_;
+  RequestFn request_fn_;
+  Handler handler_;
   Broker* broker_;
+  ::grpc::ServerCompletionQueue* cq_;
+  ::grpc::ServerContext context_;
+  Req request_;
+  Resp response_;
+  ::grpc::ServerAsyncResponseWriter<Resp> responder_;
+  bool finishing_ = false;
 };
 
 class AdminService final : public v1::Admin::CallbackService {
@@ -187,7 +246,7 @@ class AdminService final : public v1::Admin::CallbackService {
 
 class GrpcServerImpl final : public GrpcServer {
  public:
-  explicit GrpcServerImpl(Broker* broker) : key_broker_(broker), admin_(broker) {}
+  explicit GrpcServerImpl(Broker* broker) : broker_(broker), admin_(broker) {}
   ~GrpcServerImpl() override { Stop(); }
 
   absl::Status Init(const GrpcServerOptions& options) {
@@ -209,9 +268,37 @@ class GrpcServerImpl final : public GrpcServer {
     builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
     builder.RegisterService(&key_broker_);
     builder.RegisterService(&admin_);
+    const int threads = std::max(1, options.threads);
+    for (int i = 0; i < threads; ++i) cqs_.push_back(builder.AddCompletionQueue());
     server_ = builder.BuildAndStart();
     if (server_ == nullptr || port_ == 0) {
       return absl::UnavailableError(absl::StrCat("cannot listen for gRPC on ", options.address));
+    }
+    // Several outstanding requests per method and queue, so concurrent calls
+    // are accepted without waiting for a re-arm.
+    constexpr int kPending = 16;
+    for (auto& cq : cqs_) {
+      for (int i = 0; i < kPending; ++i) {
+        AsyncUnaryCall<v1::AuthRequest, v1::AuthResponse>::Arm(
+            &key_broker_, &v1::KeyBroker::AsyncService::RequestAuth, &HandleAuth, broker_,
+            cq.get());
+        AsyncUnaryCall<v1::AttestRequest, v1::AttestResponse>::Arm(
+            &key_broker_, &v1::KeyBroker::AsyncService::RequestAttest, &HandleAttest, broker_,
+            cq.get());
+        AsyncUnaryCall<v1::GetResourceRequest, v1::GetResourceResponse>::Arm(
+            &key_broker_, &v1::KeyBroker::AsyncService::RequestGetResource, &HandleGetResource,
+            broker_, cq.get());
+      }
+      AsyncUnaryCall<v1::GetJwksRequest, v1::GetJwksResponse>::Arm(
+          &key_broker_, &v1::KeyBroker::AsyncService::RequestGetJwks, &HandleGetJwks, broker_,
+          cq.get());
+    }
+    for (auto& cq : cqs_) {
+      threads_.emplace_back([queue = cq.get()] {
+        void* tag = nullptr;
+        bool ok = false;
+        while (queue->Next(&tag, &ok)) static_cast<Tag*>(tag)->Proceed(ok);
+      });
     }
     return absl::OkStatus();
   }
@@ -219,16 +306,22 @@ class GrpcServerImpl final : public GrpcServer {
   int port() const override { return port_; }
 
   void Stop() override {
-    if (server_ != nullptr) {
-      server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-      server_->Wait();
-      server_.reset();
-    }
+    if (server_ == nullptr) return;
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    // Queues are shut down after the server, then drained by their threads
+    // (pending tags arrive with ok=false and free themselves).
+    for (auto& cq : cqs_) cq->Shutdown();
+    for (std::thread& t : threads_) t.join();
+    server_->Wait();
+    server_.reset();
   }
 
  private:
-  KeyBrokerService key_broker_;
+  Broker* broker_;
+  v1::KeyBroker::AsyncService key_broker_;
   AdminService admin_;
+  std::vector<std::unique_ptr<::grpc::ServerCompletionQueue>> cqs_;
+  std::vector<std::thread> threads_;
   std::unique_ptr<::grpc::Server> server_;
   int port_ = 0;
 };

@@ -16,6 +16,8 @@ namespace kbs::grpc_api {
 struct GrpcServerOptions {
   std::string address = "127.0.0.1:50051";  // "host:port"; port 0 picks one
   size_t max_message_bytes = 2 * 1024 * 1024;
+  // Completion-queue threads serving kbs.v1.KeyBroker.
+  int threads = 2;
   // PEM files; both set -> TLS.
   std::string tls_cert_file;
   std::string tls_key_file;

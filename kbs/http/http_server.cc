@@ -3,7 +3,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/ssl.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -173,9 +172,9 @@ class BeastHttpServer final : public HttpServer {
  public:
   BeastHttpServer(const HttpServerOptions& options, Router* router)
       : state_{options, router},
-        ioc_(std::max(1, options.threads)),
-        acceptor_(asio::make_strand(ioc_)),
-        accept_backoff_(acceptor_.get_executor()),
+        iocs_(MakeLoops(options.threads)),
+        acceptor_(*iocs_[0]),
+        accept_backoff_(*iocs_[0]),
         ssl_ctx_(asio::ssl::context::tls_server) {}
 
   ~BeastHttpServer() override { Stop(); }
@@ -216,8 +215,10 @@ class BeastHttpServer final : public HttpServer {
     }
     port_ = acceptor_.local_endpoint().port();
     Accept();
-    for (int i = 0; i < std::max(1, o.threads); ++i) {
-      threads_.emplace_back([this] { ioc_.run(); });
+    for (auto& ioc : iocs_) {
+      // Loops without connections must keep running until Stop().
+      work_.push_back(asio::make_work_guard(*ioc));
+      threads_.emplace_back([loop = ioc.get()] { loop->run(); });
     }
     return absl::OkStatus();
   }
@@ -231,16 +232,28 @@ class BeastHttpServer final : public HttpServer {
       beast::error_code ignored;
       acceptor_.close(ignored);
     });
-    ioc_.stop();
+    work_.clear();
+    for (auto& ioc : iocs_) ioc->stop();
     for (std::thread& t : threads_) {
       if (t.joinable()) t.join();
     }
   }
 
  private:
+  // One io_context per thread, each connection bound to one of them: a
+  // connection's handlers never run concurrently (no strands needed) and
+  // threads never hand work to each other.
+  static std::vector<std::unique_ptr<asio::io_context>> MakeLoops(int threads) {
+    std::vector<std::unique_ptr<asio::io_context>> loops;
+    for (int i = 0; i < std::max(1, threads); ++i) {
+      loops.push_back(std::make_unique<asio::io_context>(1));
+    }
+    return loops;
+  }
+
   void Accept() {
-    acceptor_.async_accept(asio::make_strand(ioc_), [this](beast::error_code ec,
-                                                          tcp::socket socket) {
+    asio::io_context& loop = *iocs_[next_loop_++ % iocs_.size()];
+    acceptor_.async_accept(loop, [this](beast::error_code ec, tcp::socket socket) {
       if (ec) {
         if (ec == asio::error::operation_aborted || stopped_) return;
         // Out of descriptors and similar: keep serving existing clients and
@@ -273,7 +286,9 @@ class BeastHttpServer final : public HttpServer {
   }
 
   ServerState state_;
-  asio::io_context ioc_;
+  std::vector<std::unique_ptr<asio::io_context>> iocs_;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+  size_t next_loop_ = 0;  // used only on iocs_[0]'s thread
   tcp::acceptor acceptor_;
   asio::steady_timer accept_backoff_;
   asio::ssl::context ssl_ctx_;

@@ -116,7 +116,8 @@ absl::StatusOr<std::shared_ptr<const AttestationResult>> TokenService::Issue(
                          {{"developer", "https://confidentialcontainers.org"},
                           {"build", options_.build}}},
                         {"submods", std::move(submods)}};
-  KBS_ASSIGN_OR_RETURN(result->token, signer_->Sign(result->claims));
+  result->claims_json = common::DumpJson(result->claims);
+  KBS_ASSIGN_OR_RETURN(result->token, signer_->SignPayload(result->claims_json));
   result->tee_pubkey = *record.tee_pubkey;
   result->token_id = std::move(jti);
   // Second resolution, as the token states it.
@@ -139,7 +140,7 @@ absl::StatusOr<std::shared_ptr<const AttestationResult>> TokenService::Verify(
   return std::shared_ptr<const AttestationResult>(std::move(result));
 }
 
-absl::StatusOr<std::shared_ptr<AttestationResult>> ResultFromEarClaims(const Json& claims) {
+absl::StatusOr<std::shared_ptr<AttestationResult>> ResultFromEarClaims(Json claims) {
   auto result = std::make_shared<AttestationResult>();
   const Json* submods = common::FindMember(claims, "submods");
   if (submods == nullptr || !submods->is_object()) return Invalid("no `submods`");
@@ -178,7 +179,7 @@ absl::StatusOr<std::shared_ptr<AttestationResult>> ResultFromEarClaims(const Jso
   if (const Json* exp = common::FindMember(claims, "exp"); exp != nullptr && exp->is_number()) {
     result->expires = absl::FromUnixSeconds(exp->get<int64_t>());
   }
-  result->claims = claims;
+  result->claims = std::move(claims);
   return result;
 }
 

@@ -79,7 +79,7 @@ class TokenService final {
 };
 
 // Rebuilds an AttestationResult from EAR claims (exposed for tests).
-absl::StatusOr<std::shared_ptr<AttestationResult>> ResultFromEarClaims(const common::Json& claims);
+absl::StatusOr<std::shared_ptr<AttestationResult>> ResultFromEarClaims(common::Json claims);
 
 }  // namespace kbs::token
 
