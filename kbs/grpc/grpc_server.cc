@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <atomic>
 #include <thread>
 #include <vector>
 
@@ -144,10 +145,13 @@ class AsyncUnaryCall final : public Tag {
       ::grpc::CompletionQueue*, ::grpc::ServerCompletionQueue*, void*);
   using Handler = absl::Status (*)(Broker&, const ::grpc::ServerContext&, const Req&, Resp&);
 
-  // Registers to receive the next call of this method on `cq`.
+  // Registers to receive the next call of this method on `cq`, unless the
+  // server is stopping (a shut-down queue takes no new operations).
   static void Arm(v1::KeyBroker::AsyncService* service, RequestFn request, Handler handler,
-                  Broker* broker, ::grpc::ServerCompletionQueue* cq) {
-    auto* call = new AsyncUnaryCall(service, request, handler, broker, cq);
+                  Broker* broker, ::grpc::ServerCompletionQueue* cq,
+                  const std::atomic<bool>* stopping) {
+    if (stopping->load()) return;
+    auto* call = new AsyncUnaryCall(service, request, handler, broker, cq, stopping);
     (service->*request)(&call->context_, &call->request_, &call->responder_, cq, cq, call);
   }
 
@@ -157,7 +161,7 @@ class AsyncUnaryCall final : public Tag {
       delete this;
       return;
     }
-    Arm(service_, request_fn_, handler_, broker_, cq_);
+    Arm(service_, request_fn_, handler_, broker_, cq_, stopping_);
     absl::Status status = handler_(*broker_, context_, request_, response_);
     finishing_ = true;
     if (status.ok()) {
@@ -173,12 +177,14 @@ class AsyncUnaryCall final : public Tag {
 
  private:
   AsyncUnaryCall(v1::KeyBroker::AsyncService* service, RequestFn request, Handler handler,
-                 Broker* broker, ::grpc::ServerCompletionQueue* cq)
+                 Broker* broker, ::grpc::ServerCompletionQueue* cq,
+                 const std::atomic<bool>* stopping)
       : service_(service),
         request_fn_(request),
         handler_(handler),
         broker_(broker),
         cq_(cq),
+        stopping_(stopping),
         responder_(&context_) {}
 
   v1::KeyBroker::AsyncService* service_;
@@ -186,6 +192,7 @@ class AsyncUnaryCall final : public Tag {
   Handler handler_;
   Broker* broker_;
   ::grpc::ServerCompletionQueue* cq_;
+  const std::atomic<bool>* stopping_;
   ::grpc::ServerContext context_;
   Req request_;
   Resp response_;
@@ -281,17 +288,17 @@ class GrpcServerImpl final : public GrpcServer {
       for (int i = 0; i < kPending; ++i) {
         AsyncUnaryCall<v1::AuthRequest, v1::AuthResponse>::Arm(
             &key_broker_, &v1::KeyBroker::AsyncService::RequestAuth, &HandleAuth, broker_,
-            cq.get());
+            cq.get(), &stopping_);
         AsyncUnaryCall<v1::AttestRequest, v1::AttestResponse>::Arm(
             &key_broker_, &v1::KeyBroker::AsyncService::RequestAttest, &HandleAttest, broker_,
-            cq.get());
+            cq.get(), &stopping_);
         AsyncUnaryCall<v1::GetResourceRequest, v1::GetResourceResponse>::Arm(
             &key_broker_, &v1::KeyBroker::AsyncService::RequestGetResource, &HandleGetResource,
-            broker_, cq.get());
+            broker_, cq.get(), &stopping_);
       }
       AsyncUnaryCall<v1::GetJwksRequest, v1::GetJwksResponse>::Arm(
           &key_broker_, &v1::KeyBroker::AsyncService::RequestGetJwks, &HandleGetJwks, broker_,
-          cq.get());
+          cq.get(), &stopping_);
     }
     for (auto& cq : cqs_) {
       threads_.emplace_back([queue = cq.get()] {
@@ -307,6 +314,7 @@ class GrpcServerImpl final : public GrpcServer {
 
   void Stop() override {
     if (server_ == nullptr) return;
+    stopping_.store(true);
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
     // Queues are shut down after the server, then drained by their threads
     // (pending tags arrive with ok=false and free themselves).
@@ -322,6 +330,7 @@ class GrpcServerImpl final : public GrpcServer {
   AdminService admin_;
   std::vector<std::unique_ptr<::grpc::ServerCompletionQueue>> cqs_;
   std::vector<std::thread> threads_;
+  std::atomic<bool> stopping_{false};
   std::unique_ptr<::grpc::Server> server_;
   int port_ = 0;
 };
