@@ -27,9 +27,9 @@ using client::KbsClient;
 using client::RcarOptions;
 using client::TeeKeyType;
 using common::Json;
+using ::testing::HasSubstr;
 using testing::KbsProcess;
 using testing::RawHttp;
-using ::testing::HasSubstr;
 
 constexpr char kTypePrefix[] = "https://github.com/confidential-containers/kbs/errors/";
 constexpr char kResource[] = "models/llama/key";
@@ -116,7 +116,8 @@ TEST_F(E2eTest, RcarOverHttpAndGrpcEveryKeyTypeByCookieAndBearer) {
 TEST_F(E2eTest, InitDataAndDevicesBindIntoTheToken) {
   auto client = Http(*kbs_);
   RcarOptions options;
-  options.evidence.init_data_toml = "version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\n\"x\" = \"y\"\n";
+  options.evidence.init_data_toml =
+      "version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\n\"x\" = \"y\"\n";
   options.evidence.devices = {"sampledevice"};
   options.evidence.claims = Json{{"measurement", "ab12"}, {"debug", false}};
   auto value = client::RunSampleRcar(*client, kResource, options);
@@ -133,7 +134,8 @@ TEST_F(E2eTest, InitDataAndDevicesBindIntoTheToken) {
   const Json& cpu = claims["submods"]["cpu0"]["ear.veraison.annotated-evidence"];
   EXPECT_EQ(cpu["sample"]["measurement"], "ab12");
   EXPECT_EQ(cpu["init_data_claims"]["x"], "y");
-  EXPECT_TRUE(claims["submods"]["gpu0"]["ear.veraison.annotated-evidence"].contains("sampledevice"));
+  EXPECT_TRUE(
+      claims["submods"]["gpu0"]["ear.veraison.annotated-evidence"].contains("sampledevice"));
   // Tampered device evidence fails the whole attestation: the primary
   // evidence binds the whole additional-evidence string.
   auto nonce2 = grpc->Auth("sample");
@@ -149,28 +151,31 @@ TEST_F(E2eTest, InitDataAndDevicesBindIntoTheToken) {
 TEST_F(E2eTest, AttestationFailuresOverHttp) {
   const std::string auth_body = client::AuthRequestJson("sample");
   // Wrong protocol version.
-  Answer version = Raw(*kbs_, testing::BuildRequest(
-                                  "POST", "/kbs/v0/auth",
-                                  R"({"version":"0.3.0","tee":"sample","extra-params":""})"));
+  Answer version =
+      Raw(*kbs_, testing::BuildRequest("POST", "/kbs/v0/auth",
+                                       R"({"version":"0.3.0","tee":"sample","extra-params":""})"));
   EXPECT_EQ(version.status, 401);
   EXPECT_EQ(version.type, absl::StrCat(kTypePrefix, "AttestationError"));
   EXPECT_THAT(version.detail, HasSubstr("KBS Client Protocol Version Mismatch"));
   // Unknown TEE, wrong types, malformed and truncated JSON.
-  Answer tee = Raw(*kbs_, testing::BuildRequest("POST", "/kbs/v0/auth",
-                                                R"({"version":"0.4.0","tee":"foo","extra-params":""})"));
+  Answer tee =
+      Raw(*kbs_, testing::BuildRequest("POST", "/kbs/v0/auth",
+                                       R"({"version":"0.4.0","tee":"foo","extra-params":""})"));
   EXPECT_EQ(tee.status, 400);
   EXPECT_THAT(tee.detail, HasSubstr("unknown TEE"));
-  Answer types = Raw(*kbs_, testing::BuildRequest("POST", "/kbs/v0/auth",
-                                                  R"({"version":4,"tee":"sample","extra-params":""})"));
+  Answer types =
+      Raw(*kbs_, testing::BuildRequest("POST", "/kbs/v0/auth",
+                                       R"({"version":4,"tee":"sample","extra-params":""})"));
   EXPECT_EQ(types.status, 400);
   EXPECT_EQ(types.type, absl::StrCat(kTypePrefix, "SerdeError"));
   EXPECT_EQ(Raw(*kbs_, testing::BuildRequest("POST", "/kbs/v0/auth", "{{{")).status, 400);
-  EXPECT_EQ(Raw(*kbs_, testing::BuildRequest("POST", "/kbs/v0/auth", auth_body.substr(0, 20))).status,
-            400);
-  EXPECT_EQ(Raw(*kbs_, testing::BuildRequest("POST", "/kbs/v0/attest",
-                                             R"({"runtime-data":{"nonce":7}})"))
-                .status,
-            400);
+  EXPECT_EQ(
+      Raw(*kbs_, testing::BuildRequest("POST", "/kbs/v0/auth", auth_body.substr(0, 20))).status,
+      400);
+  EXPECT_EQ(
+      Raw(*kbs_, testing::BuildRequest("POST", "/kbs/v0/attest", R"({"runtime-data":{"nonce":7}})"))
+          .status,
+      400);
 
   // Wrong nonce, reused nonce, tampered report data: 401 and nothing released.
   auto http = client::HttpClient::Create(kbs_->http_url());
@@ -182,7 +187,8 @@ TEST_F(E2eTest, AttestationFailuresOverHttp) {
                          {{"Content-Type", "application/json"}});
   };
   auto challenge = [&]() {
-    auto r = (*http)->Send("POST", "/kbs/v0/auth", auth_body, {{"Content-Type", "application/json"}});
+    auto r =
+        (*http)->Send("POST", "/kbs/v0/auth", auth_body, {{"Content-Type", "application/json"}});
     EXPECT_EQ(r->status, 200);
     return Json::parse(r->body)["nonce"].get<std::string>();
   };
@@ -251,16 +257,18 @@ TEST_F(E2eTest, OversizedAndMalformedRequests) {
                                                       "Authorization: Bearer " + token_64k));
   EXPECT_EQ(big_token.status, 401);  // parsed and rejected as a token, not as a header
   std::string fields;
-  for (int i = 0; i < 4; ++i) absl::StrAppend(&fields, "X-Pad-", i, ": ", std::string(60000, 'p'), "\r\n");
+  for (int i = 0; i < 4; ++i)
+    absl::StrAppend(&fields, "X-Pad-", i, ": ", std::string(60000, 'p'), "\r\n");
   fields.resize(fields.size() - 2);
   EXPECT_EQ(Raw(*kbs_, testing::BuildRequest("GET", "/healthz", "", fields)).status, 200);
   // ...larger ones get 413.
-  Answer huge_field = Raw(*kbs_, testing::BuildRequest("GET", "/kbs/v0/resource/a/b/c", "",
-                                                       "Authorization: Bearer " +
-                                                           std::string(200 * 1024, 'a')));
+  Answer huge_field =
+      Raw(*kbs_, testing::BuildRequest("GET", "/kbs/v0/resource/a/b/c", "",
+                                       "Authorization: Bearer " + std::string(200 * 1024, 'a')));
   EXPECT_EQ(huge_field.status, 413);
   std::string too_many;
-  for (int i = 0; i < 6; ++i) absl::StrAppend(&too_many, "X-Pad-", i, ": ", std::string(60000, 'p'), "\r\n");
+  for (int i = 0; i < 6; ++i)
+    absl::StrAppend(&too_many, "X-Pad-", i, ": ", std::string(60000, 'p'), "\r\n");
   too_many.resize(too_many.size() - 2);
   EXPECT_EQ(Raw(*kbs_, testing::BuildRequest("GET", "/healthz", "", too_many)).status, 413);
   // Not HTTP at all.
@@ -405,12 +413,13 @@ TEST(E2eRestartTest, StateSurvivesRestart) {
 TEST(E2eTlsTest, HttpsAndGrpcTls) {
   auto tls = testing::MakeLoopbackCertificate();
   ASSERT_TRUE(tls.ok()) << tls.status();
-  std::string dir = std::filesystem::temp_directory_path() / ("kbs_tls_" + std::to_string(::getpid()));
+  std::string dir =
+      std::filesystem::temp_directory_path() / ("kbs_tls_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   ASSERT_TRUE(common::WriteFileAtomic(dir + "/cert.pem", tls->cert_pem, 0644).ok());
   ASSERT_TRUE(common::WriteFileAtomic(dir + "/key.pem", tls->key_pem, 0600).ok());
-  auto kbs = StartKbs({.extra_args = {"--tls-cert", dir + "/cert.pem", "--tls-key",
-                                      dir + "/key.pem"}});
+  auto kbs =
+      StartKbs({.extra_args = {"--tls-cert", dir + "/cert.pem", "--tls-key", dir + "/key.pem"}});
   ASSERT_NE(kbs, nullptr);
   std::string https = absl::StrCat("https://127.0.0.1:", kbs->http_port());
   auto client = client::NewHttpKbsClient(https, {.ca_file = dir + "/cert.pem"});
@@ -420,8 +429,8 @@ TEST(E2eTlsTest, HttpsAndGrpcTls) {
   auto value = client::RunSampleRcar(**client, kResource, {});
   ASSERT_TRUE(value.ok()) << value.status();
   EXPECT_EQ(*value, kValue);
-  auto grpc = client::NewGrpcKbsClient(absl::StrCat("localhost:", kbs->grpc_address().substr(10)),
-                                       dir + "/cert.pem");
+  // By IP (the certificate has an IP SAN): no dependence on name resolution.
+  auto grpc = client::NewGrpcKbsClient(kbs->grpc_address(), dir + "/cert.pem");
   auto grpc_value = client::RunSampleRcar(**grpc, kResource, {});
   ASSERT_TRUE(grpc_value.ok()) << grpc_value.status();
   // A client that does not trust the certificate cannot connect.
@@ -432,11 +441,13 @@ TEST(E2eTlsTest, HttpsAndGrpcTls) {
 
 // The CLI forms operators and the acceptance checks use.
 TEST(E2eCliTest, KbsctlCommands) {
-  std::string dir = std::filesystem::temp_directory_path() / ("kbsctl_" + std::to_string(::getpid()));
+  std::string dir =
+      std::filesystem::temp_directory_path() / ("kbsctl_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   auto keygen = testing::RunCommand({testing::KbsctlBinary(), "admin", "keygen", "--out-dir", dir});
   ASSERT_EQ(keygen.exit_code, 0) << keygen.output;
-  auto kbs = StartKbs({.admin_key = false, .extra_args = {"--admin-public-key", dir + "/admin.pub"}});
+  auto kbs =
+      StartKbs({.admin_key = false, .extra_args = {"--admin-public-key", dir + "/admin.pub"}});
   ASSERT_NE(kbs, nullptr);
   const std::string url = kbs->http_url();
   const std::string key = dir + "/admin.key";
@@ -446,17 +457,17 @@ TEST(E2eCliTest, KbsctlCommands) {
     return testing::RunCommand(args);
   };
   // Global options after the subcommand...
-  auto put = run({"resource", "put", kResource, "--file", dir + "/value", "--url", url,
-                  "--admin-key", key});
+  auto put = run(
+      {"resource", "put", kResource, "--file", dir + "/value", "--url", url, "--admin-key", key});
   ASSERT_EQ(put.exit_code, 0) << put.output;
   // ...and before it.
   auto list = run({"--url", url, "--admin-key", key, "resource", "list"});
   ASSERT_EQ(list.exit_code, 0) << list.output;
   EXPECT_THAT(list.output, HasSubstr(kResource));
   EXPECT_THAT(list.output, ::testing::Not(HasSubstr(kValue)));
-  EXPECT_EQ(run({"policy", "set", "--preset", "allow-all", "--url", url, "--admin-key", key})
-                .exit_code,
-            0);
+  EXPECT_EQ(
+      run({"policy", "set", "--preset", "allow-all", "--url", url, "--admin-key", key}).exit_code,
+      0);
   for (const char* type : {"ec-p256", "ec-p521", "rsa"}) {
     std::string out = dir + "/out-" + type;
     auto attest = run({"attest", "--url", url, "--tee", "sample", "--key-type", type, "--get",
@@ -464,11 +475,11 @@ TEST(E2eCliTest, KbsctlCommands) {
     ASSERT_EQ(attest.exit_code, 0) << attest.output;
     EXPECT_EQ(*common::ReadFile(out), kValue);
   }
-  auto grpc = run({"attest", "--url", kbs->grpc_address(), "--protocol", "grpc", "--get",
-                   kResource, "--out", dir + "/out-grpc"});
+  auto grpc = run({"attest", "--url", kbs->grpc_address(), "--protocol", "grpc", "--get", kResource,
+                   "--out", dir + "/out-grpc"});
   ASSERT_EQ(grpc.exit_code, 0) << grpc.output;
-  auto missing = run({"attest", "--url", url, "--tee", "sample", "--get", "a/b/none", "--out",
-                      dir + "/none"});
+  auto missing =
+      run({"attest", "--url", url, "--tee", "sample", "--get", "a/b/none", "--out", dir + "/none"});
   EXPECT_NE(missing.exit_code, 0);
   EXPECT_THAT(missing.output, HasSubstr("not found"));
   auto del = run({"resource", "delete", kResource, "--url", url, "--admin-key", key});
