@@ -61,8 +61,7 @@ struct Settings {
 // Results shared by all virtual clients.
 class Recorder {
  public:
-  void Success(SteadyClock::time_point scheduled, SteadyClock::time_point done,
-               const Settings& s) {
+  void Success(SteadyClock::time_point scheduled, SteadyClock::time_point done, const Settings& s) {
     if (scheduled < s.measure_from) return;
     std::lock_guard<std::mutex> lock(mu_);
     latencies_ms_.push_back(std::chrono::duration<double, std::milli>(done - scheduled).count());
@@ -82,7 +81,8 @@ class Recorder {
 // The guest side of one flow: key, evidence, decryption.
 struct GuestState {
   std::optional<kbs::client::TeeKeyPair> key;
-  absl::StatusOr<std::string> BuildAttestation(absl::string_view nonce, kbs::client::TeeKeyType type) {
+  absl::StatusOr<std::string> BuildAttestation(absl::string_view nonce,
+                                               kbs::client::TeeKeyType type) {
     auto generated = kbs::client::TeeKeyPair::Generate(type);
     if (!generated.ok()) return generated.status();
     key.emplace(*std::move(generated));
@@ -129,8 +129,7 @@ class Flow : public std::enable_shared_from_this<Derived> {
     if (!next) return static_cast<Derived*>(this)->OnFinished();
     scheduled_ = *next;
     timer_.expires_at(scheduled_);
-    timer_.async_wait(
-        [self = this->shared_from_this()](beast::error_code) { self->Auth(); });
+    timer_.async_wait([self = this->shared_from_this()](beast::error_code) { self->Auth(); });
   }
   void Succeed() {
     rec_.Success(scheduled_, SteadyClock::now(), s_);
@@ -173,7 +172,8 @@ class HttpFlow : public Flow<HttpFlow> {
   void Send(std::string method, std::string target, std::string body,
             void (HttpFlow::*next)(bhttp::response<bhttp::string_body>&)) {
     request_ = absl::StrCat(method, " ", target, " HTTP/1.1\r\nHost: ", host_, "\r\n");
-    if (!cookie_.empty()) absl::StrAppend(&request_, "Cookie: ", kbs::kSessionCookie, "=", cookie_, "\r\n");
+    if (!cookie_.empty())
+      absl::StrAppend(&request_, "Cookie: ", kbs::kSessionCookie, "=", cookie_, "\r\n");
     if (!bearer_.empty()) absl::StrAppend(&request_, "Authorization: Bearer ", bearer_, "\r\n");
     if (method != "GET") {
       absl::StrAppend(&request_, "Content-Type: application/json\r\nContent-Length: ", body.size(),
@@ -182,23 +182,22 @@ class HttpFlow : public Flow<HttpFlow> {
     absl::StrAppend(&request_, "\r\n", body);
     auto write = [this, self = shared_from_this(), next] {
       stream_.expires_after(std::chrono::seconds(30));
-      asio::async_write(stream_, asio::buffer(request_),
-                        [this, self, next](beast::error_code ec, size_t) {
-                          if (ec) return Fail(absl::StrCat("write: ", ec.message()));
-                          response_.emplace();
-                          response_->body_limit(1 << 20);
-                          bhttp::async_read(stream_, buffer_, *response_,
-                                            [this, self, next](beast::error_code ec, size_t) {
-                                              if (ec) return Fail(absl::StrCat("read: ", ec.message()));
-                                              auto res = response_->release();
-                                              if (!res.keep_alive()) connected_ = false;
-                                              if (res.result_int() != 200) {
-                                                return Fail(absl::StrCat("HTTP ", res.result_int(),
-                                                                         ": ", res.body()));
-                                              }
-                                              (this->*next)(res);
-                                            });
-                        });
+      asio::async_write(
+          stream_, asio::buffer(request_), [this, self, next](beast::error_code ec, size_t) {
+            if (ec) return Fail(absl::StrCat("write: ", ec.message()));
+            response_.emplace();
+            response_->body_limit(1 << 20);
+            bhttp::async_read(
+                stream_, buffer_, *response_, [this, self, next](beast::error_code ec, size_t) {
+                  if (ec) return Fail(absl::StrCat("read: ", ec.message()));
+                  auto res = response_->release();
+                  if (!res.keep_alive()) connected_ = false;
+                  if (res.result_int() != 200) {
+                    return Fail(absl::StrCat("HTTP ", res.result_int(), ": ", res.body()));
+                  }
+                  (this->*next)(res);
+                });
+          });
     };
     if (connected_) return write();
     buffer_.clear();
@@ -388,7 +387,8 @@ int main(int argc, char** argv) {
   int threads = 1;
   int channels = 4;
   rcar->add_option("--url", s.url, "http://HOST:PORT, or HOST:PORT for gRPC")->required();
-  rcar->add_option("--protocol", s.protocol, "http or grpc")->check(CLI::IsMember({"http", "grpc"}));
+  rcar->add_option("--protocol", s.protocol, "http or grpc")
+      ->check(CLI::IsMember({"http", "grpc"}));
   rcar->add_option("--resource", s.resource, "REPO/TYPE/TAG to fetch")->required();
   rcar->add_option("--duration", duration, "Measured seconds")->check(CLI::Range(0.1, 3600.0));
   rcar->add_option("--warmup", warmup, "Unmeasured seconds first")->check(CLI::Range(0.0, 600.0));

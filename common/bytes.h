@@ -16,21 +16,17 @@ namespace kbs::common {
 using Bytes = std::vector<uint8_t>;
 
 inline absl::Span<const uint8_t> AsSpan(absl::string_view s) {
-  return absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()),
-                                   s.size());
+  return absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size());
 }
 inline absl::string_view AsStringView(absl::Span<const uint8_t> b) {
   return absl::string_view(reinterpret_cast<const char*>(b.data()), b.size());
 }
-inline std::string ToString(absl::Span<const uint8_t> b) {
-  return std::string(AsStringView(b));
-}
+inline std::string ToString(absl::Span<const uint8_t> b) { return std::string(AsStringView(b)); }
 inline Bytes ToBytes(absl::string_view s) { return Bytes(s.begin(), s.end()); }
 
 // Constant-time equality (length is not secret). Use for digests, nonces,
 // MACs and anything derived from a secret.
-bool ConstantTimeEquals(absl::Span<const uint8_t> a,
-                        absl::Span<const uint8_t> b);
+bool ConstantTimeEquals(absl::Span<const uint8_t> a, absl::Span<const uint8_t> b);
 inline bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {
   return ConstantTimeEquals(AsSpan(a), AsSpan(b));
 }
@@ -42,12 +38,9 @@ class SecretBytes final {
  public:
   SecretBytes() = default;
   explicit SecretBytes(size_t size) : data_(size, 0) {}
-  explicit SecretBytes(absl::Span<const uint8_t> b)
-      : data_(b.begin(), b.end()) {}
+  explicit SecretBytes(absl::Span<const uint8_t> b) : data_(b.begin(), b.end()) {}
   ~SecretBytes() { Wipe(); }
-  SecretBytes(SecretBytes&& other) noexcept : data_(std::move(other.data_)) {
-    other.data_.clear();
-  }
+  SecretBytes(SecretBytes&& other) noexcept : data_(std::move(other.data_)) { other.data_.clear(); }
   SecretBytes& operator=(SecretBytes&& other) noexcept {
     if (this != &other) {
       Wipe();

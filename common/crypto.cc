@@ -30,14 +30,12 @@ const EVP_MD* FetchedMdImpl(HashAlgorithm alg) {
 }
 
 const EVP_CIPHER* Aes256Gcm() {
-  static const EVP_CIPHER* const kCipher =
-      EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+  static const EVP_CIPHER* const kCipher = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
   return kCipher;
 }
 
 const EVP_CIPHER* Aes256Wrap() {
-  static const EVP_CIPHER* const kCipher =
-      EVP_CIPHER_fetch(nullptr, "AES-256-WRAP", nullptr);
+  static const EVP_CIPHER* const kCipher = EVP_CIPHER_fetch(nullptr, "AES-256-WRAP", nullptr);
   return kCipher;
 }
 
@@ -55,9 +53,8 @@ absl::StatusOr<HashAlgorithm> ParseHashAlgorithm(absl::string_view name) {
   if (lower == "sha256") return HashAlgorithm::kSha256;
   if (lower == "sha384") return HashAlgorithm::kSha384;
   if (lower == "sha512") return HashAlgorithm::kSha512;
-  return absl::InvalidArgumentError(
-      absl::StrCat("unsupported hash algorithm \"", name,
-                   "\" (expected sha256, sha384 or sha512)"));
+  return absl::InvalidArgumentError(absl::StrCat("unsupported hash algorithm \"", name,
+                                                 "\" (expected sha256, sha384 or sha512)"));
 }
 
 absl::string_view HashAlgorithmName(HashAlgorithm alg) {
@@ -89,8 +86,7 @@ std::string Digest(HashAlgorithm alg, absl::Span<const uint8_t> data) {
   unsigned int len = 0;
   // EVP_Digest only fails on allocation failure; an empty result is then
   // returned, which never equals a real digest.
-  if (EVP_Digest(data.data(), data.size(),
-                 reinterpret_cast<unsigned char*>(out.data()), &len,
+  if (EVP_Digest(data.data(), data.size(), reinterpret_cast<unsigned char*>(out.data()), &len,
                  FetchedDigest(alg), nullptr) != 1) {
     return std::string();
   }
@@ -107,15 +103,13 @@ absl::StatusOr<SecretBytes> RandomBytes(size_t n) {
 
 absl::StatusOr<std::string> RandomString(size_t n) {
   std::string out(n, '\0');
-  if (n > 0 && RAND_bytes(reinterpret_cast<unsigned char*>(out.data()),
-                          static_cast<int>(n)) != 1) {
+  if (n > 0 && RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1) {
     return OpenSslError("RAND_bytes failed");
   }
   return out;
 }
 
-absl::StatusOr<AesGcmSealed> AesGcmSeal(absl::Span<const uint8_t> key,
-                                        absl::Span<const uint8_t> iv,
+absl::StatusOr<AesGcmSealed> AesGcmSeal(absl::Span<const uint8_t> key, absl::Span<const uint8_t> iv,
                                         absl::Span<const uint8_t> aad,
                                         absl::Span<const uint8_t> plaintext) {
   if (key.size() != 32 || iv.size() != 12) {
@@ -127,8 +121,8 @@ absl::StatusOr<AesGcmSealed> AesGcmSeal(absl::Span<const uint8_t> key,
   out.ciphertext.resize(plaintext.size());
   out.tag.resize(16);
   if (!ctx || EVP_EncryptInit_ex2(ctx.get(), Aes256Gcm(), key.data(), iv.data(), nullptr) != 1 ||
-      (!aad.empty() &&
-       EVP_EncryptUpdate(ctx.get(), nullptr, &len, aad.data(), static_cast<int>(aad.size())) != 1) ||
+      (!aad.empty() && EVP_EncryptUpdate(ctx.get(), nullptr, &len, aad.data(),
+                                         static_cast<int>(aad.size())) != 1) ||
       EVP_EncryptUpdate(ctx.get(), reinterpret_cast<unsigned char*>(out.ciphertext.data()), &len,
                         plaintext.data(), static_cast<int>(plaintext.size())) != 1 ||
       EVP_EncryptFinal_ex(ctx.get(), reinterpret_cast<unsigned char*>(out.ciphertext.data()) + len,
@@ -139,8 +133,7 @@ absl::StatusOr<AesGcmSealed> AesGcmSeal(absl::Span<const uint8_t> key,
   return out;
 }
 
-absl::StatusOr<SecretBytes> AesGcmOpen(absl::Span<const uint8_t> key,
-                                       absl::Span<const uint8_t> iv,
+absl::StatusOr<SecretBytes> AesGcmOpen(absl::Span<const uint8_t> key, absl::Span<const uint8_t> iv,
                                        absl::Span<const uint8_t> aad,
                                        absl::Span<const uint8_t> ciphertext,
                                        absl::Span<const uint8_t> tag) {
@@ -152,12 +145,12 @@ absl::StatusOr<SecretBytes> AesGcmOpen(absl::Span<const uint8_t> key,
   SecretBytes out(ciphertext.size());
   int len = 0;
   if (!ctx || EVP_DecryptInit_ex2(ctx.get(), Aes256Gcm(), key.data(), iv.data(), nullptr) != 1 ||
-      (!aad.empty() &&
-       EVP_DecryptUpdate(ctx.get(), nullptr, &len, aad.data(), static_cast<int>(aad.size())) != 1) ||
+      (!aad.empty() && EVP_DecryptUpdate(ctx.get(), nullptr, &len, aad.data(),
+                                         static_cast<int>(aad.size())) != 1) ||
       EVP_DecryptUpdate(ctx.get(), out.data(), &len, ciphertext.data(),
                         static_cast<int>(ciphertext.size())) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, 16,
-                          const_cast<uint8_t*>(tag.data())) != 1) {
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, 16, const_cast<uint8_t*>(tag.data())) !=
+          1) {
     return OpenSslError("AES-256-GCM decryption failed");
   }
   int final_len = 0;
@@ -211,8 +204,7 @@ absl::StatusOr<SecretBytes> AesKeyUnwrap(absl::Span<const uint8_t> kek,
 }
 
 absl::StatusOr<SecretBytes> ConcatKdfSha256(absl::Span<const uint8_t> z,
-                                            absl::Span<const uint8_t> other_info,
-                                            size_t out_len) {
+                                            absl::Span<const uint8_t> other_info, size_t out_len) {
   EvpKdfCtxPtr ctx(EVP_KDF_CTX_new(SskdfKdf()));
   if (!ctx) return OpenSslError("SSKDF unavailable");
   char digest[] = "SHA256";
@@ -221,8 +213,7 @@ absl::StatusOr<SecretBytes> ConcatKdfSha256(absl::Span<const uint8_t> z,
       OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<uint8_t*>(z.data()),
                                         z.size()),
       OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO,
-                                        const_cast<uint8_t*>(other_info.data()),
-                                        other_info.size()),
+                                        const_cast<uint8_t*>(other_info.data()), other_info.size()),
       OSSL_PARAM_construct_end()};
   SecretBytes out(out_len);
   if (EVP_KDF_derive(ctx.get(), out.data(), out_len, params) != 1) {

@@ -5,13 +5,13 @@
 #ifndef KBS_COMMON_CRYPTO_H_
 #define KBS_COMMON_CRYPTO_H_
 
+#include <openssl/evp.h>
+
 #include <string>
 #include <string_view>
 
-#include <openssl/evp.h>
-
-#include "absl/strings/string_view.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "common/bytes.h"
 
@@ -32,9 +32,7 @@ std::string Digest(HashAlgorithm alg, absl::Span<const uint8_t> data);
 inline std::string Digest(HashAlgorithm alg, absl::string_view data) {
   return Digest(alg, AsSpan(data));
 }
-inline std::string Sha256(absl::string_view data) {
-  return Digest(HashAlgorithm::kSha256, data);
-}
+inline std::string Sha256(absl::string_view data) { return Digest(HashAlgorithm::kSha256, data); }
 
 // Cryptographically secure random bytes (OpenSSL's DRBG seeded by the OS).
 absl::StatusOr<SecretBytes> RandomBytes(size_t n);
@@ -46,14 +44,12 @@ struct AesGcmSealed {
 };
 
 // AES-256-GCM with a 12-byte IV. `key` must be 32 bytes.
-absl::StatusOr<AesGcmSealed> AesGcmSeal(absl::Span<const uint8_t> key,
-                                        absl::Span<const uint8_t> iv,
+absl::StatusOr<AesGcmSealed> AesGcmSeal(absl::Span<const uint8_t> key, absl::Span<const uint8_t> iv,
                                         absl::Span<const uint8_t> aad,
                                         absl::Span<const uint8_t> plaintext);
 // DataLoss-free by design: a tag mismatch is InvalidArgument
 // ("authentication failed"); the caller decides what it means.
-absl::StatusOr<SecretBytes> AesGcmOpen(absl::Span<const uint8_t> key,
-                                       absl::Span<const uint8_t> iv,
+absl::StatusOr<SecretBytes> AesGcmOpen(absl::Span<const uint8_t> key, absl::Span<const uint8_t> iv,
                                        absl::Span<const uint8_t> aad,
                                        absl::Span<const uint8_t> ciphertext,
                                        absl::Span<const uint8_t> tag);
@@ -68,8 +64,7 @@ absl::StatusOr<SecretBytes> AesKeyUnwrap(absl::Span<const uint8_t> kek,
 // NIST SP 800-56A Concat KDF with SHA-256 (OpenSSL's SSKDF), as JWA §4.6.2
 // uses it for ECDH-ES: derives `out_len` bytes from `z` and `other_info`.
 absl::StatusOr<SecretBytes> ConcatKdfSha256(absl::Span<const uint8_t> z,
-                                            absl::Span<const uint8_t> other_info,
-                                            size_t out_len);
+                                            absl::Span<const uint8_t> other_info, size_t out_len);
 
 }  // namespace kbs::common
 

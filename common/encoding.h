@@ -8,8 +8,8 @@
 #include <string>
 #include <string_view>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "common/bytes.h"
 
@@ -17,12 +17,8 @@ namespace kbs::common {
 
 std::string Base64Encode(absl::Span<const uint8_t> data);
 std::string Base64UrlEncode(absl::Span<const uint8_t> data);
-inline std::string Base64Encode(absl::string_view s) {
-  return Base64Encode(AsSpan(s));
-}
-inline std::string Base64UrlEncode(absl::string_view s) {
-  return Base64UrlEncode(AsSpan(s));
-}
+inline std::string Base64Encode(absl::string_view s) { return Base64Encode(AsSpan(s)); }
+inline std::string Base64UrlEncode(absl::string_view s) { return Base64UrlEncode(AsSpan(s)); }
 
 // InvalidArgument when `in` is not canonical padded standard base64.
 absl::StatusOr<std::string> Base64Decode(absl::string_view in);

@@ -54,9 +54,9 @@ absl::StatusOr<std::string> ReadPrivateFile(const std::string& path) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return ErrnoError("cannot stat", path);
   if ((st.st_mode & 077) != 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        path, " is accessible by group or others (mode ",
-        absl::StrFormat("%04o", st.st_mode & 07777), "); run: chmod 600 ", path));
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, " is accessible by group or others (mode ",
+                     absl::StrFormat("%04o", st.st_mode & 07777), "); run: chmod 600 ", path));
   }
   return ReadFile(path);
 }

@@ -17,8 +17,7 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes =
 // others read or write it.
 absl::StatusOr<std::string> ReadPrivateFile(const std::string& path);
 // Writes `contents` to `path` with `mode`, atomically.
-absl::Status WriteFileAtomic(const std::string& path, absl::string_view contents,
-                             int mode = 0600);
+absl::Status WriteFileAtomic(const std::string& path, absl::string_view contents, int mode = 0600);
 // Creates the directory (and parents) with `mode` if missing.
 absl::Status EnsureDirectory(const std::string& path, int mode = 0700);
 bool FileExists(const std::string& path);

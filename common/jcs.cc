@@ -102,22 +102,19 @@ absl::Status Append(const Json& value, std::string& out) {
       return absl::OkStatus();
     case Json::value_t::number_integer: {
       // I-JSON: every number is an IEEE-754 double.
-      KBS_ASSIGN_OR_RETURN(
-          std::string n,
-          FormatJcsNumber(static_cast<double>(value.get<int64_t>())));
+      KBS_ASSIGN_OR_RETURN(std::string n,
+                           FormatJcsNumber(static_cast<double>(value.get<int64_t>())));
       out += n;
       return absl::OkStatus();
     }
     case Json::value_t::number_unsigned: {
-      KBS_ASSIGN_OR_RETURN(
-          std::string n,
-          FormatJcsNumber(static_cast<double>(value.get<uint64_t>())));
+      KBS_ASSIGN_OR_RETURN(std::string n,
+                           FormatJcsNumber(static_cast<double>(value.get<uint64_t>())));
       out += n;
       return absl::OkStatus();
     }
     case Json::value_t::number_float: {
-      KBS_ASSIGN_OR_RETURN(std::string n,
-                           FormatJcsNumber(value.get<double>()));
+      KBS_ASSIGN_OR_RETURN(std::string n, FormatJcsNumber(value.get<double>()));
       out += n;
       return absl::OkStatus();
     }
@@ -177,8 +174,7 @@ absl::StatusOr<std::string> FormatJcsNumber(double value) {
   // Shortest round-trip digits (the `k` smallest in ES6's definition),
   // obtained in scientific form "d.ddde±xx".
   char buf[64];
-  auto result =
-      std::to_chars(buf, buf + sizeof(buf), value, std::chars_format::scientific);
+  auto result = std::to_chars(buf, buf + sizeof(buf), value, std::chars_format::scientific);
   absl::string_view sci(buf, result.ptr - buf);
   size_t e_pos = sci.find('e');
   std::string digits;
@@ -186,8 +182,7 @@ absl::StatusOr<std::string> FormatJcsNumber(double value) {
     if (c != '.') digits.push_back(c);
   }
   int exp10 = 0;
-  std::from_chars(sci.data() + e_pos + 1 + (sci[e_pos + 1] == '+'),
-                  sci.data() + sci.size(), exp10);
+  std::from_chars(sci.data() + e_pos + 1 + (sci[e_pos + 1] == '+'), sci.data() + sci.size(), exp10);
   const int k = static_cast<int>(digits.size());
   const int n = exp10 + 1;
   if (k <= n && n <= 21) {

@@ -31,27 +31,23 @@ std::string StripNlohmannPrefix(absl::string_view what) {
 
 absl::StatusOr<Json> ParseJson(absl::string_view text, const JsonLimits& limits) {
   std::vector<std::unordered_set<std::string>> keys_per_level;
-  auto callback = [&](int depth, Json::parse_event_t event,
-                      Json& parsed) -> bool {
+  auto callback = [&](int depth, Json::parse_event_t event, Json& parsed) -> bool {
     switch (event) {
       case Json::parse_event_t::object_start:
         if (depth >= limits.max_depth) {
-          throw LimitExceeded{absl::StrCat("nesting deeper than ",
-                                           limits.max_depth, " levels")};
+          throw LimitExceeded{absl::StrCat("nesting deeper than ", limits.max_depth, " levels")};
         }
         keys_per_level.emplace_back();
         break;
       case Json::parse_event_t::array_start:
         if (depth >= limits.max_depth) {
-          throw LimitExceeded{absl::StrCat("nesting deeper than ",
-                                           limits.max_depth, " levels")};
+          throw LimitExceeded{absl::StrCat("nesting deeper than ", limits.max_depth, " levels")};
         }
         break;
       case Json::parse_event_t::key:
         if (!keys_per_level.empty() &&
             !keys_per_level.back().insert(parsed.get<std::string>()).second) {
-          throw LimitExceeded{absl::StrCat("duplicate member \"",
-                                           parsed.get<std::string>(), "\"")};
+          throw LimitExceeded{absl::StrCat("duplicate member \"", parsed.get<std::string>(), "\"")};
         }
         break;
       case Json::parse_event_t::object_end:
@@ -82,8 +78,7 @@ absl::StatusOr<Json> ParseTrustedJson(absl::string_view text) {
 }
 
 std::string DumpJson(const Json& value) {
-  return value.dump(-1, ' ', /*ensure_ascii=*/false,
-                    Json::error_handler_t::replace);
+  return value.dump(-1, ' ', /*ensure_ascii=*/false, Json::error_handler_t::replace);
 }
 
 const Json* FindMember(const Json& object, absl::string_view key) {

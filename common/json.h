@@ -9,8 +9,8 @@
 #include <string>
 #include <string_view>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "nlohmann/json.hpp"
 
 namespace kbs::common {
@@ -24,8 +24,7 @@ struct JsonLimits {
 
 // Parses exactly one JSON text. InvalidArgument names the line and column
 // for syntax errors, the member for duplicates, and the depth for nesting.
-absl::StatusOr<Json> ParseJson(absl::string_view text,
-                               const JsonLimits& limits = {});
+absl::StatusOr<Json> ParseJson(absl::string_view text, const JsonLimits& limits = {});
 
 // Parses JSON that this process produced itself (e.g. claims kept in a
 // session): no duplicate or depth bookkeeping. Never use for client input.
@@ -39,11 +38,9 @@ std::string DumpJson(const Json& value);
 // Typed member access for request decoding. `where` names the enclosing
 // object in error messages (e.g. "runtime-data").
 const Json* FindMember(const Json& object, absl::string_view key);
-absl::StatusOr<std::string> GetStringMember(const Json& object,
-                                            absl::string_view key,
+absl::StatusOr<std::string> GetStringMember(const Json& object, absl::string_view key,
                                             absl::string_view where);
-absl::StatusOr<const Json*> GetObjectMember(const Json& object,
-                                            absl::string_view key,
+absl::StatusOr<const Json*> GetObjectMember(const Json& object, absl::string_view key,
                                             absl::string_view where);
 // Human-readable JSON type name for error messages.
 absl::string_view JsonTypeName(const Json& value);

@@ -31,8 +31,8 @@ absl::StatusOr<std::string> BnParam(const EVP_PKEY* key, const char* name, size_
   BignumPtr bn(raw);
   size_t len = pad_to != 0 ? pad_to : static_cast<size_t>(BN_num_bytes(bn.get()));
   std::string out(len, '\0');
-  if (BN_bn2binpad(bn.get(), reinterpret_cast<unsigned char*>(out.data()),
-                   static_cast<int>(len)) < 0) {
+  if (BN_bn2binpad(bn.get(), reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(len)) <
+      0) {
     return OpenSslError("BN_bn2binpad failed");
   }
   return out;
@@ -130,8 +130,8 @@ absl::StatusOr<EcCurve> GetEcCurve(const EVP_PKEY* key) {
   }
   char name[64] = {0};
   size_t len = 0;
-  if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, name, sizeof(name),
-                                     &len) != 1) {
+  if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, name, sizeof(name), &len) !=
+      1) {
     return OpenSslError("reading EC group", absl::StatusCode::kInvalidArgument);
   }
   absl::string_view group(name, len);
@@ -163,8 +163,8 @@ absl::StatusOr<EvpPkeyPtr> EcPublicKeyFromPoint(EcCurve curve, absl::string_view
                                                 absl::string_view y) {
   size_t size = EcCoordinateSize(curve);
   if (x.size() != size || y.size() != size) {
-    return absl::InvalidArgumentError(absl::StrCat("EC coordinates for ", GroupName(curve),
-                                                   " must be ", size, " bytes"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("EC coordinates for ", GroupName(curve), " must be ", size, " bytes"));
   }
   std::string encoded;
   encoded.reserve(1 + 2 * size);
@@ -180,9 +180,8 @@ absl::StatusOr<EvpPkeyPtr> EcPublicKeyFromPoint(EcCurve curve, absl::string_view
   if (!key || params == nullptr || EVP_PKEY_copy_parameters(key.get(), params) != 1) {
     return OpenSslError("EC key setup failed");
   }
-  if (EVP_PKEY_set1_encoded_public_key(key.get(),
-                                       reinterpret_cast<const unsigned char*>(encoded.data()),
-                                       encoded.size()) != 1) {
+  if (EVP_PKEY_set1_encoded_public_key(
+          key.get(), reinterpret_cast<const unsigned char*>(encoded.data()), encoded.size()) != 1) {
     return OpenSslError("EC public key is not a valid point", absl::StatusCode::kInvalidArgument);
   }
   EvpPkeyCtxPtr check(EVP_PKEY_CTX_new_from_pkey(nullptr, key.get(), nullptr));
@@ -208,8 +207,8 @@ absl::StatusOr<EvpPkeyPtr> RsaPublicKeyFromNumbers(absl::string_view n, absl::st
   BignumPtr bn_e(BN_bin2bn(reinterpret_cast<const unsigned char*>(e.data()),
                            static_cast<int>(e.size()), nullptr));
   OsslParamBldPtr bld(OSSL_PARAM_BLD_new());
-  if (!bn_n || !bn_e || !bld || OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N,
-                                                       bn_n.get()) != 1 ||
+  if (!bn_n || !bn_e || !bld ||
+      OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, bn_n.get()) != 1 ||
       OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_E, bn_e.get()) != 1) {
     return OpenSslError("building RSA parameters");
   }
@@ -233,7 +232,8 @@ absl::StatusOr<std::string> GetEd25519PublicKey(const EVP_PKEY* key) {
 
 absl::StatusOr<std::string> PrivateKeyToPem(const EVP_PKEY* key) {
   BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!bio || PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
+  if (!bio ||
+      PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
     return OpenSslError("writing private key PEM");
   }
   char* data = nullptr;

@@ -6,8 +6,8 @@
 #include <string>
 #include <string_view>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "common/bytes.h"
 #include "common/openssl_util.h"
 
@@ -43,8 +43,7 @@ struct RsaPublicNumbers {
   std::string e;
 };
 absl::StatusOr<RsaPublicNumbers> GetRsaPublicNumbers(const EVP_PKEY* key);
-absl::StatusOr<EvpPkeyPtr> RsaPublicKeyFromNumbers(absl::string_view n,
-                                                   absl::string_view e);
+absl::StatusOr<EvpPkeyPtr> RsaPublicKeyFromNumbers(absl::string_view n, absl::string_view e);
 // Raw 32-byte Ed25519 public key.
 absl::StatusOr<std::string> GetEd25519PublicKey(const EVP_PKEY* key);
 

@@ -19,11 +19,11 @@ void LogLine(LogLevel level, absl::string_view message);
 }  // namespace kbs::common
 
 // KBS_LOG(kInfo, "listening on ", address);
-#define KBS_LOG(level, ...)                                                      \
-  do {                                                                           \
-    if (::kbs::common::LogEnabled(::kbs::common::LogLevel::level)) {             \
+#define KBS_LOG(level, ...)                                                                \
+  do {                                                                                     \
+    if (::kbs::common::LogEnabled(::kbs::common::LogLevel::level)) {                       \
       ::kbs::common::LogLine(::kbs::common::LogLevel::level, ::absl::StrCat(__VA_ARGS__)); \
-    }                                                                            \
+    }                                                                                      \
   } while (false)
 
 #endif  // KBS_COMMON_LOG_H_

@@ -14,8 +14,8 @@
 #include <memory>
 #include <string_view>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace kbs::common {
 

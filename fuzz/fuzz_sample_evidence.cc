@@ -7,8 +7,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const auto* const kVerifier = kbs::verifier::SampleVerifier::CreateCpu().release();
-  auto json = kbs::common::ParseJson(
-      absl::string_view(reinterpret_cast<const char*>(data), size));
+  auto json = kbs::common::ParseJson(absl::string_view(reinterpret_cast<const char*>(data), size));
   if (!json.ok()) return 0;
   kbs::verifier::EvidenceBinding binding;
   binding.report_data = kbs::common::Digest(kbs::common::HashAlgorithm::kSha384, "fuzz");

@@ -7,8 +7,7 @@
 #include "common/json.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  auto json = kbs::common::ParseJson(
-      absl::string_view(reinterpret_cast<const char*>(data), size));
+  auto json = kbs::common::ParseJson(absl::string_view(reinterpret_cast<const char*>(data), size));
   if (!json.ok()) return 0;
   auto key = kbs::jose::TeePublicKey::FromJson(*json);
   if (!key.ok()) return 0;

@@ -15,8 +15,8 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "common/files.h"
 #include "common/log.h"
@@ -49,9 +49,9 @@ kbs::common::LogLevel ParseLevel(const std::string& level) {
 int Run(const KbsConfig& config, const std::string& ready_file) {
   kbs::common::SetLogLevel(ParseLevel(config.log_level));
   kbs::common::SystemClock clock;
-  const int threads =
-      config.threads > 0 ? config.threads
-                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = config.threads > 0
+                          ? config.threads
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 
   if (auto s = kbs::common::EnsureDirectory(config.data_dir, 0700); !s.ok()) {
     return Fail("data directory", s);
@@ -90,10 +90,10 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
   auto tokens = kbs::token::TokenService::Create(*std::move(signing_key), token_options, &clock);
   if (!tokens.ok()) return Fail("token service", tokens.status());
 
-  kbs::session::SessionStore sessions({absl::Seconds(config.session_timeout_secs),
-                                       static_cast<size_t>(config.max_sessions)});
-  kbs::Broker::Dependencies deps{&clock,          &sessions,       &verifiers,    tokens->get(),
-                                 keys->get(),     policies->get(), admin->get()};
+  kbs::session::SessionStore sessions(
+      {absl::Seconds(config.session_timeout_secs), static_cast<size_t>(config.max_sessions)});
+  kbs::Broker::Dependencies deps{&clock,      &sessions,       &verifiers,  tokens->get(),
+                                 keys->get(), policies->get(), admin->get()};
   kbs::Broker::Options broker_options;
   broker_options.policy.sample_tee_enabled = config.allow_sample_tee;
   auto broker = kbs::Broker::Create(deps, broker_options);
@@ -135,10 +135,9 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
                                : http_options.host;
   std::string http_url = absl::StrCat(scheme, "://", host, ":", (*http)->port());
   std::string grpc_addr =
-      grpc != nullptr
-          ? absl::StrCat(config.grpc_address.substr(0, config.grpc_address.rfind(':')), ":",
-                         grpc->port())
-          : "";
+      grpc != nullptr ? absl::StrCat(config.grpc_address.substr(0, config.grpc_address.rfind(':')),
+                                     ":", grpc->port())
+                      : "";
   std::printf("kbs %s listening: HTTP %s%s%s\n", KBS_VERSION, http_url.c_str(),
               grpc != nullptr ? ", gRPC " : "", grpc_addr.c_str());
   std::printf("  data directory: %s\n", std::filesystem::absolute(dir).c_str());

@@ -59,9 +59,8 @@ absl::StatusOr<std::unique_ptr<PolicyEngine>> FromPresetName(absl::string_view n
                                                              const PolicyOptions& options) {
   if (name == "allow-all") return std::make_unique<PresetPolicy>(true, options);
   if (name == "deny-all") return std::make_unique<PresetPolicy>(false, options);
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown policy preset \"", name.substr(0, 64),
-                   "\" (expected allow-all or deny-all)"));
+  return absl::InvalidArgumentError(absl::StrCat("unknown policy preset \"", name.substr(0, 64),
+                                                 "\" (expected allow-all or deny-all)"));
 }
 
 }  // namespace

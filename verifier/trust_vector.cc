@@ -19,10 +19,14 @@ int Tier(int8_t v) {
 }  // namespace
 
 common::Json TrustVector::ToJson() const {
-  return common::Json{{"instance-identity", instance_identity}, {"configuration", configuration},
-                      {"executables", executables},             {"file-system", file_system},
-                      {"hardware", hardware},                   {"runtime-opaque", runtime_opaque},
-                      {"storage-opaque", storage_opaque},       {"sourced-data", sourced_data}};
+  return common::Json{{"instance-identity", instance_identity},
+                      {"configuration", configuration},
+                      {"executables", executables},
+                      {"file-system", file_system},
+                      {"hardware", hardware},
+                      {"runtime-opaque", runtime_opaque},
+                      {"storage-opaque", storage_opaque},
+                      {"sourced-data", sourced_data}};
 }
 
 absl::string_view TrustVector::Status() const {

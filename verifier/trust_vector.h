@@ -12,7 +12,7 @@ namespace kbs::verifier {
 
 // Common AR4SI values.
 inline constexpr int8_t kTrustNone = 0;
-inline constexpr int8_t kAffirming = 2;          // e.g. genuine hardware, approved config
+inline constexpr int8_t kAffirming = 2;  // e.g. genuine hardware, approved config
 inline constexpr int8_t kWarningUnsafeConfig = 32;
 inline constexpr int8_t kContraindicatedHardware = 97;  // unrecognized hardware
 

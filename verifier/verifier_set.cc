@@ -8,9 +8,8 @@ namespace kbs::verifier {
 
 bool IsKnownTee(absl::string_view tee) {
   static constexpr std::array<absl::string_view, 15> kTees = {
-      "az-snp-vtpm", "az-tdx-vtpm", "nvidia", "sgx",    "snp",
-      "tdx",         "cca",         "csv",    "se",     "hygondcu",
-      "tpm",         "sample",      "sampledevice", "dpu", "nvidia-dpu"};
+      "az-snp-vtpm", "az-tdx-vtpm", "nvidia", "sgx",    "snp",          "tdx", "cca",       "csv",
+      "se",          "hygondcu",    "tpm",    "sample", "sampledevice", "dpu", "nvidia-dpu"};
   for (absl::string_view known : kTees) {
     if (known == tee) return true;
   }

@@ -59,8 +59,7 @@ absl::Status SetRsaPadding(EVP_PKEY_CTX* ctx, bool oaep256) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> RsaEncrypt(EVP_PKEY* key, bool oaep256,
-                                       absl::Span<const uint8_t> cek) {
+absl::StatusOr<std::string> RsaEncrypt(EVP_PKEY* key, bool oaep256, absl::Span<const uint8_t> cek) {
   common::EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, key, nullptr));
   if (!ctx || EVP_PKEY_encrypt_init(ctx.get()) != 1) {
     return common::OpenSslError("RSA encrypt init failed");
@@ -154,9 +153,9 @@ absl::StatusOr<FlattenedJwe> JweEncrypt(const TeePublicKey& recipient,
   FlattenedJwe jwe;
   jwe.protected_header = common::Base64UrlEncode(header);
   // RFC 7516 §5.1 step 14: AAD = ASCII(BASE64URL(UTF8(JWE Protected Header))).
-  KBS_ASSIGN_OR_RETURN(common::AesGcmSealed sealed,
-                       common::AesGcmSeal(cek.span(), AsSpan(iv),
-                                          AsSpan(jwe.protected_header), plaintext));
+  KBS_ASSIGN_OR_RETURN(
+      common::AesGcmSealed sealed,
+      common::AesGcmSeal(cek.span(), AsSpan(iv), AsSpan(jwe.protected_header), plaintext));
   jwe.encrypted_key = common::Base64UrlEncode(encrypted_key);
   jwe.iv = common::Base64UrlEncode(iv);
   jwe.ciphertext = common::Base64UrlEncode(sealed.ciphertext);

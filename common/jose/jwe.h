@@ -38,8 +38,7 @@ absl::StatusOr<FlattenedJwe> JweEncrypt(const TeePublicKey& recipient,
 // Decrypts with the recipient's private key (the guest side; used by the
 // reference attester and tests). InvalidArgument for malformed input or a
 // failed authentication.
-absl::StatusOr<common::SecretBytes> JweDecrypt(const FlattenedJwe& jwe,
-                                               EVP_PKEY* private_key);
+absl::StatusOr<common::SecretBytes> JweDecrypt(const FlattenedJwe& jwe, EVP_PKEY* private_key);
 
 }  // namespace kbs::jose
 

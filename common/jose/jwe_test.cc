@@ -20,7 +20,8 @@ class JweTest : public ::testing::TestWithParam<KeyCase> {
  protected:
   common::EvpPkeyPtr MakeKey() {
     const KeyCase& c = GetParam();
-    auto key = c.rsa_bits != 0 ? common::GenerateRsaKey(c.rsa_bits) : common::GenerateEcKey(c.curve);
+    auto key =
+        c.rsa_bits != 0 ? common::GenerateRsaKey(c.rsa_bits) : common::GenerateEcKey(c.curve);
     EXPECT_TRUE(key.ok());
     return *std::move(key);
   }
@@ -97,7 +98,8 @@ INSTANTIATE_TEST_SUITE_P(
     AllAlgorithms, JweTest,
     ::testing::Values(KeyCase{"EcP256", KeyManagement::kEcdhEsA256Kw, 0, common::EcCurve::kP256},
                       KeyCase{"EcP521", KeyManagement::kEcdhEsA256Kw, 0, common::EcCurve::kP521},
-                      KeyCase{"RsaOaep256", KeyManagement::kRsaOaep256, 2048, common::EcCurve::kP256},
+                      KeyCase{"RsaOaep256", KeyManagement::kRsaOaep256, 2048,
+                              common::EcCurve::kP256},
                       KeyCase{"Rsa1_5", KeyManagement::kRsa1_5, 2048, common::EcCurve::kP256}),
     [](const auto& info) { return std::string(info.param.name); });
 

@@ -83,9 +83,8 @@ absl::StatusOr<std::string> RawToDer(absl::string_view raw) {
 
 absl::StatusOr<std::string> SignBytes(EVP_PKEY* key, JwsAlgorithm alg, absl::string_view input) {
   common::EvpMdCtxPtr ctx(EVP_MD_CTX_new());
-  const EVP_MD* md = alg == JwsAlgorithm::kEs256
-                         ? common::FetchedDigest(common::HashAlgorithm::kSha256)
-                         : nullptr;
+  const EVP_MD* md =
+      alg == JwsAlgorithm::kEs256 ? common::FetchedDigest(common::HashAlgorithm::kSha256) : nullptr;
   size_t len = 0;
   const auto* data = reinterpret_cast<const unsigned char*>(input.data());
   if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, md, nullptr, key) != 1 ||
@@ -114,13 +113,11 @@ bool VerifyBytes(EVP_PKEY* key, JwsAlgorithm alg, absl::string_view input,
     return false;
   }
   common::EvpMdCtxPtr ctx(EVP_MD_CTX_new());
-  const EVP_MD* md = alg == JwsAlgorithm::kEs256
-                         ? common::FetchedDigest(common::HashAlgorithm::kSha256)
-                         : nullptr;
+  const EVP_MD* md =
+      alg == JwsAlgorithm::kEs256 ? common::FetchedDigest(common::HashAlgorithm::kSha256) : nullptr;
   bool ok = ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, md, nullptr, key) == 1 &&
             EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
-                             signature.size(),
-                             reinterpret_cast<const unsigned char*>(input.data()),
+                             signature.size(), reinterpret_cast<const unsigned char*>(input.data()),
                              input.size()) == 1;
   ERR_clear_error();
   return ok;
@@ -166,8 +163,8 @@ absl::StatusOr<std::unique_ptr<JwtSigner>> JwtSigner::Create(common::EvpPkeyPtr 
   KBS_ASSIGN_OR_RETURN(JwsAlgorithm alg, AlgorithmForKey(private_key.get()));
   KBS_ASSIGN_OR_RETURN(Json jwk, PublicJwk(private_key.get()));
   std::string kid = jwk["kid"].get<std::string>();
-  auto signer = std::unique_ptr<JwtSigner>(
-      new JwtSigner(std::move(private_key), alg, kid, std::move(jwk)));
+  auto signer =
+      std::unique_ptr<JwtSigner>(new JwtSigner(std::move(private_key), alg, kid, std::move(jwk)));
   Json header = {{"alg", std::string(JwsAlgorithmName(alg))}, {"typ", "JWT"}, {"kid", kid}};
   signer->header_b64_ = common::Base64UrlEncode(header.dump());
   return signer;
@@ -218,8 +215,8 @@ absl::StatusOr<VerifiedJwt> JwtVerifier::Verify(absl::string_view compact, absl:
   } else if (alg_name == "EdDSA") {
     alg = JwsAlgorithm::kEdDsa;
   } else {
-    return absl::UnauthenticatedError(absl::StrCat("JWT algorithm \"", alg_name,
-                                                   "\" is not accepted (ES256 or EdDSA)"));
+    return absl::UnauthenticatedError(
+        absl::StrCat("JWT algorithm \"", alg_name, "\" is not accepted (ES256 or EdDSA)"));
   }
   if (const Json* crit = common::FindMember(*header, "crit"); crit != nullptr) {
     return absl::UnauthenticatedError("JWT header `crit` is not supported");
@@ -258,8 +255,8 @@ absl::StatusOr<VerifiedJwt> JwtVerifier::Verify(absl::string_view compact, absl:
   if (!exp.has_value()) {
     if (options.require_exp) return absl::UnauthenticatedError("JWT has no `exp` claim");
   } else if (now >= *exp + options.leeway) {
-    return absl::UnauthenticatedError(
-        absl::StrCat("JWT expired at ", absl::FormatTime(absl::RFC3339_sec, *exp, absl::UTCTimeZone())));
+    return absl::UnauthenticatedError(absl::StrCat(
+        "JWT expired at ", absl::FormatTime(absl::RFC3339_sec, *exp, absl::UTCTimeZone())));
   }
   if (nbf.has_value() && now + options.leeway < *nbf) {
     return absl::UnauthenticatedError("JWT is not valid yet (`nbf` in the future)");

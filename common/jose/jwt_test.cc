@@ -21,7 +21,8 @@ common::EvpPkeyPtr PublicOnly(const EVP_PKEY* key) {
 class JwtTest : public ::testing::TestWithParam<bool /*ed25519*/> {
  protected:
   common::EvpPkeyPtr NewKey() {
-    return GetParam() ? *common::GenerateEd25519Key() : *common::GenerateEcKey(common::EcCurve::kP256);
+    return GetParam() ? *common::GenerateEd25519Key()
+                      : *common::GenerateEcKey(common::EcCurve::kP256);
   }
 };
 
@@ -78,7 +79,8 @@ TEST_P(JwtTest, RejectsOtherKeyAndTampering) {
   auto signer = *JwtSigner::Create(std::move(key));
   std::string good = *signer->Sign({{"exp", 1900000000}, {"role", "admin"}});
   std::vector<std::string> parts = absl::StrSplit(good, '.');
-  std::string forged_payload = common::Base64UrlEncode(std::string(R"({"exp":1900000000,"role":"root"})"));
+  std::string forged_payload =
+      common::Base64UrlEncode(std::string(R"({"exp":1900000000,"role":"root"})"));
   std::string forged = parts[0] + "." + forged_payload + "." + parts[2];
   EXPECT_EQ(verifier.Verify(forged, kNow, {}).status().code(), absl::StatusCode::kUnauthenticated);
 

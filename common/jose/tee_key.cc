@@ -50,18 +50,16 @@ absl::StatusOr<TeePublicKey> TeePublicKey::FromJson(const Json& jwk) {
     } else if (alg == "RSA1_5") {
       key.alg_ = KeyManagement::kRsa1_5;
     } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "tee-pubkey: RSA key algorithm \"", alg, "\" is not supported (use RSA-OAEP-256)"));
+      return absl::InvalidArgumentError(absl::StrCat("tee-pubkey: RSA key algorithm \"", alg,
+                                                     "\" is not supported (use RSA-OAEP-256)"));
     }
     KBS_ASSIGN_OR_RETURN(key.n_, DecodeMember(jwk, "n", n_raw));
     KBS_ASSIGN_OR_RETURN(key.e_, DecodeMember(jwk, "e", e_raw));
-    if (n_raw.empty() || n_raw[0] == '\0' || n_raw.size() < 256 ||
-        n_raw.size() > 1024) {
+    if (n_raw.empty() || n_raw[0] == '\0' || n_raw.size() < 256 || n_raw.size() > 1024) {
       return absl::InvalidArgumentError(
           "tee-pubkey: RSA modulus must be 2048 to 8192 bits without leading zeros");
     }
-    if (e_raw.empty() || e_raw.size() > 8 ||
-        (static_cast<unsigned char>(e_raw.back()) & 1) == 0) {
+    if (e_raw.empty() || e_raw.size() > 8 || (static_cast<unsigned char>(e_raw.back()) & 1) == 0) {
       return absl::InvalidArgumentError("tee-pubkey: invalid RSA public exponent");
     }
     auto pkey = common::RsaPublicKeyFromNumbers(n_raw, e_raw);
@@ -69,8 +67,8 @@ absl::StatusOr<TeePublicKey> TeePublicKey::FromJson(const Json& jwk) {
     key.pkey_ = std::shared_ptr<EVP_PKEY>(pkey->release(), EVP_PKEY_free);
   } else if (kty == "EC") {
     if (alg != "ECDH-ES+A256KW") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "tee-pubkey: EC key algorithm \"", alg, "\" is not supported (use ECDH-ES+A256KW)"));
+      return absl::InvalidArgumentError(absl::StrCat("tee-pubkey: EC key algorithm \"", alg,
+                                                     "\" is not supported (use ECDH-ES+A256KW)"));
     }
     key.alg_ = KeyManagement::kEcdhEsA256Kw;
     KBS_ASSIGN_OR_RETURN(std::string crv, common::GetStringMember(jwk, "crv", "tee-pubkey"));
@@ -86,8 +84,8 @@ absl::StatusOr<TeePublicKey> TeePublicKey::FromJson(const Json& jwk) {
     KBS_ASSIGN_OR_RETURN(key.y_, DecodeMember(jwk, "y", y_raw));
     size_t size = common::EcCoordinateSize(key.curve_);
     if (x_raw.size() != size || y_raw.size() != size) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "tee-pubkey: ", crv, " coordinates must be ", size, " bytes"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("tee-pubkey: ", crv, " coordinates must be ", size, " bytes"));
     }
     // Reject points off the curve now rather than at resource time.
     auto pkey = common::EcPublicKeyFromPoint(key.curve_, x_raw, y_raw);
@@ -102,8 +100,7 @@ absl::StatusOr<TeePublicKey> TeePublicKey::FromJson(const Json& jwk) {
   return key;
 }
 
-absl::StatusOr<TeePublicKey> TeePublicKey::FromPublicKey(const EVP_PKEY* pkey,
-                                                         KeyManagement alg) {
+absl::StatusOr<TeePublicKey> TeePublicKey::FromPublicKey(const EVP_PKEY* pkey, KeyManagement alg) {
   TeePublicKey key;
   key.alg_ = alg;
   if (EVP_PKEY_up_ref(const_cast<EVP_PKEY*>(pkey)) != 1) {

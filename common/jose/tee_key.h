@@ -9,8 +9,8 @@
 #include <memory>
 #include <string>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "common/json.h"
 #include "common/keys.h"
 #include "common/openssl_util.h"
@@ -29,8 +29,7 @@ class TeePublicKey final {
   // least 2048 bits. InvalidArgument names the offending member.
   static absl::StatusOr<TeePublicKey> FromJson(const common::Json& jwk);
   // Builds the JWK for one of our own keys (client side, tests).
-  static absl::StatusOr<TeePublicKey> FromPublicKey(const EVP_PKEY* key,
-                                                    KeyManagement alg);
+  static absl::StatusOr<TeePublicKey> FromPublicKey(const EVP_PKEY* key, KeyManagement alg);
 
   // The kbs-types re-serialization (member order is irrelevant under JCS).
   common::Json ToJson() const;

@@ -14,8 +14,7 @@ absl::StatusOr<std::unique_ptr<AdminAuthenticator>> AdminAuthenticator::Create(
     KBS_ASSIGN_OR_RETURN(common::EvpPkeyPtr key, common::PublicKeyFromPem(pem));
     absl::Status added = verifier.AddKey(std::move(key));
     if (!added.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("admin public key: ", added.message()));
+      return absl::InvalidArgumentError(absl::StrCat("admin public key: ", added.message()));
     }
   }
   return std::unique_ptr<AdminAuthenticator>(new AdminAuthenticator(std::move(verifier), clock));

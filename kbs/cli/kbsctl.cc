@@ -52,11 +52,8 @@ absl::StatusOr<std::string> AdminToken(const Globals& g) {
   KBS_ASSIGN_OR_RETURN(auto signer, kbs::jose::JwtSigner::Create(std::move(key)));
   kbs::common::SystemClock clock;
   int64_t now = absl::ToUnixSeconds(clock.Now());
-  return signer->Sign(Json{{"iss", "kbsctl"},
-                           {"sub", "admin"},
-                           {"role", "admin"},
-                           {"iat", now},
-                           {"exp", now + 300}});
+  return signer->Sign(Json{
+      {"iss", "kbsctl"}, {"sub", "admin"}, {"role", "admin"}, {"iat", now}, {"exp", now + 300}});
 }
 
 int Keygen(const std::string& out_dir, const std::string& type) {
@@ -92,7 +89,8 @@ int main(int argc, char** argv) {
     cmd->add_option("--url", g.url, "KBS URL: http(s)://HOST:PORT, or HOST:PORT with gRPC");
     cmd->add_option("--admin-key", g.admin_key, "Admin private key (PEM) to sign admin tokens");
     cmd->add_option("--cacert", g.cacert, "CA certificate (PEM) to verify the KBS over TLS");
-    cmd->add_option("--protocol", g.protocol, "http or grpc")->check(CLI::IsMember({"http", "grpc"}));
+    cmd->add_option("--protocol", g.protocol, "http or grpc")
+        ->check(CLI::IsMember({"http", "grpc"}));
   };
   add_globals(&app);
 

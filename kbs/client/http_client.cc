@@ -10,9 +10,9 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "kbs/core/protocol.h"
 
 namespace kbs::client {
@@ -34,7 +34,8 @@ absl::StatusOr<Url> ParseUrl(absl::string_view url) {
   if (absl::ConsumePrefix(&url, "https://")) {
     out.tls = true;
   } else if (!absl::ConsumePrefix(&url, "http://")) {
-    return absl::InvalidArgumentError(absl::StrCat("URL must start with http:// or https://: ", url));
+    return absl::InvalidArgumentError(
+        absl::StrCat("URL must start with http:// or https://: ", url));
   }
   while (absl::ConsumeSuffix(&url, "/")) {
   }
@@ -189,8 +190,7 @@ class BeastHttpClient final : public HttpClient {
       req.body() = std::string(body);
       req.prepare_payload();
     }
-    absl::StatusOr<HttpResult> result =
-        url_.tls ? Exchange(*tls_, req) : Exchange(*plain_, req);
+    absl::StatusOr<HttpResult> result = url_.tls ? Exchange(*tls_, req) : Exchange(*plain_, req);
     if (!result.ok()) {
       Disconnect();
       return result;
@@ -226,7 +226,7 @@ std::string HttpResult::Header(absl::string_view lower_name) const {
 }
 
 absl::StatusOr<std::unique_ptr<HttpClient>> HttpClient::Create(absl::string_view base_url,
-                                                              const HttpClientOptions& options) {
+                                                               const HttpClientOptions& options) {
   auto url = ParseUrl(base_url);
   if (!url.ok()) return url.status();
   auto client = std::make_unique<BeastHttpClient>(*std::move(url), options);

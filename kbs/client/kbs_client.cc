@@ -129,9 +129,9 @@ absl::Status FromGrpc(const ::grpc::Status& s, const ::grpc::ClientContext& cont
   if (it != context.GetServerTrailingMetadata().end()) {
     variant = std::string(it->second.data(), it->second.size());
   }
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
-                      variant.empty() ? s.error_message()
-                                      : absl::StrCat(variant, ": ", s.error_message()));
+  return absl::Status(
+      static_cast<absl::StatusCode>(s.error_code()),
+      variant.empty() ? s.error_message() : absl::StrCat(variant, ": ", s.error_message()));
 }
 
 class GrpcKbsClient final : public KbsClient {
@@ -297,8 +297,7 @@ absl::StatusOr<std::string> RunSampleRcar(KbsClient& client, absl::string_view p
                                           const RcarOptions& options) {
   KBS_ASSIGN_OR_RETURN(std::string nonce, client.Auth(options.tee));
   KBS_ASSIGN_OR_RETURN(TeeKeyPair key, TeeKeyPair::Generate(options.key_type));
-  KBS_ASSIGN_OR_RETURN(AttestRequest request,
-                       BuildSampleAttestation(nonce, key, options.evidence));
+  KBS_ASSIGN_OR_RETURN(AttestRequest request, BuildSampleAttestation(nonce, key, options.evidence));
   KBS_RETURN_IF_ERROR(client.Attest(request).status());
   KBS_ASSIGN_OR_RETURN(std::string jwe, client.GetResource(path, options.use_token));
   return DecryptResource(jwe, key);

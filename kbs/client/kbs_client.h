@@ -23,7 +23,7 @@ class KbsClient {
   virtual ~KbsClient() = default;
 
   // RCAR. The client keeps the session (cookie / session id) and the token.
-  virtual absl::StatusOr<std::string> Auth(absl::string_view tee) = 0;  // -> nonce
+  virtual absl::StatusOr<std::string> Auth(absl::string_view tee) = 0;           // -> nonce
   virtual absl::StatusOr<std::string> Attest(const AttestRequest& request) = 0;  // -> token
   // -> the flattened JWE as JSON text. With `use_token`, authenticates by
   // Bearer token only (as the confidential-data-hub does); otherwise by the

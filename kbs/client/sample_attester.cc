@@ -52,8 +52,7 @@ absl::StatusOr<TeeKeyPair> TeeKeyPair::Generate(TeeKeyType type) {
   return TeeKeyPair(std::move(key), std::move(pub));
 }
 
-absl::StatusOr<AttestRequest> BuildSampleAttestation(absl::string_view nonce,
-                                                     const TeeKeyPair& key,
+absl::StatusOr<AttestRequest> BuildSampleAttestation(absl::string_view nonce, const TeeKeyPair& key,
                                                      const SampleEvidenceOptions& options) {
   AttestRequest req;
   req.nonce = std::string(nonce);
@@ -99,8 +98,8 @@ std::string AttestRequestJson(const AttestRequest& request) {
                 {{"primary_evidence", request.primary_evidence},
                  {"additional_evidence", request.additional_evidence}}}};
   if (request.init_data.has_value()) {
-    body["init-data"] = Json{{"format", request.init_data->format},
-                             {"body", request.init_data->body}};
+    body["init-data"] =
+        Json{{"format", request.init_data->format}, {"body", request.init_data->body}};
   }
   return common::DumpJson(body);
 }

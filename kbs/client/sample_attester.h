@@ -49,8 +49,7 @@ struct SampleEvidenceOptions {
 };
 
 // Builds the /attest request for `nonce` as the agent would.
-absl::StatusOr<AttestRequest> BuildSampleAttestation(absl::string_view nonce,
-                                                     const TeeKeyPair& key,
+absl::StatusOr<AttestRequest> BuildSampleAttestation(absl::string_view nonce, const TeeKeyPair& key,
                                                      const SampleEvidenceOptions& options);
 
 // JSON encodings of the protocol messages, as the agent sends them.

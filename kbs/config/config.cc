@@ -1,7 +1,6 @@
 #include "kbs/config/config.h"
 
 #include <arpa/inet.h>
-
 #include <toml++/toml.h>
 
 #include <set>
@@ -16,8 +15,8 @@ namespace kbs::config {
 namespace {
 
 absl::Status KeyError(absl::string_view key, const toml::node& node, absl::string_view what) {
-  return absl::InvalidArgumentError(absl::StrCat("config key ", key, " (line ",
-                                                 node.source().begin.line, "): ", what));
+  return absl::InvalidArgumentError(
+      absl::StrCat("config key ", key, " (line ", node.source().begin.line, "): ", what));
 }
 
 class Reader {
@@ -90,9 +89,7 @@ class Reader {
   }
 
   void DeclareTable(absl::string_view table) { known_tables_.insert(std::string(table)); }
-  void Declare(absl::string_view table, absl::string_view key) {
-    read_.insert(Name(table, key));
-  }
+  void Declare(absl::string_view table, absl::string_view key) { read_.insert(Name(table, key)); }
 
  private:
   static std::string Name(absl::string_view table, absl::string_view key) {
@@ -118,10 +115,9 @@ absl::StatusOr<KbsConfig> ParseConfig(absl::string_view toml_text) {
   try {
     root = toml::parse(std::string_view(toml_text.data(), toml_text.size()));
   } catch (const toml::parse_error& err) {
-    return absl::InvalidArgumentError(absl::StrCat("config is not valid TOML at line ",
-                                                   err.source().begin.line, ", column ",
-                                                   err.source().begin.column, ": ",
-                                                   std::string(err.description())));
+    return absl::InvalidArgumentError(
+        absl::StrCat("config is not valid TOML at line ", err.source().begin.line, ", column ",
+                     err.source().begin.column, ": ", std::string(err.description())));
   }
   KbsConfig c;
   Reader r(root);
@@ -132,10 +128,10 @@ absl::StatusOr<KbsConfig> ParseConfig(absl::string_view toml_text) {
   KBS_RETURN_IF_ERROR(r.String("server", "tls_cert", c.tls_cert));
   KBS_RETURN_IF_ERROR(r.String("server", "tls_key", c.tls_key));
   KBS_RETURN_IF_ERROR(r.Integer("server", "threads", c.threads, 0, 256));
-  KBS_RETURN_IF_ERROR(r.Integer("server", "max_header_field_bytes", c.max_header_field_bytes,
-                                8192, 16 << 20));
-  KBS_RETURN_IF_ERROR(r.Integer("server", "max_request_head_bytes", c.max_request_head_bytes,
-                                8192, 64 << 20));
+  KBS_RETURN_IF_ERROR(
+      r.Integer("server", "max_header_field_bytes", c.max_header_field_bytes, 8192, 16 << 20));
+  KBS_RETURN_IF_ERROR(
+      r.Integer("server", "max_request_head_bytes", c.max_request_head_bytes, 8192, 64 << 20));
   KBS_RETURN_IF_ERROR(r.Integer("server", "max_body_bytes", c.max_body_bytes, 1024, 1 << 30));
   KBS_RETURN_IF_ERROR(r.Integer("server", "read_timeout", c.read_timeout_secs, 1, 3600));
   KBS_RETURN_IF_ERROR(r.Integer("server", "idle_timeout", c.idle_timeout_secs, 1, 86400));
@@ -223,9 +219,9 @@ absl::Status ValidateConfig(const KbsConfig& c) {
   if (!c.grpc_address.empty()) {
     KBS_ASSIGN_OR_RETURN(HostPort grpc, ParseHostPort(c.grpc_address));
     if (!tls && !c.insecure_http && !IsLoopback(grpc.host)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "refusing plaintext gRPC on non-loopback address ", c.grpc_address,
-          ": configure TLS or pass --insecure-http"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("refusing plaintext gRPC on non-loopback address ", c.grpc_address,
+                       ": configure TLS or pass --insecure-http"));
     }
   }
   if (c.max_request_head_bytes < c.max_header_field_bytes) {

@@ -47,9 +47,8 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Create(Dependencies deps, Option
   if (stored.has_value()) {
     auto compiled = policy::CompilePolicy(*stored, options.policy);
     if (!compiled.ok()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("the stored resource policy no longer compiles: ",
-                       compiled.status().message()));
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the stored resource policy no longer compiles: ", compiled.status().message()));
     }
     engine = *std::move(compiled);
   }
@@ -64,9 +63,9 @@ std::shared_ptr<const policy::PolicyEngine> Broker::ActivePolicy() const {
 absl::StatusOr<AuthResponse> Broker::Auth(const AuthRequest& request) {
   if (request.version != kProtocolVersion) {
     return KbsError(absl::StatusCode::kUnauthenticated, ErrorKind::kAttestationError,
-                    absl::StrCat(kAuthFailed, "KBS Client Protocol Version Mismatch: expect =",
-                                 kProtocolVersion, " while the request is ",
-                                 request.version.substr(0, 64)));
+                    absl::StrCat(kAuthFailed,
+                                 "KBS Client Protocol Version Mismatch: expect =", kProtocolVersion,
+                                 " while the request is ", request.version.substr(0, 64)));
   }
   if (!verifier::IsKnownTee(request.tee)) {
     return KbsError(absl::StatusCode::kInvalidArgument, ErrorKind::kSerdeError,
@@ -76,17 +75,18 @@ absl::StatusOr<AuthResponse> Broker::Auth(const AuthRequest& request) {
   if (verifier == nullptr) {
     std::string why =
         request.tee == "sample"
-            ? std::string("the sample TEE proves nothing and is disabled on this KBS; start it "
-                          "with --allow-sample-tee to enable it for testing")
+            ? std::string(
+                  "the sample TEE proves nothing and is disabled on this KBS; start it "
+                  "with --allow-sample-tee to enable it for testing")
             : absl::StrCat("TEE ", request.tee, " is not supported by this KBS (supported: ",
                            absl::StrJoin(deps_.verifiers->Tees(), ", "), ")");
     return KbsError(absl::StatusCode::kUnauthenticated, ErrorKind::kAttestationError,
                     absl::StrCat(kAuthFailed, why));
   }
   if (verifier->tee_class() != "cpu") {
-    return KbsError(absl::StatusCode::kInvalidArgument, ErrorKind::kAttestationError,
-                    absl::StrCat(kAuthFailed, request.tee,
-                                 " is a device TEE; send it as additional evidence"));
+    return KbsError(
+        absl::StatusCode::kInvalidArgument, ErrorKind::kAttestationError,
+        absl::StrCat(kAuthFailed, request.tee, " is a device TEE; send it as additional evidence"));
   }
   // The reference KBS selects a hash only for IBM SE; every other client
   // defaults to SHA-384 when extra-params is "".
@@ -102,8 +102,9 @@ absl::StatusOr<AuthResponse> Broker::Auth(const AuthRequest& request) {
 absl::StatusOr<AttestResponse> Broker::Attest(absl::string_view session_id,
                                               const AttestRequest& request) {
   if (session_id.empty()) {
-    return KbsError(absl::StatusCode::kUnauthenticated, ErrorKind::kAttestationError,
-                    absl::StrCat(kAttestFailed, "cookie not found (kbs-session-id); call /auth first"));
+    return KbsError(
+        absl::StatusCode::kUnauthenticated, ErrorKind::kAttestationError,
+        absl::StrCat(kAttestFailed, "cookie not found (kbs-session-id); call /auth first"));
   }
   auto challenge = deps_.sessions->ClaimChallenge(session_id, deps_.clock->Now());
   if (!challenge.ok()) return AttestError(challenge.status());
@@ -111,8 +112,8 @@ absl::StatusOr<AttestResponse> Broker::Attest(absl::string_view session_id,
   // Fail closed: the session's nonce is now spent whatever happens below.
   const verifier::Verifier* primary = deps_.verifiers->Find(challenge->tee);
   if (primary == nullptr) {
-    return AttestError(absl::UnauthenticatedError(
-        absl::StrCat("TEE ", challenge->tee, " is no longer enabled")));
+    return AttestError(
+        absl::UnauthenticatedError(absl::StrCat("TEE ", challenge->tee, " is no longer enabled")));
   }
   if (!common::ConstantTimeEquals(challenge->nonce, request.nonce)) {
     return AttestError(
@@ -165,8 +166,8 @@ absl::StatusOr<AttestResponse> Broker::Attest(absl::string_view session_id,
     device_binding.report_data = *device_digest;
     for (auto it = devices->begin(); it != devices->end(); ++it) {
       if (!verifier::IsKnownTee(it.key())) {
-        return AttestError(absl::InvalidArgumentError(
-            absl::StrCat("additional_evidence: unknown TEE type \"", it.key().substr(0, 64), "\"")));
+        return AttestError(absl::InvalidArgumentError(absl::StrCat(
+            "additional_evidence: unknown TEE type \"", it.key().substr(0, 64), "\"")));
       }
       const verifier::Verifier* device = deps_.verifiers->Find(it.key());
       if (device == nullptr || device->tee_class() == "cpu") {
@@ -195,11 +196,11 @@ absl::StatusOr<AttestResponse> Broker::Attest(absl::string_view session_id,
   auto result = deps_.tokens->Issue(record);
   if (!result.ok()) return AttestError(result.status());
   AttestResponse response{(*result)->token, (*result)->expires, challenge->session_expires};
-  absl::Status stored = deps_.sessions->CompleteAttestation(session_id, (*result)->claims_json,
-                                                            (*result)->expires);
+  absl::Status stored =
+      deps_.sessions->CompleteAttestation(session_id, (*result)->claims_json, (*result)->expires);
   if (!stored.ok()) return AttestError(stored);
-  KBS_LOG(kDebug, "attested tee=", challenge->tee, " status=",
-          primary_claims->trust_vector().Status());
+  KBS_LOG(kDebug, "attested tee=", challenge->tee,
+          " status=", primary_claims->trust_vector().Status());
   return response;
 }
 

@@ -77,8 +77,7 @@ class Broker final {
   absl::StatusOr<AuthResponse> Auth(const AuthRequest& request);
 
   // RCAR step 2, on the session created by Auth.
-  absl::StatusOr<AttestResponse> Attest(absl::string_view session_id,
-                                        const AttestRequest& request);
+  absl::StatusOr<AttestResponse> Attest(absl::string_view session_id, const AttestRequest& request);
 
   // Resource release: the JWE of the value at `path` for the attested TEE.
   absl::StatusOr<jose::FlattenedJwe> GetResource(const Credentials& credentials,
@@ -92,8 +91,7 @@ class Broker final {
   absl::StatusOr<std::vector<keystore::ResourceMetadata>> ListResources(
       absl::string_view admin_token);
   // Compiles, then persists and activates; on error the active policy stays.
-  absl::StatusOr<std::string> SetPolicy(absl::string_view admin_token,
-                                        absl::string_view document);
+  absl::StatusOr<std::string> SetPolicy(absl::string_view admin_token, absl::string_view document);
   absl::StatusOr<common::Json> GetPolicy(absl::string_view admin_token);
 
   const common::Json& jwks() const { return deps_.tokens->jwks(); }

@@ -68,8 +68,8 @@ class BrokerTest : public ::testing::Test {
 
 TEST_F(BrokerTest, FullFlowByCookieAndByBearerForEachKeyType) {
   AllowAllWithResource();
-  for (auto type : {client::TeeKeyType::kEcP256, client::TeeKeyType::kEcP521,
-                    client::TeeKeyType::kRsa}) {
+  for (auto type :
+       {client::TeeKeyType::kEcP256, client::TeeKeyType::kEcP521, client::TeeKeyType::kRsa}) {
     auto attested = Attest(type);
     ASSERT_TRUE(attested.ok()) << attested.status();
     auto by_cookie = Fetch({attested->session_id, ""}, attested->key);
@@ -104,8 +104,8 @@ TEST_F(BrokerTest, TokenHasEarLayout) {
   EXPECT_EQ(annotated["sample"]["measurement"], "aa");
   EXPECT_EQ(annotated["runtime_data_claims"]["tee-pubkey"], attested->key.public_key().ToJson());
   EXPECT_FALSE(annotated["runtime_data_claims"].contains("additional-evidence"));
-  EXPECT_TRUE(claims["submods"]["gpu0"]["ear.veraison.annotated-evidence"].contains(
-      "sampledevice"));
+  EXPECT_TRUE(
+      claims["submods"]["gpu0"]["ear.veraison.annotated-evidence"].contains("sampledevice"));
   EXPECT_EQ(broker_->jwks()["keys"][0]["kid"], header["kid"]);
 }
 
@@ -138,8 +138,8 @@ TEST_F(BrokerTest, NonceRules) {
   auto key = *client::TeeKeyPair::Generate(client::TeeKeyType::kEcP256);
 
   // Wrong nonce: rejected, and the session's challenge is spent.
-  auto other_nonce = client::BuildSampleAttestation(common::Base64Encode(std::string(32, 'x')),
-                                                    key, {});
+  auto other_nonce =
+      client::BuildSampleAttestation(common::Base64Encode(std::string(32, 'x')), key, {});
   auto wrong = broker_->Attest(auth->session_id, *other_nonce);
   EXPECT_EQ(wrong.status().code(), absl::StatusCode::kUnauthenticated);
   EXPECT_THAT(wrong.status().message(), HasSubstr("nonce does not match"));
@@ -246,8 +246,7 @@ TEST_F(BrokerTest, ResourceErrors) {
   ASSERT_TRUE(broker_->SetPolicy(AdminToken(), "allow-all").ok());
   auto missing = broker_->GetResource(creds, "repo/key/missing");
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(broker_->GetResource(creds, "repo/key").status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(broker_->GetResource(creds, "repo/key").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(broker_->GetResource(creds, "repo/.key/tag").status().code(),
             absl::StatusCode::kNotFound);
   auto none = broker_->GetResource({}, "repo/key/tag");
@@ -292,10 +291,9 @@ TEST_F(BrokerTest, AdminResourceLifecycleAndPolicyPersistence) {
   EXPECT_EQ(md->size, 7);
   EXPECT_EQ(broker_->PutResource(admin, "bad/path", "x").status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(broker_->PutResource(admin, "repo/key/big", std::string((1 << 20) + 1, 'x'))
-                .status()
-                .code(),
-            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(
+      broker_->PutResource(admin, "repo/key/big", std::string((1 << 20) + 1, 'x')).status().code(),
+      absl::StatusCode::kResourceExhausted);
   auto list = broker_->ListResources(admin);
   ASSERT_TRUE(list.ok());
   ASSERT_EQ(list->size(), 1u);

@@ -19,9 +19,9 @@ absl::StatusOr<InitData> ParseInitData(absl::string_view format, absl::string_vi
   try {
     table = toml::parse(std::string_view(body.data(), body.size()));
   } catch (const toml::parse_error& err) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "init-data is not valid TOML at line ", err.source().begin.line, ", column ",
-        err.source().begin.column, ": ", std::string(err.description())));
+    return absl::InvalidArgumentError(
+        absl::StrCat("init-data is not valid TOML at line ", err.source().begin.line, ", column ",
+                     err.source().begin.column, ": ", std::string(err.description())));
   }
   InitData out;
   std::optional<std::string> algorithm = table["algorithm"].value<std::string>();

@@ -39,7 +39,8 @@ absl::StatusOr<AuthRequest> ParseAuthRequest(absl::string_view body) {
 absl::StatusOr<AttestRequest> ParseAttestRequest(absl::string_view body) {
   KBS_ASSIGN_OR_RETURN(Json json, ParseObject(body, "attestation request"));
   AttestRequest req;
-  if (const Json* init = common::FindMember(json, "init-data"); init != nullptr && !init->is_null()) {
+  if (const Json* init = common::FindMember(json, "init-data");
+      init != nullptr && !init->is_null()) {
     if (!init->is_object()) {
       return absl::InvalidArgumentError("field `init-data` must be an object or null");
     }

@@ -31,10 +31,10 @@ struct InitDataSpec {
 // `Attestation` (POST /kbs/v0/attest).
 struct AttestRequest {
   std::optional<InitDataSpec> init_data;
-  std::string nonce;               // runtime-data.nonce
-  common::Json tee_pubkey;         // runtime-data.tee-pubkey (JWK)
-  common::Json primary_evidence;   // tee-evidence.primary_evidence
-  std::string additional_evidence; // tee-evidence.additional_evidence
+  std::string nonce;                // runtime-data.nonce
+  common::Json tee_pubkey;          // runtime-data.tee-pubkey (JWK)
+  common::Json primary_evidence;    // tee-evidence.primary_evidence
+  std::string additional_evidence;  // tee-evidence.additional_evidence
 };
 
 // InvalidArgument naming the field at fault.

@@ -19,10 +19,9 @@ TEST(ProtocolTest, ParsesAgentAuthRequest) {
 }
 
 TEST(ProtocolTest, AuthRequestErrors) {
-  EXPECT_THAT(ParseAuthRequest(R"({"version":"0.4.0","tee":1,"extra-params":""})")
-                  .status()
-                  .message(),
-              HasSubstr("field `tee` in auth request must be a string"));
+  EXPECT_THAT(
+      ParseAuthRequest(R"({"version":"0.4.0","tee":1,"extra-params":""})").status().message(),
+      HasSubstr("field `tee` in auth request must be a string"));
   EXPECT_FALSE(ParseAuthRequest(R"({"version":"0.4.0","tee":"snp"})").ok());
   EXPECT_FALSE(ParseAuthRequest(R"(["version"])").ok());
   EXPECT_FALSE(ParseAuthRequest(R"({"version":"0.4.0","tee":"snp")").ok());

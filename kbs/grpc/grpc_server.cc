@@ -120,8 +120,8 @@ absl::Status HandleGetResource(Broker& broker, const ::grpc::ServerContext&,
   return absl::OkStatus();
 }
 
-absl::Status HandleGetJwks(Broker& broker, const ::grpc::ServerContext&,
-                           const v1::GetJwksRequest&, v1::GetJwksResponse& response) {
+absl::Status HandleGetJwks(Broker& broker, const ::grpc::ServerContext&, const v1::GetJwksRequest&,
+                           v1::GetJwksResponse& response) {
   response.set_jwks_json(common::DumpJson(broker.jwks()));
   return absl::OkStatus();
 }
@@ -140,9 +140,10 @@ class Tag {
 template <typename Req, typename Resp>
 class AsyncUnaryCall final : public Tag {
  public:
-  using RequestFn = void (v1::KeyBroker::AsyncService::*)(
-      ::grpc::ServerContext*, Req*, ::grpc::ServerAsyncResponseWriter<Resp>*,
-      ::grpc::CompletionQueue*, ::grpc::ServerCompletionQueue*, void*);
+  using RequestFn = void (v1::KeyBroker::AsyncService::*)(::grpc::ServerContext*, Req*,
+                                                          ::grpc::ServerAsyncResponseWriter<Resp>*,
+                                                          ::grpc::CompletionQueue*,
+                                                          ::grpc::ServerCompletionQueue*, void*);
   using Handler = absl::Status (*)(Broker&, const ::grpc::ServerContext&, const Req&, Resp&);
 
   // Registers to receive the next call of this method on `cq`, unless the
@@ -287,8 +288,8 @@ class GrpcServerImpl final : public GrpcServer {
     for (auto& cq : cqs_) {
       for (int i = 0; i < kPending; ++i) {
         AsyncUnaryCall<v1::AuthRequest, v1::AuthResponse>::Arm(
-            &key_broker_, &v1::KeyBroker::AsyncService::RequestAuth, &HandleAuth, broker_,
-            cq.get(), &stopping_);
+            &key_broker_, &v1::KeyBroker::AsyncService::RequestAuth, &HandleAuth, broker_, cq.get(),
+            &stopping_);
         AsyncUnaryCall<v1::AttestRequest, v1::AttestResponse>::Arm(
             &key_broker_, &v1::KeyBroker::AsyncService::RequestAttest, &HandleAttest, broker_,
             cq.get(), &stopping_);

@@ -1,8 +1,8 @@
 #include "kbs/http/http_server.h"
 
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -59,7 +59,9 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   }
 
  private:
-  static std::chrono::nanoseconds ToChrono(absl::Duration d) { return absl::ToChronoNanoseconds(d); }
+  static std::chrono::nanoseconds ToChrono(absl::Duration d) {
+    return absl::ToChronoNanoseconds(d);
+  }
 
   void ReadHeader(bool first) {
     const HttpServerOptions& o = state_->options;
@@ -70,10 +72,9 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
     // request.
     beast::get_lowest_layer(stream_).expires_after(
         ToChrono(first ? o.read_timeout : std::max(o.idle_timeout, o.read_timeout)));
-    bhttp::async_read_header(stream_, buffer_, *parser_,
-                             [self = this->shared_from_this()](beast::error_code ec, size_t) {
-                               self->OnHeader(ec);
-                             });
+    bhttp::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
   }
 
   void OnHeader(beast::error_code ec) {
@@ -120,9 +121,9 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
                             : absl::StrCat("the request head exceeds ",
                                            state_->options.max_head_bytes, " bytes"));
     } else if (ec == bhttp::error::body_limit) {
-      status = KbsError(absl::StatusCode::kResourceExhausted, ErrorKind::kHttpFailed,
-                        absl::StrCat("the request body exceeds ", state_->options.max_body_bytes,
-                                     " bytes"));
+      status = KbsError(
+          absl::StatusCode::kResourceExhausted, ErrorKind::kHttpFailed,
+          absl::StrCat("the request body exceeds ", state_->options.max_body_bytes, " bytes"));
     } else if (ec.category() == beast::error_code(bhttp::error::header_limit).category() ||
                ec == bhttp::error::partial_message) {
       status = KbsError(absl::StatusCode::kInvalidArgument, ErrorKind::kHttpFailed,

@@ -16,7 +16,8 @@ const char* RouteName(int route) {
 
 void Metrics::Record(Route route, int status, absl::Duration latency) {
   RouteStats& stats = routes_[static_cast<int>(route)];
-  if (status >= 100 && status < 600) stats.by_status[status].fetch_add(1, std::memory_order_relaxed);
+  if (status >= 100 && status < 600)
+    stats.by_status[status].fetch_add(1, std::memory_order_relaxed);
   double seconds = absl::ToDoubleSeconds(latency);
   size_t bucket = 0;
   while (bucket < kBucketsSeconds.size() && seconds > kBucketsSeconds[bucket]) ++bucket;

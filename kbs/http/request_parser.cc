@@ -34,8 +34,7 @@ void RequestParser::on_field_impl(bhttp::field, string_view name, string_view va
   request_.headers.emplace_back(std::move(lower), std::string(value.data(), value.size()));
 }
 
-void RequestParser::on_body_init_impl(const boost::optional<std::uint64_t>& length,
-                                      error_code&) {
+void RequestParser::on_body_init_impl(const boost::optional<std::uint64_t>& length, error_code&) {
   // Beast has already checked the declared length against body_limit.
   if (length) request_.body.reserve(static_cast<size_t>(*length));
 }

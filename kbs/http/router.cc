@@ -2,9 +2,9 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/encoding.h"
 #include "common/json.h"
@@ -123,7 +123,8 @@ HttpResponse Router::Dispatch(const HttpRequest& request, Route& route) {
   }
   if (path == "/metrics" && method == "GET") {
     route = Route::kMetrics;
-    HttpResponse r = JsonResponse(200, metrics_ != nullptr ? metrics_->Render(sessions_->size()) : "");
+    HttpResponse r =
+        JsonResponse(200, metrics_ != nullptr ? metrics_->Render(sessions_->size()) : "");
     r.content_type = "text/plain; version=0.0.4";
     return r;
   }

@@ -40,9 +40,9 @@ class RouterTest : public ::testing::Test {
 
 TEST_F(RouterTest, RcarOverRoutes) {
   std::string admin = "Bearer " + kbs_->AdminToken();
-  ASSERT_EQ(Call("POST", "/kbs/v0/resource/repo/key/tag", "secret", {{"authorization", admin}})
-                .status,
-            200);
+  ASSERT_EQ(
+      Call("POST", "/kbs/v0/resource/repo/key/tag", "secret", {{"authorization", admin}}).status,
+      200);
   std::string policy = common::Base64UrlEncode(std::string(R"({"preset":"allow-all"})"));
   ASSERT_EQ(Call("POST", "/kbs/v0/resource-policy", R"({"policy":")" + policy + R"("})",
                  {{"authorization", admin}})
@@ -113,8 +113,9 @@ TEST_F(RouterTest, ErrorsAreJsonWithReferenceVariants) {
   EXPECT_EQ(padded.status, 400);
   EXPECT_EQ(ErrorType(padded), prefix + "ParsePolicyError");
   std::string rego = common::Base64UrlEncode(std::string("package policy\ndefault allow := true"));
-  HttpResponse rego_policy = Call("POST", "/kbs/v0/resource-policy",
-                                  R"({"policy":")" + rego + R"("})", {{"authorization", admin_header}});
+  HttpResponse rego_policy =
+      Call("POST", "/kbs/v0/resource-policy", R"({"policy":")" + rego + R"("})",
+           {{"authorization", admin_header}});
   EXPECT_EQ(rego_policy.status, 400);
   EXPECT_THAT(rego_policy.body, HasSubstr("Rego"));
 }

@@ -50,8 +50,9 @@ absl::StatusOr<common::SecretBytes> LoadOrCreateMasterKey(const std::string& pat
   return key;
 }
 
-absl::StatusOr<std::unique_ptr<LocalKeyStore>> LocalKeyStore::Create(
-    storage::SqliteDatabase* db, common::SecretBytes master_key, const common::Clock* clock) {
+absl::StatusOr<std::unique_ptr<LocalKeyStore>> LocalKeyStore::Create(storage::SqliteDatabase* db,
+                                                                     common::SecretBytes master_key,
+                                                                     const common::Clock* clock) {
   if (master_key.size() != 32) return absl::InvalidArgumentError("master key must be 32 bytes");
   KBS_RETURN_IF_ERROR(db->Run([](storage::SqliteConnection& c) { return c.Exec(kSchema); }));
   return std::unique_ptr<LocalKeyStore>(new LocalKeyStore(db, std::move(master_key), clock));
@@ -60,14 +61,13 @@ absl::StatusOr<std::unique_ptr<LocalKeyStore>> LocalKeyStore::Create(
 absl::StatusOr<ResourceMetadata> LocalKeyStore::Put(absl::string_view path,
                                                     absl::Span<const uint8_t> value) {
   if (value.size() > kMaxResourceBytes) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("resource value is ", value.size(), " bytes; the limit is ",
-                     kMaxResourceBytes));
+    return absl::ResourceExhaustedError(absl::StrCat("resource value is ", value.size(),
+                                                     " bytes; the limit is ", kMaxResourceBytes));
   }
   KBS_ASSIGN_OR_RETURN(std::string nonce, common::RandomString(12));
-  KBS_ASSIGN_OR_RETURN(common::AesGcmSealed sealed,
-                       common::AesGcmSeal(master_key_.span(), common::AsSpan(nonce),
-                                          common::AsSpan(path), value));
+  KBS_ASSIGN_OR_RETURN(
+      common::AesGcmSealed sealed,
+      common::AesGcmSeal(master_key_.span(), common::AsSpan(nonce), common::AsSpan(path), value));
   std::string digest = common::Digest(common::HashAlgorithm::kSha256, value);
   int64_t now = absl::ToUnixMicros(clock_->Now());
   ResourceMetadata md;

@@ -22,8 +22,8 @@ class LocalKeyStoreTest : public ::testing::Test {
     std::filesystem::create_directories(dir_);
     db_ = *storage::SqliteDatabase::Open((dir_ / "kbs.db").string(), 2, "");
     master_ = *common::RandomString(32);
-    store_ = *LocalKeyStore::Create(db_.get(), common::SecretBytes(common::AsSpan(master_)),
-                                    &clock_);
+    store_ =
+        *LocalKeyStore::Create(db_.get(), common::SecretBytes(common::AsSpan(master_)), &clock_);
   }
   std::string RawRow(const std::string& column, const std::string& path) {
     std::string out;
@@ -33,7 +33,8 @@ class LocalKeyStoreTest : public ::testing::Test {
                      if (*stmt->Step()) out = stmt->ColumnBlob(0);
                      stmt->Reset();
                      return absl::OkStatus();
-                   }).ok());
+                   })
+                    .ok());
     return out;
   }
 
@@ -87,7 +88,8 @@ TEST_F(LocalKeyStoreTest, TamperingAndWrongKeyAreDataLoss) {
                        "UPDATE resources SET nonce=(SELECT nonce FROM resources WHERE "
                        "path='a/b/d'), ciphertext=(SELECT ciphertext FROM resources WHERE "
                        "path='a/b/d') WHERE path='a/b/c'");
-                 }).ok());
+                 })
+                  .ok());
   EXPECT_EQ(store_->Get("a/b/c").status().code(), absl::StatusCode::kDataLoss);
   auto other = *LocalKeyStore::Create(db_.get(), *common::RandomBytes(32), &clock_);
   EXPECT_EQ(other->Get("a/b/d").status().code(), absl::StatusCode::kDataLoss);

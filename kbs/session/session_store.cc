@@ -39,8 +39,8 @@ absl::StatusOr<NewSession> SessionStore::Create(absl::string_view tee, common::H
       PurgeExpired(now);
     }
     if (count_.load(std::memory_order_relaxed) >= options_.max_sessions) {
-      return absl::UnavailableError(absl::StrCat(
-          "session table is full (", options_.max_sessions, " live sessions); retry later"));
+      return absl::UnavailableError(absl::StrCat("session table is full (", options_.max_sessions,
+                                                 " live sessions); retry later"));
     }
   }
   KBS_ASSIGN_OR_RETURN(std::string id, NewSessionId());

@@ -107,15 +107,15 @@ absl::StatusOr<std::shared_ptr<const AttestationResult>> TokenService::Issue(
         Submodule(*device.claims, std::move(device_annotated));
     result->tees.push_back(device.claims->tee());
   }
-  result->claims = Json{{"eat_profile", std::string(kEatProfile)},
-                        {"iat", absl::ToUnixSeconds(now)},
-                        {"exp", absl::ToUnixSeconds(exp)},
-                        {"iss", options_.issuer},
-                        {"jti", jti},
-                        {"ear.verifier-id",
-                         {{"developer", "https://confidentialcontainers.org"},
-                          {"build", options_.build}}},
-                        {"submods", std::move(submods)}};
+  result->claims =
+      Json{{"eat_profile", std::string(kEatProfile)},
+           {"iat", absl::ToUnixSeconds(now)},
+           {"exp", absl::ToUnixSeconds(exp)},
+           {"iss", options_.issuer},
+           {"jti", jti},
+           {"ear.verifier-id",
+            {{"developer", "https://confidentialcontainers.org"}, {"build", options_.build}}},
+           {"submods", std::move(submods)}};
   result->claims_json = common::DumpJson(result->claims);
   KBS_ASSIGN_OR_RETURN(result->token, signer_->SignPayload(result->claims_json));
   result->tee_pubkey = *record.tee_pubkey;

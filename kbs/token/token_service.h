@@ -68,8 +68,8 @@ class TokenService final {
   const common::Json& jwks() const { return jwks_; }
 
  private:
-  TokenService(std::unique_ptr<jose::JwtSigner> signer, jose::JwtVerifier verifier,
-               Options options, const common::Clock* clock);
+  TokenService(std::unique_ptr<jose::JwtSigner> signer, jose::JwtVerifier verifier, Options options,
+               const common::Clock* clock);
 
   std::unique_ptr<jose::JwtSigner> signer_;
   jose::JwtVerifier verifier_;

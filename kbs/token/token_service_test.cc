@@ -28,16 +28,16 @@ TEST(TokenServiceTest, SigningKeyFileIsCreatedPrivateAndReused) {
 
 TEST(TokenServiceTest, RejectsNonP256Keys) {
   common::FakeClock clock(absl::FromUnixSeconds(1800000000));
-  EXPECT_FALSE(TokenService::Create(*common::GenerateEcKey(common::EcCurve::kP384), {}, &clock).ok());
+  EXPECT_FALSE(
+      TokenService::Create(*common::GenerateEcKey(common::EcCurve::kP384), {}, &clock).ok());
   EXPECT_FALSE(TokenService::Create(*common::GenerateEd25519Key(), {}, &clock).ok());
 }
 
 TEST(TokenServiceTest, ResultFromEarClaimsValidatesShape) {
   EXPECT_FALSE(ResultFromEarClaims(Json::object()).ok());
   EXPECT_FALSE(ResultFromEarClaims(Json{{"submods", {{"cpu0", {}}}}}).ok());
-  Json two_tees = {{"submods",
-                    {{"cpu0",
-                      {{"ear.veraison.annotated-evidence", {{"snp", {}}, {"tdx", {}}}}}}}}};
+  Json two_tees = {
+      {"submods", {{"cpu0", {{"ear.veraison.annotated-evidence", {{"snp", {}}, {"tdx", {}}}}}}}}};
   EXPECT_FALSE(ResultFromEarClaims(two_tees).ok());
   Json no_key = {{"submods", {{"cpu0", {{"ear.veraison.annotated-evidence", {{"snp", {}}}}}}}}};
   EXPECT_FALSE(ResultFromEarClaims(no_key).ok());

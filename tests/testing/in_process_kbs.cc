@@ -27,9 +27,8 @@ T Must(absl::StatusOr<T> value, absl::string_view what) {
 std::filesystem::path NewTempDir() {
   static std::atomic<int> counter{0};
   const char* base = std::getenv("TEST_TMPDIR");
-  std::filesystem::path dir =
-      std::filesystem::path(base != nullptr ? base : "/tmp") /
-      absl::StrCat("kbs_inproc_", ::getpid(), "_", counter.fetch_add(1));
+  std::filesystem::path dir = std::filesystem::path(base != nullptr ? base : "/tmp") /
+                              absl::StrCat("kbs_inproc_", ::getpid(), "_", counter.fetch_add(1));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;
@@ -48,19 +47,20 @@ std::unique_ptr<InProcessKbs> InProcessKbs::Create(const InProcessKbsOptions& op
   }
   kbs->sessions_ = std::make_unique<session::SessionStore>(
       session::SessionStore::Options{absl::Minutes(5), options.max_sessions});
-  kbs->tokens_ = Must(token::TokenService::Create(
-                          Must(common::GenerateEcKey(common::EcCurve::kP256), "key"),
-                          token::TokenService::Options{}, &kbs->clock_),
-                      "token service");
+  kbs->tokens_ =
+      Must(token::TokenService::Create(Must(common::GenerateEcKey(common::EcCurve::kP256), "key"),
+                                       token::TokenService::Options{}, &kbs->clock_),
+           "token service");
   kbs->db_ = Must(storage::SqliteDatabase::Open((kbs->dir_ / "kbs.db").string(), 2, ""), "db");
   kbs->keys_ = Must(keystore::LocalKeyStore::Create(
                         kbs->db_.get(), Must(common::RandomBytes(32), "master key"), &kbs->clock_),
                     "key store");
   kbs->policies_ = Must(PolicyStore::Create(kbs->db_.get(), &kbs->clock_), "policy store");
   kbs->admin_key_ = Must(common::GenerateEd25519Key(), "admin key");
-  kbs->admin_ = Must(admin::AdminAuthenticator::Create(
-                         {Must(common::PublicKeyToPem(kbs->admin_key_.get()), "pem")}, &kbs->clock_),
-                     "admin");
+  kbs->admin_ =
+      Must(admin::AdminAuthenticator::Create(
+               {Must(common::PublicKeyToPem(kbs->admin_key_.get()), "pem")}, &kbs->clock_),
+           "admin");
   kbs->broker_ = Must(kbs->Reopen(), "broker");
   return kbs;
 }
@@ -73,7 +73,7 @@ InProcessKbs::~InProcessKbs() {
 }
 
 absl::StatusOr<std::unique_ptr<Broker>> InProcessKbs::Reopen() {
-  Broker::Dependencies deps{&clock_,      sessions_.get(), verifiers_.get(), tokens_.get(),
+  Broker::Dependencies deps{&clock_,     sessions_.get(), verifiers_.get(), tokens_.get(),
                             keys_.get(), policies_.get(), admin_.get()};
   Broker::Options options;
   options.policy.sample_tee_enabled = options_.allow_sample;
@@ -81,11 +81,11 @@ absl::StatusOr<std::unique_ptr<Broker>> InProcessKbs::Reopen() {
 }
 
 std::string InProcessKbs::AdminToken(absl::Duration lifetime) {
-  auto signer = Must(jose::JwtSigner::Create(Must(
-                         common::PrivateKeyFromPem(Must(common::PrivateKeyToPem(admin_key_.get()),
-                                                        "pem")),
-                         "key")),
-                     "signer");
+  auto signer =
+      Must(jose::JwtSigner::Create(Must(
+               common::PrivateKeyFromPem(Must(common::PrivateKeyToPem(admin_key_.get()), "pem")),
+               "key")),
+           "signer");
   return Must(signer->Sign(common::Json{{"iat", absl::ToUnixSeconds(clock_.Now())},
                                         {"exp", absl::ToUnixSeconds(clock_.Now() + lifetime)}}),
               "sign");

@@ -98,9 +98,9 @@ absl::StatusOr<std::unique_ptr<KbsProcess>> KbsProcess::Start(const Options& opt
   p->data_dir_ = options.data_dir.empty() ? p->work_dir_ + "/data" : options.data_dir;
   p->log_file_ = p->work_dir_ + "/kbs.log";
   std::string ready = p->work_dir_ + "/ready.json";
-  std::vector<std::string> argv = {KbsBinary(),    "--data-dir",      p->data_dir_,
-                                   "--http",       "127.0.0.1:0",     "--ready-file",
-                                   ready,          "--log-level",     "debug"};
+  std::vector<std::string> argv = {KbsBinary(), "--data-dir",  p->data_dir_,
+                                   "--http",    "127.0.0.1:0", "--ready-file",
+                                   ready,       "--log-level", "debug"};
   if (options.grpc) {
     argv.insert(argv.end(), {"--grpc", "127.0.0.1:0"});
   } else {

@@ -11,16 +11,16 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 
 namespace kbs::testing {
 
-std::string BuildRequest(absl::string_view method, absl::string_view target,
-                         absl::string_view body, absl::string_view extra_headers) {
+std::string BuildRequest(absl::string_view method, absl::string_view target, absl::string_view body,
+                         absl::string_view extra_headers) {
   std::string out = absl::StrCat(method, " ", target, " HTTP/1.1\r\nHost: 127.0.0.1\r\n");
   if (!extra_headers.empty()) absl::StrAppend(&out, extra_headers, "\r\n");
   absl::StrAppend(&out, "Content-Length: ", body.size(), "\r\n\r\n", body);
@@ -77,10 +77,11 @@ absl::StatusOr<RawResponse> RawHttp(int port, absl::string_view request, absl::D
   }
   ::close(fd);
   if (response.head.empty()) {
-    return absl::UnavailableError(absl::StrCat("no complete HTTP response (got ", data.size(),
-                                               " bytes)"));
+    return absl::UnavailableError(
+        absl::StrCat("no complete HTTP response (got ", data.size(), " bytes)"));
   }
-  std::vector<std::string> first = absl::StrSplit(response.head.substr(0, response.head.find('\r')), ' ');
+  std::vector<std::string> first =
+      absl::StrSplit(response.head.substr(0, response.head.find('\r')), ' ');
   if (first.size() < 2 || !absl::SimpleAtoi(first[1], &response.status)) {
     return absl::InternalError("bad status line");
   }

@@ -24,8 +24,8 @@ absl::StatusOr<RawResponse> RawHttp(int port, absl::string_view request,
 
 // Builds a request with Host, Content-Length and the given extra header
 // lines (each "Name: value").
-std::string BuildRequest(absl::string_view method, absl::string_view target,
-                         absl::string_view body, absl::string_view extra_headers = "");
+std::string BuildRequest(absl::string_view method, absl::string_view target, absl::string_view body,
+                         absl::string_view extra_headers = "");
 
 }  // namespace kbs::testing
 

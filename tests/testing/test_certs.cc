@@ -25,9 +25,9 @@ absl::StatusOr<TlsFiles> MakeLoopbackCertificate() {
   X509V3_CTX ctx;
   X509V3_set_ctx_nodb(&ctx);
   X509V3_set_ctx(&ctx, cert.get(), cert.get(), nullptr, nullptr, 0);
-  for (auto [nid, value] : {std::pair<int, const char*>{NID_subject_alt_name,
-                                                        "IP:127.0.0.1,DNS:localhost"},
-                            {NID_basic_constraints, "critical,CA:TRUE"}}) {
+  for (auto [nid, value] :
+       {std::pair<int, const char*>{NID_subject_alt_name, "IP:127.0.0.1,DNS:localhost"},
+        {NID_basic_constraints, "critical,CA:TRUE"}}) {
     X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
     if (ext == nullptr) return common::OpenSslError("X509V3_EXT_conf_nid");
     X509_add_ext(cert.get(), ext, -1);

@@ -82,8 +82,9 @@ absl::StatusOr<VerifiedClaims> SampleVerifier::Verify(const Json& evidence,
   if (!common::ConstantTimeEquals(common::AsSpan(parsed.report_data),
                                   common::AsSpan(binding.report_data))) {
     return absl::UnauthenticatedError(
-        absl::StrCat(tee_, " evidence: report_data does not match the runtime-data digest "
-                           "(nonce, tee-pubkey or additional evidence differ)"));
+        absl::StrCat(tee_,
+                     " evidence: report_data does not match the runtime-data digest "
+                     "(nonce, tee-pubkey or additional evidence differ)"));
   }
   if (binding.init_data_digest.has_value()) {
     if (!parsed.init_data.has_value()) {

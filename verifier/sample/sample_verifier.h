@@ -23,8 +23,8 @@ namespace kbs::verifier {
 // The parsed evidence (parse step; nothing here is verified yet).
 struct SampleEvidence {
   std::string svn;
-  std::string report_data;                // decoded bytes
-  std::optional<std::string> init_data;   // decoded bytes
+  std::string report_data;               // decoded bytes
+  std::optional<std::string> init_data;  // decoded bytes
   common::Json extra_claims = common::Json::object();
 
   // InvalidArgument naming the member at fault.
