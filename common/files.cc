@@ -1,6 +1,7 @@
 #include "common/files.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -107,6 +108,17 @@ absl::Status EnsureDirectory(const std::string& path, int mode) {
   // left as configured.
   if (created) ::chmod(path.c_str(), static_cast<mode_t>(mode));
   return absl::OkStatus();
+}
+
+absl::StatusOr<int> LockFileExclusive(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoError("cannot open lock file", path);
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, " is locked: another process uses this data directory"));
+  }
+  return fd;
 }
 
 bool FileExists(const std::string& path) {

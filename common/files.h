@@ -22,6 +22,11 @@ absl::Status WriteFileAtomic(const std::string& path, absl::string_view contents
 absl::Status EnsureDirectory(const std::string& path, int mode = 0700);
 bool FileExists(const std::string& path);
 
+// Takes an exclusive advisory lock (flock) on `path`, creating it. The lock
+// lives until the returned descriptor is closed (at process exit).
+// FailedPrecondition when another process holds it.
+absl::StatusOr<int> LockFileExclusive(const std::string& path);
+
 }  // namespace kbs::common
 
 #endif  // KBS_COMMON_FILES_H_

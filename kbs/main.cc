@@ -57,6 +57,10 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
     return Fail("data directory", s);
   }
   const std::filesystem::path dir(config.data_dir);
+  // One KBS per data directory: sessions live in memory, so two processes
+  // over the same database would disagree.
+  auto lock = kbs::common::LockFileExclusive((dir / "kbs.lock").string());
+  if (!lock.ok()) return Fail("data directory", lock.status());
   auto master_key = kbs::keystore::LoadOrCreateMasterKey((dir / "master.key").string());
   if (!master_key.ok()) return Fail("master key", master_key.status());
   auto signing_key = kbs::token::LoadOrCreateSigningKey((dir / "token-signing-key.pem").string());
@@ -140,7 +144,7 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
                       : "";
   std::printf("kbs %s listening: HTTP %s%s%s\n", KBS_VERSION, http_url.c_str(),
               grpc != nullptr ? ", gRPC " : "", grpc_addr.c_str());
-  std::printf("  data directory: %s\n", std::filesystem::absolute(dir).c_str());
+  std::printf("  data directory: %s\n", std::filesystem::absolute(dir).lexically_normal().c_str());
   std::printf("  admin API: %s\n",
               (*admin)->enabled() ? "enabled" : "closed (no --admin-public-key)");
   std::printf("  TEE verifiers: %s\n",

@@ -381,6 +381,16 @@ TEST(E2eDefaultsTest, PlainHttpRefusedOffLoopback) {
   EXPECT_NE(bad_config.exit_code, 0);
 }
 
+TEST(E2eDefaultsTest, OneKbsPerDataDirectory) {
+  auto first = StartKbs();
+  ASSERT_NE(first, nullptr);
+  auto second = testing::RunCommand({testing::KbsBinary(), "--data-dir", first->data_dir(),
+                                     "--http", "127.0.0.1:0", "--no-grpc"});
+  EXPECT_NE(second.exit_code, 0);
+  EXPECT_THAT(second.output, HasSubstr("another process uses this data directory"));
+  EXPECT_TRUE(Healthy(*first));
+}
+
 TEST(E2eRestartTest, StateSurvivesRestart) {
   auto first = StartKbs();
   ASSERT_NE(first, nullptr);
