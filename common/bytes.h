@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 
@@ -64,6 +66,32 @@ class SecretBytes final {
   void Wipe();
   std::vector<uint8_t> data_;
 };
+
+// A bounds-checked little-endian reader over untrusted bytes. Every read
+// checks what remains first; errors name the offset and the field.
+class ByteReader final {
+ public:
+  explicit ByteReader(absl::Span<const uint8_t> data) : data_(data) {}
+
+  size_t offset() const { return offset_; }
+  size_t remaining() const { return data_.size() - offset_; }
+
+  // InvalidArgument "<what>: need N bytes at offset O, have R" on underrun.
+  absl::StatusOr<uint8_t> U8(absl::string_view what);
+  absl::StatusOr<uint16_t> U16(absl::string_view what);
+  absl::StatusOr<uint32_t> U32(absl::string_view what);
+  absl::StatusOr<uint64_t> U64(absl::string_view what);
+  absl::StatusOr<absl::Span<const uint8_t>> Bytes(size_t n, absl::string_view what);
+  absl::Status Skip(size_t n, absl::string_view what);
+
+ private:
+  absl::Status Need(size_t n, absl::string_view what) const;
+  absl::Span<const uint8_t> data_;
+  size_t offset_ = 0;
+};
+
+// True when every byte is zero.
+bool AllZero(absl::Span<const uint8_t> bytes);
 
 }  // namespace kbs::common
 

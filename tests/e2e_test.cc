@@ -9,6 +9,7 @@
 #include "absl/strings/str_split.h"
 #include "common/encoding.h"
 #include "common/files.h"
+#include "common/http_client.h"
 #include "common/jose/jwt.h"
 #include "common/keys.h"
 #include "gmock/gmock.h"
@@ -178,18 +179,24 @@ TEST_F(E2eTest, AttestationFailuresOverHttp) {
       400);
 
   // Wrong nonce, reused nonce, tampered report data: 401 and nothing released.
-  auto http = client::HttpClient::Create(kbs_->http_url());
+  auto http = common::HttpClient::Create(kbs_->http_url());
   ASSERT_TRUE(http.ok());
   auto key = *client::TeeKeyPair::Generate(TeeKeyType::kEcP256);
+  std::string cookie;  // "kbs-session-id=..." from the last /auth
   auto attest = [&](const std::string& nonce, const client::SampleEvidenceOptions& o) {
+    std::vector<std::pair<std::string, std::string>> headers = {
+        {"Content-Type", "application/json"}};
+    if (!cookie.empty()) headers.emplace_back("Cookie", cookie);
     return (*http)->Send("POST", "/kbs/v0/attest",
                          client::AttestRequestJson(*client::BuildSampleAttestation(nonce, key, o)),
-                         {{"Content-Type", "application/json"}});
+                         headers);
   };
   auto challenge = [&]() {
     auto r =
         (*http)->Send("POST", "/kbs/v0/auth", auth_body, {{"Content-Type", "application/json"}});
     EXPECT_EQ(r->status, 200);
+    std::string set_cookie = r->Header("set-cookie");
+    cookie = set_cookie.substr(0, set_cookie.find(';'));
     return Json::parse(r->body)["nonce"].get<std::string>();
   };
   challenge();
@@ -209,11 +216,12 @@ TEST_F(E2eTest, AttestationFailuresOverHttp) {
   auto bad = attest(nonce, tampered);
   EXPECT_EQ(bad->status, 401);
   EXPECT_THAT(bad->body, HasSubstr("report_data does not match"));
-  auto after = (*http)->Send("GET", absl::StrCat("/kbs/v0/resource/", kResource), "");
+  auto after =
+      (*http)->Send("GET", absl::StrCat("/kbs/v0/resource/", kResource), "", {{"Cookie", cookie}});
   EXPECT_EQ(after->status, 401);
 
   // Attest without a session cookie.
-  (*http)->set_session_cookie("");
+  cookie.clear();
   auto no_cookie = attest(nonce, {});
   EXPECT_EQ(no_cookie->status, 401);
   EXPECT_THAT(no_cookie->body, HasSubstr("cookie"));
@@ -276,7 +284,7 @@ TEST_F(E2eTest, OversizedAndMalformedRequests) {
   EXPECT_EQ(garbage.status, 400);
   EXPECT_EQ(Raw(*kbs_, "GET /healthz HTTP/1.1\r\nContent-Length: abc\r\n\r\n").status, 400);
   // Keep-alive: several requests on one connection.
-  auto http = client::HttpClient::Create(kbs_->http_url());
+  auto http = common::HttpClient::Create(kbs_->http_url());
   for (int i = 0; i < 3; ++i) EXPECT_EQ((*http)->Send("GET", "/healthz", "")->status, 200);
 }
 
@@ -410,7 +418,7 @@ TEST(E2eRestartTest, StateSurvivesRestart) {
   ASSERT_NE(second, nullptr);
   auto restarted = Http(*second);
   // Same signing key (the Bearer token still verifies), resource and policy.
-  auto request = client::HttpClient::Create(second->http_url());
+  auto request = common::HttpClient::Create(second->http_url());
   auto r = (*request)->Send("GET", absl::StrCat("/kbs/v0/resource/", kResource), "",
                             {{"Authorization", "Bearer " + *token}});
   ASSERT_EQ(r->status, 200) << r->body;

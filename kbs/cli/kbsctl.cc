@@ -37,7 +37,7 @@ absl::StatusOr<std::unique_ptr<kbs::client::KbsClient>> Connect(const Globals& g
   if (g.protocol != "http") {
     return absl::InvalidArgumentError("--protocol must be http or grpc");
   }
-  kbs::client::HttpClientOptions options;
+  kbs::common::HttpClientOptions options;
   options.ca_file = g.cacert;
   return kbs::client::NewHttpKbsClient(g.url, options);
 }

@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "common/encoding.h"
 #include "common/files.h"
 #include "common/status_macros.h"
@@ -34,19 +35,21 @@ absl::StatusCode CodeForHttp(int status) {
   }
 }
 
+// The attestation agent's HTTP client: RCAR with a one-cookie jar for
+// `kbs-session-id` (reqwest's cookie store in the agent).
 class HttpKbsClient final : public KbsClient {
  public:
-  explicit HttpKbsClient(std::unique_ptr<HttpClient> http) : http_(std::move(http)) {}
+  explicit HttpKbsClient(std::unique_ptr<common::HttpClient> http) : http_(std::move(http)) {}
 
   absl::StatusOr<std::string> Auth(absl::string_view tee) override {
     ResetSession();
-    KBS_ASSIGN_OR_RETURN(HttpResult r, Post("/kbs/v0/auth", AuthRequestJson(tee)));
+    KBS_ASSIGN_OR_RETURN(common::HttpResult r, Post("/kbs/v0/auth", AuthRequestJson(tee)));
     KBS_ASSIGN_OR_RETURN(Json body, common::ParseJson(r.body));
     return common::GetStringMember(body, "nonce", "challenge");
   }
 
   absl::StatusOr<std::string> Attest(const AttestRequest& request) override {
-    KBS_ASSIGN_OR_RETURN(HttpResult r, Post("/kbs/v0/attest", AttestRequestJson(request)));
+    KBS_ASSIGN_OR_RETURN(common::HttpResult r, Post("/kbs/v0/attest", AttestRequestJson(request)));
     KBS_ASSIGN_OR_RETURN(Json body, common::ParseJson(r.body));
     KBS_ASSIGN_OR_RETURN(token_, common::GetStringMember(body, "token", "attest response"));
     return token_;
@@ -54,26 +57,23 @@ class HttpKbsClient final : public KbsClient {
 
   absl::StatusOr<std::string> GetResource(absl::string_view path, bool use_token) override {
     std::vector<std::pair<std::string, std::string>> headers;
-    std::string cookie = http_->session_cookie();
-    if (use_token) {
-      headers.emplace_back("Authorization", absl::StrCat("Bearer ", token_));
-      http_->set_session_cookie("");
-    }
-    auto r = Call("GET", absl::StrCat("/kbs/v0/resource/", path), "", headers);
-    http_->set_session_cookie(cookie);
+    if (use_token) headers.emplace_back("Authorization", absl::StrCat("Bearer ", token_));
+    auto r = Call("GET", absl::StrCat("/kbs/v0/resource/", path), "", headers,
+                  /*send_cookie=*/!use_token);
     if (!r.ok()) return r.status();
     return r->body;
   }
 
   void ResetSession() override {
-    http_->set_session_cookie("");
+    cookie_.clear();
     token_.clear();
   }
 
   absl::StatusOr<Json> PutResource(absl::string_view admin_token, absl::string_view path,
                                    absl::string_view value) override {
-    KBS_ASSIGN_OR_RETURN(HttpResult r, Call("POST", absl::StrCat("/kbs/v0/resource/", path), value,
-                                            Admin(admin_token, "application/octet-stream")));
+    KBS_ASSIGN_OR_RETURN(common::HttpResult r,
+                         Call("POST", absl::StrCat("/kbs/v0/resource/", path), value,
+                              Admin(admin_token, "application/octet-stream")));
     return common::ParseJson(r.body);
   }
   absl::Status DeleteResource(absl::string_view admin_token, absl::string_view path) override {
@@ -81,20 +81,20 @@ class HttpKbsClient final : public KbsClient {
         .status();
   }
   absl::StatusOr<Json> ListResources(absl::string_view admin_token) override {
-    KBS_ASSIGN_OR_RETURN(HttpResult r,
+    KBS_ASSIGN_OR_RETURN(common::HttpResult r,
                          Call("GET", "/kbs/v0/admin/resources", "", Admin(admin_token, "")));
     return common::ParseJson(r.body);
   }
   absl::StatusOr<std::string> SetPolicy(absl::string_view admin_token,
                                         absl::string_view document) override {
     std::string body = common::DumpJson(Json{{"policy", common::Base64UrlEncode(document)}});
-    KBS_ASSIGN_OR_RETURN(HttpResult r, Call("POST", "/kbs/v0/resource-policy", body,
-                                            Admin(admin_token, "application/json")));
+    KBS_ASSIGN_OR_RETURN(common::HttpResult r, Call("POST", "/kbs/v0/resource-policy", body,
+                                                    Admin(admin_token, "application/json")));
     KBS_ASSIGN_OR_RETURN(Json parsed, common::ParseJson(r.body));
     return common::GetStringMember(parsed, "id", "policy response");
   }
   absl::StatusOr<Json> GetPolicy(absl::string_view admin_token) override {
-    KBS_ASSIGN_OR_RETURN(HttpResult r,
+    KBS_ASSIGN_OR_RETURN(common::HttpResult r,
                          Call("GET", "/kbs/v0/resource-policy", "", Admin(admin_token, "")));
     return common::ParseJson(r.body);
   }
@@ -107,18 +107,31 @@ class HttpKbsClient final : public KbsClient {
     if (!content_type.empty()) h.emplace_back("Content-Type", std::string(content_type));
     return h;
   }
-  absl::StatusOr<HttpResult> Post(absl::string_view target, absl::string_view body) {
+  absl::StatusOr<common::HttpResult> Post(absl::string_view target, absl::string_view body) {
     return Call("POST", target, body, {{"Content-Type", "application/json"}});
   }
-  absl::StatusOr<HttpResult> Call(absl::string_view method, absl::string_view target,
-                                  absl::string_view body,
-                                  const std::vector<std::pair<std::string, std::string>>& headers) {
-    KBS_ASSIGN_OR_RETURN(HttpResult r, http_->Send(method, target, body, headers));
+  absl::StatusOr<common::HttpResult> Call(absl::string_view method, absl::string_view target,
+                                          absl::string_view body,
+                                          std::vector<std::pair<std::string, std::string>> headers,
+                                          bool send_cookie = true) {
+    if (send_cookie && !cookie_.empty()) {
+      headers.emplace_back("Cookie", absl::StrCat(kSessionCookie, "=", cookie_));
+    }
+    KBS_ASSIGN_OR_RETURN(common::HttpResult r, http_->Send(method, target, body, headers));
+    // Cookie jar: remember kbs-session-id.
+    for (const auto& [name, value] : r.headers) {
+      absl::string_view v = value;
+      if (name == "set-cookie" && absl::ConsumePrefix(&v, kSessionCookie) &&
+          absl::ConsumePrefix(&v, "=")) {
+        cookie_ = std::string(v.substr(0, v.find(';')));
+      }
+    }
     if (r.status != 200) return HttpErrorToStatus(r.status, r.body);
     return r;
   }
 
-  std::unique_ptr<HttpClient> http_;
+  std::unique_ptr<common::HttpClient> http_;
+  std::string cookie_;
   std::string token_;
 };
 
@@ -271,9 +284,10 @@ absl::Status HttpErrorToStatus(int http_status, absl::string_view body) {
   return absl::Status(CodeForHttp(http_status), message);
 }
 
-absl::StatusOr<std::unique_ptr<KbsClient>> NewHttpKbsClient(absl::string_view url,
-                                                            const HttpClientOptions& options) {
-  KBS_ASSIGN_OR_RETURN(std::unique_ptr<HttpClient> http, HttpClient::Create(url, options));
+absl::StatusOr<std::unique_ptr<KbsClient>> NewHttpKbsClient(
+    absl::string_view url, const common::HttpClientOptions& options) {
+  KBS_ASSIGN_OR_RETURN(std::unique_ptr<common::HttpClient> http,
+                       common::HttpClient::Create(url, options));
   return std::unique_ptr<KbsClient>(new HttpKbsClient(std::move(http)));
 }
 

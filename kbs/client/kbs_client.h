@@ -11,8 +11,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/http_client.h"
 #include "common/json.h"
-#include "kbs/client/http_client.h"
 #include "kbs/client/sample_attester.h"
 #include "kbs/core/protocol.h"
 
@@ -44,8 +44,8 @@ class KbsClient {
 };
 
 // `url`: http(s)://HOST:PORT.
-absl::StatusOr<std::unique_ptr<KbsClient>> NewHttpKbsClient(absl::string_view url,
-                                                            const HttpClientOptions& options = {});
+absl::StatusOr<std::unique_ptr<KbsClient>> NewHttpKbsClient(
+    absl::string_view url, const common::HttpClientOptions& options = {});
 // `address`: HOST:PORT. `ca_file` non-empty -> TLS with that root.
 absl::StatusOr<std::unique_ptr<KbsClient>> NewGrpcKbsClient(absl::string_view address,
                                                             const std::string& ca_file = "");

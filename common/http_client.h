@@ -1,10 +1,10 @@
-// A small synchronous HTTP/1.1 client (Boost.Beast) for kbsctl, kbs-bench
-// and the end-to-end tests: keep-alive with one reconnect, HTTPS through the
-// system OpenSSL (server certificate verified against a CA file), and a
-// one-cookie jar for `kbs-session-id`, like the agent's reqwest client.
-// Not thread-safe: one client per thread.
-#ifndef KBS_KBS_CLIENT_HTTP_CLIENT_H_
-#define KBS_KBS_CLIENT_HTTP_CLIENT_H_
+// A small synchronous HTTP/1.1 client (Boost.Beast): keep-alive with one
+// reconnect, HTTPS through the system OpenSSL (server certificate and host
+// name verified against a CA file or the system store), a timeout on every
+// step. Used by kbsctl, kbs-bench, the tests and collateral fetchers (AMD
+// KDS). Not thread-safe: one client per thread.
+#ifndef KBS_COMMON_HTTP_CLIENT_H_
+#define KBS_COMMON_HTTP_CLIENT_H_
 
 #include <memory>
 #include <string>
@@ -15,7 +15,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
-namespace kbs::client {
+namespace kbs::common {
 
 struct HttpClientOptions {
   // PEM CA bundle for https:// (default: the system store).
@@ -37,16 +37,13 @@ class HttpClient {
   static absl::StatusOr<std::unique_ptr<HttpClient>> Create(absl::string_view base_url,
                                                             const HttpClientOptions& options = {});
 
-  // Sends one request; Unavailable when the server cannot be reached.
+  // Sends one request; Unavailable when the server cannot be reached or the
+  // exchange fails or times out.
   virtual absl::StatusOr<HttpResult> Send(
       absl::string_view method, absl::string_view target, absl::string_view body,
       const std::vector<std::pair<std::string, std::string>>& headers = {}) = 0;
-
-  // The cookie jar (kbs-session-id), sent on every request when set.
-  virtual void set_session_cookie(std::string value) = 0;
-  virtual const std::string& session_cookie() const = 0;
 };
 
-}  // namespace kbs::client
+}  // namespace kbs::common
 
-#endif  // KBS_KBS_CLIENT_HTTP_CLIENT_H_
+#endif  // KBS_COMMON_HTTP_CLIENT_H_

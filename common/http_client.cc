@@ -1,4 +1,4 @@
-#include "kbs/client/http_client.h"
+#include "common/http_client.h"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -13,9 +13,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "kbs/core/protocol.h"
 
-namespace kbs::client {
+namespace kbs::common {
 namespace {
 
 namespace asio = boost::asio;
@@ -92,9 +91,6 @@ class BeastHttpClient final : public HttpClient {
     }
     return result;
   }
-
-  void set_session_cookie(std::string value) override { cookie_ = std::move(value); }
-  const std::string& session_cookie() const override { return cookie_; }
 
  private:
   bool Connected() const { return plain_.has_value() || tls_.has_value(); }
@@ -181,10 +177,7 @@ class BeastHttpClient final : public HttpClient {
     req.version(11);
     req.keep_alive(true);
     req.set(bhttp::field::host, url_.host);
-    req.set(bhttp::field::user_agent, "kbsctl/0.1");
-    if (!cookie_.empty()) {
-      req.set(bhttp::field::cookie, absl::StrCat(kSessionCookie, "=", cookie_));
-    }
+    req.set(bhttp::field::user_agent, "kbs/0.1");
     for (const auto& [name, value] : headers) req.set(name, value);
     if (!body.empty() || method == "POST" || method == "PUT") {
       req.body() = std::string(body);
@@ -194,14 +187,6 @@ class BeastHttpClient final : public HttpClient {
     if (!result.ok()) {
       Disconnect();
       return result;
-    }
-    // Cookie jar: remember kbs-session-id.
-    for (const auto& [name, value] : result->headers) {
-      if (name != "set-cookie") continue;
-      absl::string_view v = value;
-      if (absl::ConsumePrefix(&v, kSessionCookie) && absl::ConsumePrefix(&v, "=")) {
-        cookie_ = std::string(v.substr(0, v.find(';')));
-      }
     }
     return result;
   }
@@ -213,7 +198,6 @@ class BeastHttpClient final : public HttpClient {
   std::optional<beast::tcp_stream> plain_;
   std::optional<beast::ssl_stream<beast::tcp_stream>> tls_;
   beast::flat_buffer buffer_;
-  std::string cookie_;
 };
 
 }  // namespace
@@ -235,4 +219,4 @@ absl::StatusOr<std::unique_ptr<HttpClient>> HttpClient::Create(absl::string_view
   return std::unique_ptr<HttpClient>(std::move(client));
 }
 
-}  // namespace kbs::client
+}  // namespace kbs::common
