@@ -29,6 +29,8 @@
 #include "kbs/session/session_store.h"
 #include "kbs/token/token_service.h"
 #include "verifier/sample/sample_verifier.h"
+#include "verifier/snp/kds.h"
+#include "verifier/snp/snp_verifier.h"
 
 namespace {
 
@@ -82,6 +84,39 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
   if (!admin.ok()) return Fail("admin public key", admin.status());
 
   kbs::verifier::VerifierSet verifiers;
+  // SEV-SNP: certificates from the evidence, then the collateral directory,
+  // then AMD KDS (whose answers are kept in the directory).
+  std::unique_ptr<kbs::verifier::snp::DirectoryCollateral> snp_directory;
+  std::unique_ptr<kbs::verifier::snp::KdsCollateral> snp_kds;
+  std::unique_ptr<kbs::verifier::snp::ChainedCollateral> snp_collateral;
+  if (config.snp_enabled) {
+    std::string dir = config.snp_collateral_dir.empty()
+                          ? (std::filesystem::path(config.data_dir) / "snp-collateral").string()
+                          : config.snp_collateral_dir;
+    snp_directory = std::make_unique<kbs::verifier::snp::DirectoryCollateral>(dir);
+    std::vector<kbs::verifier::snp::CollateralSource*> sources = {snp_directory.get()};
+    if (!config.snp_kds_url.empty()) {
+      kbs::verifier::snp::KdsCollateral::Options kds;
+      kds.base_url = config.snp_kds_url;
+      kds.min_interval = absl::Seconds(config.snp_kds_min_interval_secs);
+      snp_kds = std::make_unique<kbs::verifier::snp::KdsCollateral>(kds, snp_directory.get());
+      sources.push_back(snp_kds.get());
+    }
+    snp_collateral = std::make_unique<kbs::verifier::snp::ChainedCollateral>(sources);
+    kbs::verifier::snp::SnpVerifierOptions snp;
+    for (const std::string& entry : config.snp_trusted_arks) {
+      std::string product_name = entry.substr(0, entry.find(':'));
+      auto product = kbs::verifier::snp::ProductFromName(product_name);
+      absl::Status added =
+          product.has_value()
+              ? snp.anchors.Add(*product, entry.substr(entry.find(':') + 1))
+              : absl::InvalidArgumentError(absl::StrCat("unknown product ", product_name));
+      if (!added.ok()) return Fail("snp.trusted_arks", added);
+    }
+    snp.collateral = snp_collateral.get();
+    snp.collateral_timeout = absl::Seconds(config.snp_collateral_timeout_secs);
+    (void)verifiers.Add(kbs::verifier::snp::SnpVerifier::Create(std::move(snp), &clock));
+  }
   if (config.allow_sample_tee) {
     (void)verifiers.Add(kbs::verifier::SampleVerifier::CreateCpu());
     (void)verifiers.Add(kbs::verifier::SampleVerifier::CreateDevice());

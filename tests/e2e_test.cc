@@ -19,6 +19,7 @@
 #include "tests/proto/health.grpc.pb.h"
 #include "tests/testing/kbs_process.h"
 #include "tests/testing/raw_http.h"
+#include "tests/testing/snp_generator.h"
 #include "tests/testing/test_certs.h"
 
 namespace kbs {
@@ -454,6 +455,67 @@ TEST(E2eTlsTest, HttpsAndGrpcTls) {
   // A client that does not trust the certificate cannot connect.
   auto untrusted = client::NewHttpKbsClient(https);
   EXPECT_FALSE((*untrusted)->Auth("sample").ok());
+  std::filesystem::remove_all(dir);
+}
+
+// SEV-SNP through the whole stack: generated evidence signed by a test AMD
+// chain whose ARK is configured as a trust anchor.
+TEST(E2eSnpTest, SnpAttestationReleasesAndTamperingDoesNot) {
+  auto chain = testing::SnpTestChain::Create(verifier::snp::Product::kGenoa);
+  ASSERT_TRUE(chain.ok()) << chain.status();
+  std::string dir =
+      std::filesystem::temp_directory_path() / ("kbs_snp_e2e_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir + "/Genoa");
+  ASSERT_TRUE(common::WriteFileAtomic(dir + "/Genoa/cert_chain.pem", (*chain)->ChainPem()).ok());
+  auto kbs = StartKbs({.allow_sample = false,
+                       .config_toml = absl::StrCat("[snp]\ncollateral_dir = \"", dir,
+                                                   "\"\nkds_url = \"\"\ntrusted_arks = [\"Genoa:",
+                                                   (*chain)->ArkFingerprintHex(), "\"]\n")});
+  ASSERT_NE(kbs, nullptr);
+  Provision(*kbs);
+
+  verifier::snp::TcbVersion tcb;
+  tcb.bootloader = 10;
+  tcb.snp = 23;
+  tcb.microcode = 25;
+  const std::string chip_id(64, '\x5a');
+  auto vcek = (*chain)->IssueVcek({tcb, chip_id});
+  ASSERT_TRUE(vcek.ok()) << vcek.status();
+  bool tamper = false;
+  RcarOptions options;
+  options.tee = "snp";
+  options.evidence_maker =
+      [&](absl::string_view report_data,
+          const std::optional<std::string>& init_digest) -> absl::StatusOr<Json> {
+    testing::SnpReportFields fields;
+    fields.reported_tcb = tcb;
+    fields.chip_id = chip_id;
+    fields.report_data = std::string(report_data);
+    fields.host_data = init_digest.value_or("");
+    auto report = (*chain)->SignReport(fields);
+    if (!report.ok()) return report.status();
+    auto json = testing::SnpTestChain::EvidenceJson(*report, *vcek);
+    if (!json.ok()) return json.status();
+    if (tamper) (*json)["attestation_report"]["measurement"][0] = 0;
+    return *std::move(json);
+  };
+  for (bool grpc : {false, true}) {
+    auto client = grpc ? Grpc(*kbs) : Http(*kbs);
+    tamper = false;
+    auto value = client::RunSampleRcar(*client, kResource, options);
+    ASSERT_TRUE(value.ok()) << value.status() << kbs->Log();
+    EXPECT_EQ(*value, kValue);
+    // With init-data bound into HOST_DATA.
+    options.evidence.init_data_toml = "algorithm = \"sha256\"\n[data]\n\"k\" = \"v\"\n";
+    EXPECT_TRUE(client::RunSampleRcar(*client, kResource, options).ok());
+    options.evidence.init_data_toml.reset();
+    tamper = true;
+    auto tampered = client::RunSampleRcar(*client, kResource, options);
+    EXPECT_EQ(tampered.status().code(), absl::StatusCode::kUnauthenticated) << tampered.status();
+    EXPECT_THAT(tampered.status().message(), HasSubstr("signature does not verify"));
+  }
+  // The sample TEE stays off on this KBS.
+  EXPECT_EQ(Http(*kbs)->Auth("sample").status().code(), absl::StatusCode::kUnauthenticated);
   std::filesystem::remove_all(dir);
 }
 

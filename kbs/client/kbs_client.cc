@@ -311,7 +311,11 @@ absl::StatusOr<std::string> RunSampleRcar(KbsClient& client, absl::string_view p
                                           const RcarOptions& options) {
   KBS_ASSIGN_OR_RETURN(std::string nonce, client.Auth(options.tee));
   KBS_ASSIGN_OR_RETURN(TeeKeyPair key, TeeKeyPair::Generate(options.key_type));
-  KBS_ASSIGN_OR_RETURN(AttestRequest request, BuildSampleAttestation(nonce, key, options.evidence));
+  absl::StatusOr<AttestRequest> built =
+      options.evidence_maker
+          ? BuildAttestation(nonce, key, options.evidence_maker, options.evidence.init_data_toml)
+          : BuildSampleAttestation(nonce, key, options.evidence);
+  KBS_ASSIGN_OR_RETURN(AttestRequest request, std::move(built));
   KBS_RETURN_IF_ERROR(client.Attest(request).status());
   KBS_ASSIGN_OR_RETURN(std::string jwe, client.GetResource(path, options.use_token));
   return DecryptResource(jwe, key);

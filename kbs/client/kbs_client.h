@@ -55,13 +55,15 @@ absl::Status HttpErrorToStatus(int http_status, absl::string_view body);
 
 struct RcarOptions {
   std::string tee = "sample";
+  // When set, makes the evidence for `tee` (instead of sample evidence).
+  EvidenceMaker evidence_maker;
   TeeKeyType key_type = TeeKeyType::kEcP256;
   SampleEvidenceOptions evidence;
   bool use_token = false;
 };
 
-// One full RCAR flow with sample evidence and a fresh TEE key: auth, attest,
-// get `path`, decrypt. Returns the resource value.
+// One full RCAR flow with a fresh TEE key: auth, attest (sample evidence,
+// or `evidence_maker`'s), get `path`, decrypt. Returns the resource value.
 absl::StatusOr<std::string> RunSampleRcar(KbsClient& client, absl::string_view path,
                                           const RcarOptions& options);
 

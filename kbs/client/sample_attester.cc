@@ -84,6 +84,25 @@ absl::StatusOr<AttestRequest> BuildSampleAttestation(absl::string_view nonce, co
   return req;
 }
 
+absl::StatusOr<AttestRequest> BuildAttestation(absl::string_view nonce, const TeeKeyPair& key,
+                                               const EvidenceMaker& make_evidence,
+                                               const std::optional<std::string>& init_data_toml) {
+  AttestRequest req;
+  req.nonce = std::string(nonce);
+  req.tee_pubkey = key.public_key().ToJson();
+  Json runtime = {
+      {"additional-evidence", ""}, {"nonce", req.nonce}, {"tee-pubkey", req.tee_pubkey}};
+  KBS_ASSIGN_OR_RETURN(std::string digest, Base64Digest(runtime));
+  std::optional<std::string> init_digest;
+  if (init_data_toml.has_value()) {
+    req.init_data = InitDataSpec{"toml", *init_data_toml};
+    KBS_ASSIGN_OR_RETURN(InitData parsed, ParseInitData("toml", *init_data_toml));
+    init_digest = parsed.digest;
+  }
+  KBS_ASSIGN_OR_RETURN(req.primary_evidence, make_evidence(digest, init_digest));
+  return req;
+}
+
 std::string AuthRequestJson(absl::string_view tee) {
   return common::DumpJson(
       Json{{"version", std::string(kProtocolVersion)},

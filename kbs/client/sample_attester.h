@@ -5,6 +5,7 @@
 #ifndef KBS_KBS_CLIENT_SAMPLE_ATTESTER_H_
 #define KBS_KBS_CLIENT_SAMPLE_ATTESTER_H_
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -47,6 +48,17 @@ struct SampleEvidenceOptions {
   // Corrupts the report data (to test the binding check).
   bool tamper_report_data = false;
 };
+
+// Produces a TEE's evidence bound to `report_data` (the runtime-data digest)
+// and, when init-data is sent, to its digest.
+using EvidenceMaker = std::function<absl::StatusOr<common::Json>(
+    absl::string_view report_data, const std::optional<std::string>& init_data_digest)>;
+
+// Builds the /attest request for `nonce` as the agent would, with evidence
+// from `make_evidence` (no devices).
+absl::StatusOr<AttestRequest> BuildAttestation(absl::string_view nonce, const TeeKeyPair& key,
+                                               const EvidenceMaker& make_evidence,
+                                               const std::optional<std::string>& init_data_toml);
 
 // Builds the /attest request for `nonce` as the agent would.
 absl::StatusOr<AttestRequest> BuildSampleAttestation(absl::string_view nonce, const TeeKeyPair& key,

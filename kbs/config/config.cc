@@ -6,6 +6,7 @@
 #include <set>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
@@ -140,6 +141,13 @@ absl::StatusOr<KbsConfig> ParseConfig(absl::string_view toml_text) {
   KBS_RETURN_IF_ERROR(
       r.Integer("attestation", "session_timeout", c.session_timeout_secs, 1, 86400));
   KBS_RETURN_IF_ERROR(r.Integer("attestation", "max_sessions", c.max_sessions, 1, kMaxInt));
+  KBS_RETURN_IF_ERROR(r.Bool("snp", "enabled", c.snp_enabled));
+  KBS_RETURN_IF_ERROR(r.String("snp", "collateral_dir", c.snp_collateral_dir));
+  KBS_RETURN_IF_ERROR(r.String("snp", "kds_url", c.snp_kds_url));
+  KBS_RETURN_IF_ERROR(r.Integer("snp", "kds_min_interval", c.snp_kds_min_interval_secs, 0, 3600));
+  KBS_RETURN_IF_ERROR(
+      r.Integer("snp", "collateral_timeout", c.snp_collateral_timeout_secs, 1, 600));
+  KBS_RETURN_IF_ERROR(r.StringList("snp", "trusted_arks", c.snp_trusted_arks));
   KBS_RETURN_IF_ERROR(r.Integer("token", "lifetime", c.token_lifetime_secs, 1, 86400));
   KBS_RETURN_IF_ERROR(r.String("token", "issuer", c.token_issuer));
   KBS_RETURN_IF_ERROR(r.StringList("admin", "public_keys", c.admin_public_keys));
@@ -229,6 +237,18 @@ absl::Status ValidateConfig(const KbsConfig& c) {
         "server.max_request_head_bytes must be at least server.max_header_field_bytes");
   }
   if (c.data_dir.empty()) return absl::InvalidArgumentError("storage.data_dir must be set");
+  if (!c.snp_kds_url.empty() && !absl::StartsWith(c.snp_kds_url, "https://") &&
+      !absl::StartsWith(c.snp_kds_url, "http://")) {
+    return absl::InvalidArgumentError("snp.kds_url must be an http(s):// URL or empty");
+  }
+  for (const std::string& ark : c.snp_trusted_arks) {
+    size_t colon = ark.find(':');
+    if (colon == std::string::npos || ark.size() - colon - 1 != 64) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "snp.trusted_arks entries are \"<Milan|Genoa|Turin>:<64 hex digits>\", not \"", ark,
+          "\""));
+    }
+  }
   if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warning" &&
       c.log_level != "error") {
     return absl::InvalidArgumentError("log.level must be debug, info, warning or error");

@@ -32,6 +32,13 @@ struct KbsConfig {
   bool allow_sample_tee = false;
   int64_t session_timeout_secs = 300;
   int64_t max_sessions = 65536;
+  // [snp]
+  bool snp_enabled = true;
+  std::string snp_collateral_dir;                       // "" -> <data_dir>/snp-collateral
+  std::string snp_kds_url = "https://kdsintf.amd.com";  // "" disables KDS
+  int64_t snp_kds_min_interval_secs = 10;
+  int64_t snp_collateral_timeout_secs = 10;
+  std::vector<std::string> snp_trusted_arks;  // "<Product>:<sha256 hex>"
   // [token]
   int64_t token_lifetime_secs = 300;
   std::string token_issuer = "kbs";
