@@ -15,6 +15,10 @@ int main(int argc, char** argv) {
   size_t count = 0;
   for (int i = 1; i < argc; ++i) {
     std::vector<std::filesystem::path> files;
+    if (!std::filesystem::exists(argv[i])) {
+      std::printf("skipping %s (absent)\n", argv[i]);
+      continue;
+    }
     if (std::filesystem::is_directory(argv[i])) {
       for (const auto& entry : std::filesystem::recursive_directory_iterator(argv[i])) {
         if (entry.is_regular_file()) files.push_back(entry.path());

@@ -26,6 +26,9 @@ status=0
 for t in "${targets[@]}"; do
   mkdir -p "$scratch/$t"
   cp -r "fuzz/corpus/$t/." "$scratch/$t/"
+  # The SNP targets also start from the real evidence, when present.
+  testdata=${KBS_TESTDATA:-../shared/testdata}
+  case "$t" in fuzz_snp_*) [ -d "$testdata/snp" ] && cp "$testdata/snp/"* "$scratch/$t/" ;; esac
   echo "== $t (${seconds}s)"
   if ! ASAN_OPTIONS=detect_leaks=0 "build-fuzz/fuzz/$t" -max_total_time="$seconds" -max_len=65536 \
       -rss_limit_mb=4096 -artifact_prefix="$scratch/$t-" "$scratch/$t" 2>"$scratch/$t.log"; then

@@ -9,12 +9,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/encoding.h"
 #include "common/files.h"
 #include "common/jose/jwt.h"
 #include "common/keys.h"
 #include "common/status_macros.h"
+#include "common/x509.h"
 #include "kbs/client/kbs_client.h"
+#include "verifier/snp/snp_verifier.h"
 
 namespace {
 
@@ -76,6 +80,104 @@ int Keygen(const std::string& out_dir, const std::string& type) {
   std::cout << "wrote " << (dir / "admin.key").string() << " (private, keep it safe) and "
             << (dir / "admin.pub").string() << " (start kbs with --admin-public-key "
             << (dir / "admin.pub").string() << ")\n";
+  return 0;
+}
+
+struct EvidenceArgs {
+  std::string tee, evidence_file, report_file, cert_file, chain_file, report_data_hex,
+      host_data_hex, at, collateral_dir;
+  std::vector<std::string> trusted_arks;
+};
+
+// DER from a file holding DER or PEM.
+absl::StatusOr<std::string> ReadCertificate(const std::string& path) {
+  KBS_ASSIGN_OR_RETURN(std::string data, kbs::common::ReadFile(path, 1 << 20));
+  if (data.find("-----BEGIN CERTIFICATE-----") == std::string::npos) return data;
+  KBS_ASSIGN_OR_RETURN(auto certs, kbs::common::ParsePemCertificates(data));
+  return kbs::common::CertificateDer(certs.front().get());
+}
+
+int VerifyEvidence(const EvidenceArgs& a) {
+  namespace snp = kbs::verifier::snp;
+  snp::SnpEvidence evidence;
+  if (!a.evidence_file.empty()) {
+    auto text = kbs::common::ReadFile(a.evidence_file, 16 << 20);
+    if (!text.ok()) return Fail(text.status());
+    auto json = kbs::common::ParseJson(*text);
+    if (!json.ok()) return Fail(json.status());
+    // Accept the primary evidence itself or a whole /attest body.
+    const kbs::common::Json* primary = &*json;
+    if (const auto* te = kbs::common::FindMember(*json, "tee-evidence"); te != nullptr) {
+      primary = kbs::common::FindMember(*te, "primary_evidence");
+      if (primary == nullptr) return Fail(absl::InvalidArgumentError("no primary_evidence"));
+    }
+    auto parsed = snp::ParseSnpEvidence(*primary);
+    if (!parsed.ok()) return Fail(parsed.status());
+    evidence = *std::move(parsed);
+  } else if (!a.report_file.empty()) {
+    auto report = kbs::common::ReadFile(a.report_file, 1 << 20);
+    if (!report.ok()) return Fail(report.status());
+    evidence.report = *std::move(report);
+    if (!a.cert_file.empty()) {
+      auto der = ReadCertificate(a.cert_file);
+      if (!der.ok()) return Fail(der.status());
+      auto parsed = snp::ParseSnpReport(kbs::common::AsSpan(evidence.report));
+      if (!parsed.ok()) return Fail(parsed.status());
+      evidence.cert_chain.push_back({parsed->signing_key() == 1 ? "VLEK" : "VCEK", *der});
+    }
+  } else {
+    return Fail(absl::InvalidArgumentError("give --evidence FILE.json or --report FILE.bin"));
+  }
+  std::vector<std::string> chain;
+  if (!a.chain_file.empty()) {
+    auto pem = kbs::common::ReadFile(a.chain_file, 1 << 20);
+    if (!pem.ok()) return Fail(pem.status());
+    auto certs = kbs::common::ParsePemCertificates(*pem);
+    if (!certs.ok()) return Fail(certs.status());
+    for (const auto& c : *certs) chain.push_back(*kbs::common::CertificateDer(c.get()));
+  }
+  snp::SnpVerifierOptions options;
+  for (const std::string& entry : a.trusted_arks) {
+    auto product = snp::ProductFromName(entry.substr(0, entry.find(':')));
+    if (!product.has_value() || entry.find(':') == std::string::npos) {
+      return Fail(absl::InvalidArgumentError("--trusted-ark is <Milan|Genoa|Turin>:<hex>"));
+    }
+    if (auto s = options.anchors.Add(*product, entry.substr(entry.find(':') + 1)); !s.ok()) {
+      return Fail(s);
+    }
+  }
+  std::unique_ptr<snp::DirectoryCollateral> directory;
+  if (!a.collateral_dir.empty()) {
+    directory = std::make_unique<snp::DirectoryCollateral>(a.collateral_dir);
+    options.collateral = directory.get();
+  }
+  snp::SnpExpectations expect;
+  kbs::common::SystemClock clock;
+  expect.at = clock.Now();
+  if (!a.at.empty()) {
+    std::string err;
+    if (!absl::ParseTime(absl::RFC3339_full, a.at, &expect.at, &err)) {
+      return Fail(absl::InvalidArgumentError("--at must be RFC 3339, e.g. 2025-06-01T00:00:00Z"));
+    }
+  }
+  for (auto [hex, out] : {std::pair{&a.report_data_hex, &expect.report_data},
+                          std::pair{&a.host_data_hex, &expect.host_data}}) {
+    if (hex->empty()) continue;
+    auto raw = kbs::common::HexDecode(*hex);
+    if (!raw.ok()) return Fail(absl::InvalidArgumentError("expected data must be hex"));
+    *out = *std::move(raw);
+  }
+  auto verifier = snp::SnpVerifier::Create(std::move(options), &clock);
+  auto claims = verifier->VerifyEvidence(evidence, expect, chain);
+  if (!claims.ok()) {
+    std::cerr << "kbsctl: evidence verification failed: " << claims.status().message() << "\n";
+    return claims.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  }
+  std::cout << Json{{"tee", claims->tee()},
+                    {"ear.status", std::string(claims->trust_vector().Status())},
+                    {"claims", claims->claims()}}
+                   .dump(2)
+            << "\n";
   return 0;
 }
 
@@ -142,13 +244,37 @@ int main(int argc, char** argv) {
   attest->add_flag("--bearer", use_token,
                    "Fetch with the token as Bearer (like the CDH) instead of the cookie");
 
-  for (CLI::App* cmd : {admin, keygen, resource, put, del, list, policy, set, get, attest}) {
+  // evidence verify (offline)
+  CLI::App* evidence = app.add_subcommand("evidence", "Work with TEE evidence offline");
+  evidence->require_subcommand(1);
+  CLI::App* verify = evidence->add_subcommand(
+      "verify", "Verify evidence offline; print its claims (exit 0) or the failed check");
+  EvidenceArgs ev;
+  verify->add_option("--tee", ev.tee, "TEE type")->required()->check(CLI::IsMember({"snp"}));
+  auto* evidence_opt = verify->add_option("--evidence", ev.evidence_file,
+                                          "The agent's evidence JSON (primary_evidence)");
+  verify->add_option("--report", ev.report_file, "Raw 1184-byte SNP report")
+      ->excludes(evidence_opt);
+  verify->add_option("--cert", ev.cert_file, "VCEK or VLEK (DER or PEM), with --report");
+  verify->add_option("--chain", ev.chain_file,
+                     "PEM bundle of AMD ASK/ASVK and ARK certificates, any order");
+  verify->add_option("--report-data", ev.report_data_hex, "Expected REPORT_DATA (hex)");
+  verify->add_option("--host-data", ev.host_data_hex, "Expected HOST_DATA (hex)");
+  verify->add_option("--at", ev.at, "Verification time, RFC 3339 (default: now)");
+  verify->add_option("--collateral-dir", ev.collateral_dir,
+                     "Collateral directory (layout in docs/snp.md)");
+  verify->add_option("--trusted-ark", ev.trusted_arks,
+                     "Extra pinned ARK, <Milan|Genoa|Turin>:<sha256 hex>; repeatable");
+
+  for (CLI::App* cmd :
+       {admin, keygen, resource, put, del, list, policy, set, get, attest, evidence, verify}) {
     // Global options are accepted before or after the subcommand.
     cmd->fallthrough();
   }
   CLI11_PARSE(app, argc, argv);
 
   if (keygen->parsed()) return Keygen(out_dir, key_type);
+  if (verify->parsed()) return VerifyEvidence(ev);
 
   auto client = Connect(g);
   if (!client.ok()) return Fail(client.status());
