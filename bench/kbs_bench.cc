@@ -32,11 +32,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
+#include "common/files.h"
 #include "common/json.h"
+#include "common/keys.h"
+#include "common/status_macros.h"
 #include "kbs/client/kbs_client.h"
 #include "kbs/client/sample_attester.h"
 #include "kbs/core/protocol.h"
 #include "proto/kbs/v1/kbs.grpc.pb.h"
+#include "tests/testing/snp_generator.h"
+#include "verifier/snp/certs.h"
 
 namespace {
 
@@ -53,6 +58,9 @@ struct Settings {
   std::string resource;
   kbs::client::TeeKeyType key_type = kbs::client::TeeKeyType::kEcP256;
   bool bearer = false;
+  // "sample", or "snp" with reports signed by a test chain (--snp-signer).
+  std::string tee = "sample";
+  kbs::client::EvidenceMaker evidence_maker;
   int concurrency = 16;
   double rate = 0;
   SteadyClock::time_point start, measure_from, end;
@@ -81,16 +89,76 @@ class Recorder {
 // The guest side of one flow: key, evidence, decryption.
 struct GuestState {
   std::optional<kbs::client::TeeKeyPair> key;
-  absl::StatusOr<std::string> BuildAttestation(absl::string_view nonce,
-                                               kbs::client::TeeKeyType type) {
-    auto generated = kbs::client::TeeKeyPair::Generate(type);
+  // A fresh TEE key and the attestation request for `nonce`.
+  absl::StatusOr<kbs::AttestRequest> Attest(absl::string_view nonce, const Settings& s) {
+    auto generated = kbs::client::TeeKeyPair::Generate(s.key_type);
     if (!generated.ok()) return generated.status();
     key.emplace(*std::move(generated));
-    auto request = kbs::client::BuildSampleAttestation(nonce, *key, {});
-    if (!request.ok()) return request.status();
-    return kbs::client::AttestRequestJson(*request);
+    if (s.evidence_maker) {
+      return kbs::client::BuildAttestation(nonce, *key, s.evidence_maker, std::nullopt);
+    }
+    return kbs::client::BuildSampleAttestation(nonce, *key, {});
   }
 };
+
+// SEV-SNP evidence from a test chain written by `kbs-bench snp-chain`: each
+// report is signed with the chain's VCEK key, so the client pays the guest's
+// ECDSA P-384 signature as the hardware would.
+absl::StatusOr<kbs::client::EvidenceMaker> SnpEvidenceMaker(const std::string& dir) {
+  namespace snp = kbs::verifier::snp;
+  KBS_ASSIGN_OR_RETURN(std::string vcek, kbs::common::ReadFile(dir + "/vcek.der"));
+  KBS_ASSIGN_OR_RETURN(std::string pem, kbs::common::ReadFile(dir + "/vcek.key"));
+  KBS_ASSIGN_OR_RETURN(kbs::common::EvpPkeyPtr key, kbs::common::PrivateKeyFromPem(pem));
+  KBS_ASSIGN_OR_RETURN(snp::VekCertificate vek, snp::ParseVekCertificate(vcek));
+  auto shared_key = std::shared_ptr<EVP_PKEY>(key.release(), EVP_PKEY_free);
+  snp::Product product = vek.product.value_or(snp::Product::kGenoa);
+  std::string chip_id = vek.hwid;
+  snp::TcbVersion tcb = vek.tcb;
+  return kbs::client::EvidenceMaker(
+      [=](absl::string_view report_data,
+          const std::optional<std::string>& init_digest) -> absl::StatusOr<Json> {
+        kbs::testing::SnpReportFields fields;
+        fields.reported_tcb = tcb;
+        fields.chip_id = chip_id;
+        fields.report_data = std::string(report_data);
+        fields.host_data = init_digest.value_or("");
+        KBS_ASSIGN_OR_RETURN(std::string report, kbs::testing::SnpTestChain::SignReportWith(
+                                                     shared_key.get(), product, fields));
+        return kbs::testing::SnpTestChain::EvidenceJson(report, vcek);
+      });
+}
+
+// `kbs-bench snp-chain --out-dir DIR`: a test AMD chain for benchmarks.
+int WriteSnpChain(const std::string& dir) {
+  namespace snp = kbs::verifier::snp;
+  auto chain = kbs::testing::SnpTestChain::Create(snp::Product::kGenoa);
+  if (!chain.ok()) {
+    std::cerr << "kbs-bench: " << chain.status().message() << "\n";
+    return 1;
+  }
+  snp::TcbVersion tcb;
+  tcb.bootloader = 10;
+  tcb.snp = 23;
+  tcb.microcode = 25;
+  auto vcek = (*chain)->IssueVcek({tcb, std::string(64, '\x5a')});
+  auto key = (*chain)->VekKeyPem();
+  absl::Status s = vcek.ok() ? key.status() : vcek.status();
+  if (s.ok()) s = kbs::common::EnsureDirectory(dir + "/Genoa", 0700);
+  if (s.ok()) s = kbs::common::WriteFileAtomic(dir + "/Genoa/cert_chain.pem", (*chain)->ChainPem());
+  if (s.ok()) s = kbs::common::WriteFileAtomic(dir + "/vcek.der", *vcek);
+  if (s.ok()) s = kbs::common::WriteFileAtomic(dir + "/vcek.key", *key, 0600);
+  if (s.ok()) {
+    s = kbs::common::WriteFileAtomic(dir + "/trusted_ark",
+                                     "Genoa:" + (*chain)->ArkFingerprintHex() + "\n");
+  }
+  if (!s.ok()) {
+    std::cerr << "kbs-bench: " << s.message() << "\n";
+    return 1;
+  }
+  std::cout << "wrote a test AMD chain to " << dir << " (collateral dir; trust "
+            << "Genoa:" << (*chain)->ArkFingerprintHex() << ")\n";
+  return 0;
+}
 
 // Schedules flow starts: as fast as possible, or at `rate` in total.
 class Pacer {
@@ -215,7 +283,7 @@ class HttpFlow : public Flow<HttpFlow> {
   void Auth() {
     cookie_.clear();
     bearer_.clear();
-    Send("POST", "/kbs/v0/auth", kbs::client::AuthRequestJson("sample"), &HttpFlow::OnAuth);
+    Send("POST", "/kbs/v0/auth", kbs::client::AuthRequestJson(s_.tee), &HttpFlow::OnAuth);
   }
 
   void OnAuth(bhttp::response<bhttp::string_body>& res) {
@@ -225,9 +293,10 @@ class HttpFlow : public Flow<HttpFlow> {
     cookie_ = std::string(set_cookie.substr(0, set_cookie.find(';')));
     auto body = kbs::common::ParseJson(res.body());
     if (!body.ok() || !body->contains("nonce")) return Fail("bad challenge");
-    auto attestation = guest_.BuildAttestation((*body)["nonce"].get<std::string>(), s_.key_type);
+    auto attestation = guest_.Attest((*body)["nonce"].get<std::string>(), s_);
     if (!attestation.ok()) return Fail(attestation.status().message());
-    Send("POST", "/kbs/v0/attest", *std::move(attestation), &HttpFlow::OnAttest);
+    Send("POST", "/kbs/v0/attest", kbs::client::AttestRequestJson(*attestation),
+         &HttpFlow::OnAttest);
   }
 
   void OnAttest(bhttp::response<bhttp::string_body>& res) {
@@ -302,7 +371,7 @@ class GrpcFlow : public Flow<GrpcFlow>, public CqTag {
 
   void Auth() {
     auth_req_.set_version(std::string(kbs::kProtocolVersion));
-    auth_req_.set_tee("sample");
+    auth_req_.set_tee(s_.tee);
     ctx_ = std::make_unique<grpc::ClientContext>();
     auth_reader_ = stub_->PrepareAsyncAuth(ctx_.get(), auth_req_, cq_);
     Call(auth_reader_.get(), &auth_resp_, &GrpcFlow::OnAuth);
@@ -310,10 +379,7 @@ class GrpcFlow : public Flow<GrpcFlow>, public CqTag {
 
   void OnAuth() {
     if (!status_.ok()) return Fail(status_.error_message());
-    auto key = kbs::client::TeeKeyPair::Generate(s_.key_type);
-    if (!key.ok()) return Fail(key.status().message());
-    guest_.key.emplace(*std::move(key));
-    auto request = kbs::client::BuildSampleAttestation(auth_resp_.nonce(), *guest_.key, {});
+    auto request = guest_.Attest(auth_resp_.nonce(), s_);
     if (!request.ok()) return Fail(request.status().message());
     attest_req_.set_session_id(auth_resp_.session_id());
     attest_req_.set_nonce(request->nonce);
@@ -381,6 +447,9 @@ int main(int argc, char** argv) {
   CLI::App app{"kbs-bench: KBS load generator"};
   app.require_subcommand(1);
   CLI::App* rcar = app.add_subcommand("rcar", "Full RCAR flows (auth, attest, resource)");
+  CLI::App* snp_chain = app.add_subcommand("snp-chain", "Write a test AMD chain for --tee snp");
+  std::string chain_dir, snp_signer;
+  snp_chain->add_option("--out-dir", chain_dir, "Directory (also a collateral dir)")->required();
   Settings s;
   std::string key_type = "ec-p256";
   double duration = 10, warmup = 1;
@@ -402,8 +471,23 @@ int main(int argc, char** argv) {
   rcar->add_option("--key-type", key_type, "ec-p256, ec-p521 or rsa")
       ->check(CLI::IsMember({"ec-p256", "ec-p521", "rsa"}));
   rcar->add_flag("--bearer", s.bearer, "Fetch by Bearer token instead of the session");
+  rcar->add_option("--tee", s.tee, "sample or snp")->check(CLI::IsMember({"sample", "snp"}));
+  rcar->add_option("--snp-signer", snp_signer, "Directory written by `kbs-bench snp-chain`");
   CLI11_PARSE(app, argc, argv);
+  if (snp_chain->parsed()) return WriteSnpChain(chain_dir);
   s.key_type = *kbs::client::ParseTeeKeyType(key_type);
+  if (s.tee == "snp") {
+    if (snp_signer.empty()) {
+      std::cerr << "kbs-bench: --tee snp needs --snp-signer DIR (see kbs-bench snp-chain)\n";
+      return 2;
+    }
+    auto maker = SnpEvidenceMaker(snp_signer);
+    if (!maker.ok()) {
+      std::cerr << "kbs-bench: " << maker.status().message() << "\n";
+      return 1;
+    }
+    s.evidence_maker = *std::move(maker);
+  }
 
   s.start = SteadyClock::now() + std::chrono::milliseconds(300);
   s.measure_from = s.start + std::chrono::duration_cast<SteadyClock::duration>(

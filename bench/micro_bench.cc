@@ -2,6 +2,8 @@
 // in-process (no sockets): what one RCAR flow costs the server.
 #include <benchmark/benchmark.h>
 
+#include <filesystem>
+
 #include "common/crypto.h"
 #include "common/jcs.h"
 #include "common/jose/jwe.h"
@@ -9,6 +11,8 @@
 #include "common/keys.h"
 #include "kbs/client/sample_attester.h"
 #include "tests/testing/in_process_kbs.h"
+#include "tests/testing/snp_generator.h"
+#include "verifier/snp/snp_verifier.h"
 
 namespace {
 
@@ -65,6 +69,70 @@ void BM_BrokerFullFlow(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_BrokerFullFlow)->UseRealTime();
+
+// SEV-SNP report verification with the chain cached: the per-report cost
+// (parse, cache lookup, ECDSA P-384 signature, TCB/chip/binding checks).
+struct SnpFixture {
+  SnpFixture() {
+    chain = *kbs::testing::SnpTestChain::Create(kbs::verifier::snp::Product::kGenoa);
+    dir = std::filesystem::temp_directory_path() / "kbs_microbench_snp";
+    std::filesystem::remove_all(dir);
+    collateral = std::make_unique<kbs::verifier::snp::DirectoryCollateral>(dir);
+    (void)collateral->StoreChain(kbs::verifier::snp::Product::kGenoa,
+                                 kbs::verifier::snp::SignerType::kVcek, chain->ChainPem());
+    kbs::verifier::snp::SnpVerifierOptions options;
+    (void)options.anchors.Add(kbs::verifier::snp::Product::kGenoa, chain->ArkFingerprintHex());
+    options.collateral = collateral.get();
+    verifier = kbs::verifier::snp::SnpVerifier::Create(std::move(options), &clock);
+    tcb.bootloader = 10;
+    tcb.snp = 23;
+    tcb.microcode = 25;
+    vcek = *chain->IssueVcek({tcb, std::string(64, '\x42')});
+    kbs::testing::SnpReportFields f;
+    f.reported_tcb = tcb;
+    f.chip_id = std::string(64, '\x42');
+    f.report_data = report_data;
+    report = *chain->SignReport(f);
+    evidence_json = *kbs::testing::SnpTestChain::EvidenceJson(report, vcek);
+  }
+  kbs::common::FakeClock clock{absl::FromUnixSeconds(1780000000)};
+  std::unique_ptr<kbs::testing::SnpTestChain> chain;
+  std::filesystem::path dir;
+  std::unique_ptr<kbs::verifier::snp::DirectoryCollateral> collateral;
+  std::unique_ptr<kbs::verifier::snp::SnpVerifier> verifier;
+  kbs::verifier::snp::TcbVersion tcb;
+  std::string vcek, report;
+  std::string report_data = std::string(48, '\x11');
+  Json evidence_json;
+};
+
+void BM_SnpVerifyReportCached(benchmark::State& state) {
+  static SnpFixture* fixture = new SnpFixture();
+  kbs::verifier::snp::SnpEvidence evidence{fixture->report, {{"VCEK", fixture->vcek}}};
+  kbs::verifier::snp::SnpExpectations expect{fixture->report_data, std::nullopt,
+                                             fixture->clock.Now()};
+  for (auto _ : state) {
+    if (!fixture->verifier->VerifyEvidence(evidence, expect).ok()) state.SkipWithError("failed");
+  }
+  state.counters["reports/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_SnpVerifyReportCached);
+
+// The same from the agent's JSON evidence text, as /attest receives it.
+void BM_SnpVerifyEvidenceJson(benchmark::State& state) {
+  static SnpFixture* fixture = new SnpFixture();
+  std::string text = fixture->evidence_json.dump();
+  kbs::verifier::EvidenceBinding binding;
+  binding.report_data = fixture->report_data;
+  for (auto _ : state) {
+    auto json = kbs::common::ParseJson(text);
+    if (!fixture->verifier->Verify(*json, binding).ok()) state.SkipWithError("failed");
+  }
+  state.counters["reports/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_SnpVerifyEvidenceJson);
 
 }  // namespace
 

@@ -112,15 +112,20 @@ std::string AuthRequestJson(absl::string_view tee) {
 }
 
 std::string AttestRequestJson(const AttestRequest& request) {
-  Json body = {{"runtime-data", {{"nonce", request.nonce}, {"tee-pubkey", request.tee_pubkey}}},
-               {"tee-evidence",
-                {{"primary_evidence", request.primary_evidence},
-                 {"additional_evidence", request.additional_evidence}}}};
-  if (request.init_data.has_value()) {
-    body["init-data"] =
-        Json{{"format", request.init_data->format}, {"body", request.init_data->body}};
-  }
-  return common::DumpJson(body);
+  // Serialized piecewise so the (possibly large) evidence is not copied.
+  std::string body = absl::StrCat(
+      "{",
+      request.init_data.has_value()
+          ? absl::StrCat("\"init-data\":",
+                         common::DumpJson(Json{{"format", request.init_data->format},
+                                               {"body", request.init_data->body}}),
+                         ",")
+          : "",
+      "\"runtime-data\":",
+      common::DumpJson(Json{{"nonce", request.nonce}, {"tee-pubkey", request.tee_pubkey}}),
+      ",\"tee-evidence\":{\"primary_evidence\":", common::DumpJson(request.primary_evidence),
+      ",\"additional_evidence\":", common::DumpJson(Json(request.additional_evidence)), "}}");
+  return body;
 }
 
 absl::StatusOr<std::string> DecryptResource(absl::string_view jwe_json, const TeeKeyPair& key) {

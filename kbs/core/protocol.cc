@@ -61,12 +61,14 @@ absl::StatusOr<AttestRequest> ParseAttestRequest(absl::string_view body) {
   if (primary == nullptr) {
     return absl::InvalidArgumentError("missing field `primary_evidence` in tee-evidence");
   }
-  req.primary_evidence = *primary;
   // Absent means no devices, as the agent's "" does.
   if (common::FindMember(*evidence, "additional_evidence") != nullptr) {
     KBS_ASSIGN_OR_RETURN(req.additional_evidence,
                          common::GetStringMember(*evidence, "additional_evidence", "tee-evidence"));
   }
+  // Evidence can be large (SNP reports are arrays of numbers): move it out
+  // of the parsed document instead of copying it.
+  req.primary_evidence = std::move(json["tee-evidence"]["primary_evidence"]);
   return req;
 }
 

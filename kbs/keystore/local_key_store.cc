@@ -32,6 +32,9 @@ ResourceMetadata ReadMetadata(const storage::SqliteStatement& stmt, int first_co
   return md;
 }
 
+// The sealed-row cache holds ciphertext only; bounded in bytes.
+constexpr size_t kMaxCacheBytes = 64 << 20;
+
 }  // namespace
 
 absl::StatusOr<common::SecretBytes> LoadOrCreateMasterKey(const std::string& path) {
@@ -93,11 +96,17 @@ absl::StatusOr<ResourceMetadata> LocalKeyStore::Put(absl::string_view path,
       return absl::OkStatus();
     });
   }));
+  Forget(path);
   return md;
 }
 
-absl::StatusOr<common::SecretBytes> LocalKeyStore::Get(absl::string_view path) {
-  std::string nonce, sealed;
+absl::StatusOr<LocalKeyStore::SealedRow> LocalKeyStore::ReadRow(absl::string_view path) {
+  {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    auto it = cache_.find(path);
+    if (it != cache_.end()) return it->second;
+  }
+  SealedRow row;
   bool found = false;
   KBS_RETURN_IF_ERROR(db_->Run([&](storage::SqliteConnection& c) -> absl::Status {
     KBS_ASSIGN_OR_RETURN(storage::SqliteStatement * stmt,
@@ -105,20 +114,41 @@ absl::StatusOr<common::SecretBytes> LocalKeyStore::Get(absl::string_view path) {
     stmt->BindText(1, path);
     KBS_ASSIGN_OR_RETURN(found, stmt->Step());
     if (found) {
-      nonce = stmt->ColumnBlob(0);
-      sealed = stmt->ColumnBlob(1);
+      row.nonce = stmt->ColumnBlob(0);
+      row.sealed = stmt->ColumnBlob(1);
     }
     stmt->Reset();
     return absl::OkStatus();
   }));
   if (!found) return absl::NotFoundError(absl::StrCat("resource ", path, " not found"));
-  if (nonce.size() != 12 || sealed.size() < 16) {
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  if (cache_bytes_ + row.sealed.size() > kMaxCacheBytes) {
+    cache_.clear();
+    cache_bytes_ = 0;
+  }
+  auto [it, inserted] = cache_.insert_or_assign(std::string(path), row);
+  if (inserted) cache_bytes_ += row.sealed.size();
+  return row;
+}
+
+void LocalKeyStore::Forget(absl::string_view path) {
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  auto it = cache_.find(path);
+  if (it == cache_.end()) return;
+  cache_bytes_ -= it->second.sealed.size();
+  cache_.erase(it);
+}
+
+absl::StatusOr<common::SecretBytes> LocalKeyStore::Get(absl::string_view path) {
+  KBS_ASSIGN_OR_RETURN(SealedRow row, ReadRow(path));
+  if (row.nonce.size() != 12 || row.sealed.size() < 16) {
     return absl::DataLossError(absl::StrCat("stored resource ", path, " is malformed"));
   }
-  absl::string_view body(sealed);
-  auto plain = common::AesGcmOpen(master_key_.span(), common::AsSpan(nonce), common::AsSpan(path),
-                                  common::AsSpan(body.substr(0, body.size() - 16)),
-                                  common::AsSpan(body.substr(body.size() - 16)));
+  absl::string_view body(row.sealed);
+  auto plain =
+      common::AesGcmOpen(master_key_.span(), common::AsSpan(row.nonce), common::AsSpan(path),
+                         common::AsSpan(body.substr(0, body.size() - 16)),
+                         common::AsSpan(body.substr(body.size() - 16)));
   if (!plain.ok()) {
     return absl::DataLossError(absl::StrCat(
         "stored resource ", path, " failed authentication (tampered, or a different master key)"));
@@ -137,6 +167,7 @@ absl::Status LocalKeyStore::Delete(absl::string_view path) {
     stmt->Reset();
     return absl::OkStatus();
   }));
+  Forget(path);
   if (changes == 0) return absl::NotFoundError(absl::StrCat("resource ", path, " not found"));
   return absl::OkStatus();
 }

@@ -4,7 +4,9 @@
 #ifndef KBS_KBS_KEYSTORE_LOCAL_KEY_STORE_H_
 #define KBS_KBS_KEYSTORE_LOCAL_KEY_STORE_H_
 
+#include <map>
 #include <memory>
+#include <mutex>
 
 #include "common/bytes.h"
 #include "common/clock.h"
@@ -36,9 +38,22 @@ class LocalKeyStore final : public KeyStore {
                 const common::Clock* clock)
       : db_(db), master_key_(std::move(master_key)), clock_(clock) {}
 
+  struct SealedRow {
+    std::string nonce;
+    std::string sealed;  // ciphertext || tag
+  };
+  absl::StatusOr<SealedRow> ReadRow(absl::string_view path);
+  void Forget(absl::string_view path);
+
   storage::SqliteDatabase* db_;
   common::SecretBytes master_key_;
   const common::Clock* clock_;
+  // Sealed rows already read (ciphertext only; values are decrypted on every
+  // Get), so releases do not take SQLite's file locks. This store is the
+  // only writer of its table: Put and Delete drop the cached row.
+  std::mutex cache_mu_;
+  std::map<std::string, SealedRow, std::less<>> cache_;
+  size_t cache_bytes_ = 0;
 };
 
 }  // namespace kbs::keystore

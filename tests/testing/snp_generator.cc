@@ -189,6 +189,47 @@ absl::StatusOr<std::string> SnpTestChain::IssueVlek(const SnpCertOptions& o,
 
 absl::StatusOr<std::string> SnpTestChain::SignReport(const SnpReportFields& f) const {
   if (!vek_key_) return absl::FailedPreconditionError("issue a VEK first");
+  return SignReportWith(vek_key_.get(), product_, f);
+}
+
+absl::StatusOr<std::string> SnpTestChain::MakeCrl(const std::vector<long>& revoked) const {
+  common::X509CrlPtr crl(X509_CRL_new());
+  X509_CRL_set_version(crl.get(), 1);
+  X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(ark_.get()));
+  std::unique_ptr<ASN1_TIME, common::OpenSslDeleter<ASN1_TIME, ASN1_TIME_free>> now(
+      ASN1_TIME_set(nullptr, 1700000000));
+  X509_CRL_set1_lastUpdate(crl.get(), now.get());
+  for (long serial : revoked) {
+    X509_REVOKED* entry = X509_REVOKED_new();
+    std::unique_ptr<ASN1_INTEGER, common::OpenSslDeleter<ASN1_INTEGER, ASN1_INTEGER_free>> sn(
+        ASN1_INTEGER_new());
+    ASN1_INTEGER_set(sn.get(), serial);
+    X509_REVOKED_set_serialNumber(entry, sn.get());
+    X509_REVOKED_set_revocationDate(entry, now.get());
+    X509_CRL_add0_revoked(crl.get(), entry);
+  }
+  common::EvpMdCtxPtr ctx(EVP_MD_CTX_new());
+  EVP_PKEY_CTX* pctx = nullptr;
+  if (EVP_DigestSignInit(ctx.get(), &pctx, EVP_sha384(), nullptr, ark_key_.get()) != 1 ||
+      EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
+      EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, 48) != 1 ||
+      X509_CRL_sign_ctx(crl.get(), ctx.get()) <= 0) {
+    return common::OpenSslError("signing test CRL");
+  }
+  unsigned char* der = nullptr;
+  int len = i2d_X509_CRL(crl.get(), &der);
+  std::string out(reinterpret_cast<char*>(der), static_cast<size_t>(len));
+  OPENSSL_free(der);
+  return out;
+}
+
+absl::StatusOr<std::string> SnpTestChain::VekKeyPem() const {
+  if (!vek_key_) return absl::FailedPreconditionError("issue a VEK first");
+  return common::PrivateKeyToPem(vek_key_.get());
+}
+
+absl::StatusOr<std::string> SnpTestChain::SignReportWith(EVP_PKEY* vek_key, Product product,
+                                                         const SnpReportFields& f) {
   std::string b(verifier::snp::kReportSize, '\0');
   auto put = [&b](size_t off, uint64_t v, size_t width) {
     for (size_t i = 0; i < width; ++i) b[off + i] = static_cast<char>(v >> (8 * i));
@@ -198,7 +239,7 @@ absl::StatusOr<std::string> SnpTestChain::SignReport(const SnpReportFields& f) c
     out.resize(n, '\0');
     return out;
   };
-  const bool turin = product_ == Product::kTurin;
+  const bool turin = product == Product::kTurin;
   put(0x000, f.version, 4);
   put(0x004, 1, 4);  // GUEST_SVN
   put(0x008, f.policy, 8);
@@ -229,7 +270,7 @@ absl::StatusOr<std::string> SnpTestChain::SignReport(const SnpReportFields& f) c
   common::EvpMdCtxPtr ctx(EVP_MD_CTX_new());
   size_t len = 0;
   const auto* data = reinterpret_cast<const unsigned char*>(b.data());
-  if (EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha384(), nullptr, vek_key_.get()) != 1 ||
+  if (EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha384(), nullptr, vek_key) != 1 ||
       EVP_DigestSign(ctx.get(), nullptr, &len, data, verifier::snp::kSignedSize) != 1) {
     return common::OpenSslError("signing report");
   }
@@ -254,10 +295,16 @@ absl::StatusOr<common::Json> SnpTestChain::EvidenceJson(absl::string_view report
   KBS_ASSIGN_OR_RETURN(common::Json serde, verifier::snp::ReportToSerdeJson(report));
   common::Json data = common::Json::array();
   for (unsigned char c : vek_der) data.push_back(c);
-  return common::Json{
-      {"attestation_report", std::move(serde)},
-      {"cert_chain", common::Json::array({common::Json{{"cert_type", std::string(cert_type)},
-                                                       {"data", std::move(data)}}})}};
+  // Assigned member by member: nlohmann initializer lists copy their
+  // elements, and the report is a thousand-node tree.
+  common::Json entry = common::Json::object();
+  entry["cert_type"] = std::string(cert_type);
+  entry["data"] = std::move(data);
+  common::Json evidence = common::Json::object();
+  evidence["attestation_report"] = std::move(serde);
+  evidence["cert_chain"] = common::Json::array();
+  evidence["cert_chain"].push_back(std::move(entry));
+  return evidence;
 }
 
 }  // namespace kbs::testing

@@ -9,6 +9,7 @@
 #include <array>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -58,6 +59,17 @@ class SnpTestChain {
 
   // The 1184 report bytes for `fields`, signed with the last issued VEK.
   absl::StatusOr<std::string> SignReport(const SnpReportFields& fields) const;
+  // An ARK-signed CRL revoking the ARK-issued certificates with these serial
+  // numbers (DER). The generator's ASK has serial 2, its ASVK serial 3.
+  absl::StatusOr<std::string> MakeCrl(const std::vector<long>& revoked_serials) const;
+
+  // The last issued VEK's private key (PEM), for signers in other processes.
+  absl::StatusOr<std::string> VekKeyPem() const;
+
+  // Signs report `fields` with `vek_key` (EC P-384) for `product`'s layout.
+  static absl::StatusOr<std::string> SignReportWith(EVP_PKEY* vek_key,
+                                                    verifier::snp::Product product,
+                                                    const SnpReportFields& fields);
   // The agent's evidence JSON for a signed report, carrying `vek_der`.
   static absl::StatusOr<common::Json> EvidenceJson(absl::string_view report,
                                                    absl::string_view vek_der,

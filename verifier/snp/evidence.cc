@@ -237,30 +237,35 @@ absl::StatusOr<Json> ReportToSerdeJson(absl::string_view report_bytes) {
   auto fw = [](const FirmwareVersion& v) {
     return Json{{"major", v.major}, {"minor", v.minor}, {"build", v.build}};
   };
-  Json j = {{"version", r.version},
-            {"guest_svn", r.guest_svn},
-            {"policy", r.policy},
-            {"family_id", bytes(r.family_id)},
-            {"image_id", bytes(r.image_id)},
-            {"vmpl", r.vmpl},
-            {"sig_algo", r.signature_algo},
-            {"current_tcb", tcb(r.current_tcb)},
-            {"plat_info", r.platform_info},
-            {"key_info", r.key_info},
-            {"report_data", bytes(r.report_data)},
-            {"measurement", bytes(r.measurement)},
-            {"host_data", bytes(r.host_data)},
-            {"id_key_digest", bytes(r.id_key_digest)},
-            {"author_key_digest", bytes(r.author_key_digest)},
-            {"report_id", bytes(r.report_id)},
-            {"report_id_ma", bytes(r.report_id_ma)},
-            {"reported_tcb", tcb(r.reported_tcb)},
-            {"chip_id", bytes(r.chip_id)},
-            {"committed_tcb", tcb(r.committed_tcb)},
-            {"current", fw(r.current)},
-            {"committed", fw(r.committed)},
-            {"launch_tcb", tcb(r.launch_tcb)},
-            {"signature", {{"r", bytes(r.signature_r)}, {"s", bytes(r.signature_s)}}}};
+  // Member by member: initializer lists would copy every byte array.
+  Json j = Json::object();
+  j["version"] = r.version;
+  j["guest_svn"] = r.guest_svn;
+  j["policy"] = r.policy;
+  j["family_id"] = bytes(r.family_id);
+  j["image_id"] = bytes(r.image_id);
+  j["vmpl"] = r.vmpl;
+  j["sig_algo"] = r.signature_algo;
+  j["current_tcb"] = tcb(r.current_tcb);
+  j["plat_info"] = r.platform_info;
+  j["key_info"] = r.key_info;
+  j["report_data"] = bytes(r.report_data);
+  j["measurement"] = bytes(r.measurement);
+  j["host_data"] = bytes(r.host_data);
+  j["id_key_digest"] = bytes(r.id_key_digest);
+  j["author_key_digest"] = bytes(r.author_key_digest);
+  j["report_id"] = bytes(r.report_id);
+  j["report_id_ma"] = bytes(r.report_id_ma);
+  j["reported_tcb"] = tcb(r.reported_tcb);
+  j["chip_id"] = bytes(r.chip_id);
+  j["committed_tcb"] = tcb(r.committed_tcb);
+  j["current"] = fw(r.current);
+  j["committed"] = fw(r.committed);
+  j["launch_tcb"] = tcb(r.launch_tcb);
+  Json signature = Json::object();
+  signature["r"] = bytes(r.signature_r);
+  signature["s"] = bytes(r.signature_s);
+  j["signature"] = std::move(signature);
   if (r.version >= 3) {
     j["cpuid_fam_id"] = r.cpuid_family;
     j["cpuid_mod_id"] = r.cpuid_model;

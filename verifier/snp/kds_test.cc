@@ -102,7 +102,8 @@ TEST_F(KdsTest, RetriesThrottledRequestsWithBackoff) {
   options.base_url = kds.url();
   options.min_interval = absl::Milliseconds(20);
   KdsCollateral fetcher(options, nullptr);
-  VcekRequest request{Product::kMilan, std::string(reinterpret_cast<const char*>(parsed_.chip_id.data()), 64),
+  VcekRequest request{Product::kMilan,
+                      std::string(reinterpret_cast<const char*>(parsed_.chip_id.data()), 64),
                       TcbVersion::Decode(parsed_.reported_tcb, false)};
   auto der = fetcher.GetVcek(request, absl::Seconds(5));
   ASSERT_TRUE(der.ok()) << der.status();
@@ -117,7 +118,8 @@ TEST_F(KdsTest, RateLimitNeverExceedsTheDeadline) {
   options.base_url = kds.url();
   options.min_interval = absl::Seconds(10);  // KDS's real pace
   KdsCollateral fetcher(options, nullptr);
-  VcekRequest request{Product::kMilan, std::string(reinterpret_cast<const char*>(parsed_.chip_id.data()), 64),
+  VcekRequest request{Product::kMilan,
+                      std::string(reinterpret_cast<const char*>(parsed_.chip_id.data()), 64),
                       TcbVersion::Decode(parsed_.reported_tcb, false)};
   ASSERT_TRUE(fetcher.GetVcek(request, absl::Seconds(5)).ok());
   absl::Time start = absl::Now();

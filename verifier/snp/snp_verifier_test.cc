@@ -411,6 +411,25 @@ TEST_F(GeneratedSnpTest, EachFailureHasItsOwnError) {
   }
 }
 
+TEST_F(GeneratedSnpTest, ArkCrlRevokesVceks) {
+  std::string report = *chain_->SignReport(Fields());
+  // A CRL that revokes something else changes nothing.
+  ASSERT_TRUE(collateral_->StoreCrl(Product::kGenoa, *chain_->MakeCrl({77})).ok());
+  verifier_ = MakeVerifier(TrustAnchors());
+  ASSERT_TRUE(Verify(report, vcek_).ok());
+  // The ARK's CRL lists what the ARK issued: revoking the ASK (serial 2 in
+  // the generator) fails every VCEK under it; a CRL not signed by the ARK
+  // is ignored.
+  ASSERT_TRUE(collateral_->StoreCrl(Product::kGenoa, *chain_->MakeCrl({2})).ok());
+  verifier_ = MakeVerifier(TrustAnchors());
+  auto revoked = Verify(report, vcek_);
+  EXPECT_EQ(revoked.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(revoked.status().message(), HasSubstr("revoked by the ARK CRL"));
+  ASSERT_TRUE(collateral_->StoreCrl(Product::kGenoa, *other_chain_->MakeCrl({2})).ok());
+  verifier_ = MakeVerifier(TrustAnchors());
+  EXPECT_TRUE(Verify(report, vcek_).ok());
+}
+
 TEST_F(GeneratedSnpTest, VcekFromCollateralWhenNotInEvidence) {
   std::string report = *chain_->SignReport(Fields());
   auto json = testing::SnpTestChain::EvidenceJson(report, vcek_);
