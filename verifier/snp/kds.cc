@@ -16,7 +16,12 @@ namespace kbs::verifier::snp {
 // KDS pacing is about wall-clock time between requests to a remote service,
 // not a security decision, so it uses the real clock.
 absl::StatusOr<std::string> KdsCollateral::Fetch(const std::string& target, absl::Time deadline) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::timed_mutex> lock(mu_, std::defer_lock);
+  if (!lock.try_lock_for(
+          absl::ToChronoNanoseconds(std::max(deadline - absl::Now(), absl::ZeroDuration())))) {
+    return absl::UnavailableError(
+        "AMD KDS is busy with another request past this attestation's deadline");
+  }
   absl::Duration backoff = options_.min_interval;
   absl::Status last = absl::UnavailableError("AMD KDS did not answer");
   while (true) {
@@ -108,7 +113,7 @@ absl::StatusOr<ChainCollateral> KdsCollateral::GetChain(Product product, SignerT
 }
 
 int KdsCollateral::requests_sent() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<std::timed_mutex> lock(mu_);
   return requests_sent_;
 }
 

@@ -47,7 +47,8 @@ class KdsCollateral final : public CollateralSource {
 
   Options options_;
   DirectoryCollateral* cache_;
-  mutable std::mutex mu_;  // one request at a time
+  // One request at a time; waiters give up at their deadline.
+  mutable std::timed_mutex mu_;
   std::unique_ptr<common::HttpClient> http_;
   absl::Time next_request_ = absl::InfinitePast();
   int requests_sent_ = 0;
