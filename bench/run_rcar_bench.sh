@@ -14,45 +14,29 @@ build=${1:-build}
 duration=${2:-10}
 concurrency=${3:-64}
 p99_rate=${P99_RATE:-1000}
-kbs="$build/kbs/kbs"
-kbsctl="$build/kbs/kbsctl"
 bench="$build/bench/kbs-bench"
-for b in "$kbs" "$kbsctl" "$bench"; do
+for b in "$build/kbs/kbs" "$build/kbs/kbsctl" "$bench"; do
   [ -x "$b" ] || { echo "missing $b: build first" >&2; exit 1; }
 done
 work=$(mktemp -d)
 pid=
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; [ -n "$pid" ] && wait "$pid" 2>/dev/null; rm -rf "$work"' EXIT
-"$kbsctl" admin keygen --out-dir "$work/admin" >/dev/null
 # Every flow leaves a 5-minute session behind; at thousands of flows per
 # second the default cap (65,536) would fill, so the benchmark raises it.
-cat >"$work/kbs.toml" <<TOML
-[server]
+. "$(dirname "$0")/start_kbs.sh"
+start_kbs "$build" "$work" '[server]
 http = "127.0.0.1:0"
 grpc = "127.0.0.1:0"
 [attestation]
 allow_sample_tee = true
 max_sessions = 4000000
 [log]
-level = "warning"
-TOML
-"$kbs" --config "$work/kbs.toml" --data-dir "$work/data" \
-  --admin-public-key "$work/admin/admin.pub" --ready-file "$work/ready.json" >"$work/kbs.log" 2>&1 &
-pid=$!
-for _ in $(seq 100); do [ -s "$work/ready.json" ] && break; sleep 0.1; done
-[ -s "$work/ready.json" ] || { cat "$work/kbs.log" >&2; exit 1; }
-http_port=$(sed -E 's/.*"http":([0-9]+).*/\1/' "$work/ready.json")
-grpc_port=$(sed -E 's/.*"grpc":([0-9]+).*/\1/' "$work/ready.json")
-url="http://127.0.0.1:$http_port"
-head -c 32 /dev/urandom >"$work/key.bin"
-"$kbsctl" --url "$url" --admin-key "$work/admin/admin.key" resource put bench/key/model \
-  --file "$work/key.bin" >/dev/null
-"$kbsctl" --url "$url" --admin-key "$work/admin/admin.key" policy set --preset allow-all >/dev/null
+level = "warning"'
 
 status=0
 for proto in ${PROTOCOLS:-http grpc}; do
   target=$url
-  [ "$proto" = grpc ] && target="127.0.0.1:$grpc_port"
+  [ "$proto" = grpc ] && target=$grpc
   for rate in 0 "$p99_rate"; do
     "$bench" rcar --protocol "$proto" --url "$target" --resource bench/key/model \
       --duration "$duration" --concurrency "$concurrency" --rate "$rate" ${KBS_BENCH_ARGS:-} | tail -n 1 || status=1

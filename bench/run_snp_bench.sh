@@ -15,30 +15,18 @@ work=$(mktemp -d)
 pid=
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; [ -n "$pid" ] && wait "$pid" 2>/dev/null; rm -rf "$work"' EXIT
 "$build/bench/kbs-bench" snp-chain --out-dir "$work/snp" >/dev/null
-"$build/kbs/kbsctl" admin keygen --out-dir "$work/admin" >/dev/null
-cat >"$work/kbs.toml" <<TOML
-[server]
-http = "127.0.0.1:0"
-grpc = "127.0.0.1:0"
+. "$(dirname "$0")/start_kbs.sh"
+start_kbs "$build" "$work" "[server]
+http = \"127.0.0.1:0\"
+grpc = \"127.0.0.1:0\"
 [attestation]
 max_sessions = 4000000
 [snp]
-collateral_dir = "$work/snp"
-kds_url = ""
-trusted_arks = ["$(cat "$work/snp/trusted_ark")"]
+collateral_dir = \"$work/snp\"
+kds_url = \"\"
+trusted_arks = [\"$(cat "$work/snp/trusted_ark")\"]
 [log]
-level = "warning"
-TOML
-"$build/kbs/kbs" --config "$work/kbs.toml" --data-dir "$work/data" \
-  --admin-public-key "$work/admin/admin.pub" --ready-file "$work/ready.json" >"$work/kbs.log" 2>&1 &
-pid=$!
-for _ in $(seq 100); do [ -s "$work/ready.json" ] && break; sleep 0.1; done
-[ -s "$work/ready.json" ] || { cat "$work/kbs.log" >&2; exit 1; }
-url="http://127.0.0.1:$(sed -E 's/.*"http":([0-9]+).*/\1/' "$work/ready.json")"
-head -c 32 /dev/urandom >"$work/key.bin"
-kbsctl=("$build/kbs/kbsctl" --url "$url" --admin-key "$work/admin/admin.key")
-"${kbsctl[@]}" resource put bench/key/model --file "$work/key.bin" >/dev/null
-"${kbsctl[@]}" policy set --preset allow-all >/dev/null
+level = \"warning\""
 status=0
 for rate in 0 "$p99_rate"; do
   "$build/bench/kbs-bench" rcar --tee snp --snp-signer "$work/snp" --url "$url" \

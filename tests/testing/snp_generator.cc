@@ -145,46 +145,46 @@ std::string SnpTestChain::ChainPem() const {
 std::string SnpTestChain::AskDer() const { return Der(ask_.get()); }
 std::string SnpTestChain::ArkDer() const { return Der(ark_.get()); }
 
-absl::StatusOr<std::string> SnpTestChain::IssueVcek(const SnpCertOptions& o) {
+// A VCEK (hwID = chip id) or VLEK (cspID) with AMD's extensions, signed by
+// the ASK or ASVK.
+absl::StatusOr<std::string> SnpTestChain::IssueVek(const SnpCertOptions& o, bool vlek,
+                                                   absl::string_view csp_id) {
   KBS_ASSIGN_OR_RETURN(vek_key_, common::GenerateEcKey(common::EcCurve::kP384));
+  const X509* issuer = vlek ? asvk_.get() : ask_.get();
+  EVP_PKEY* issuer_key = vlek ? asvk_key_.get() : ask_key_.get();
   KBS_ASSIGN_OR_RETURN(common::X509Ptr cert,
-                       MakeCert("SEV-VCEK", vek_key_.get(), ask_.get(), ask_key_.get(), 0,
-                                o.not_before, o.not_after));
-  // Extensions go in before signing: re-sign after adding them.
-  KBS_RETURN_IF_ERROR(AddRawExtension(cert.get(), "1.3.6.1.4.1.3704.1.1", DerInteger(0)));
-  KBS_RETURN_IF_ERROR(AddRawExtension(cert.get(), "1.3.6.1.4.1.3704.1.2", DerIa5(o.product_name)));
-  KBS_RETURN_IF_ERROR(
-      AddRawExtension(cert.get(), "1.3.6.1.4.1.3704.1.3.1", DerInteger(o.tcb.bootloader)));
-  KBS_RETURN_IF_ERROR(AddRawExtension(cert.get(), "1.3.6.1.4.1.3704.1.3.2", DerInteger(o.tcb.tee)));
-  KBS_RETURN_IF_ERROR(AddRawExtension(cert.get(), "1.3.6.1.4.1.3704.1.3.3", DerInteger(o.tcb.snp)));
-  KBS_RETURN_IF_ERROR(
-      AddRawExtension(cert.get(), "1.3.6.1.4.1.3704.1.3.8", DerInteger(o.tcb.microcode)));
-  if (o.tcb.fmc.has_value()) {
-    KBS_RETURN_IF_ERROR(
-        AddRawExtension(cert.get(), "1.3.6.1.4.1.3704.1.3.9", DerInteger(*o.tcb.fmc)));
+                       MakeCert(vlek ? "SEV-VLEK" : "SEV-VCEK", vek_key_.get(), issuer, issuer_key,
+                                0, o.not_before, o.not_after));
+  // Extensions go in after the first signature: the certificate is re-signed.
+  std::vector<std::pair<const char*, std::string>> extensions = {
+      {"1.3.6.1.4.1.3704.1.1", DerInteger(0)},
+      {"1.3.6.1.4.1.3704.1.2", DerIa5(o.product_name)},
+      {"1.3.6.1.4.1.3704.1.3.1", DerInteger(o.tcb.bootloader)},
+      {"1.3.6.1.4.1.3704.1.3.2", DerInteger(o.tcb.tee)},
+      {"1.3.6.1.4.1.3704.1.3.3", DerInteger(o.tcb.snp)},
+      {"1.3.6.1.4.1.3704.1.3.8", DerInteger(o.tcb.microcode)}};
+  if (o.tcb.fmc.has_value())
+    extensions.emplace_back("1.3.6.1.4.1.3704.1.3.9", DerInteger(*o.tcb.fmc));
+  if (vlek) {
+    extensions.emplace_back("1.3.6.1.4.1.3704.1.5", DerIa5(csp_id));
+  } else {
+    // KDS stores the hwID raw, without a DER tag.
+    extensions.emplace_back("1.3.6.1.4.1.3704.1.4", o.chip_id);
   }
-  // KDS stores the hwID raw, without a DER tag.
-  KBS_RETURN_IF_ERROR(AddRawExtension(cert.get(), "1.3.6.1.4.1.3704.1.4", o.chip_id));
-  KBS_RETURN_IF_ERROR(SignPss(cert.get(), ask_key_.get()));
+  for (const auto& [oid, value] : extensions) {
+    KBS_RETURN_IF_ERROR(AddRawExtension(cert.get(), oid, value));
+  }
+  KBS_RETURN_IF_ERROR(SignPss(cert.get(), issuer_key));
   return Der(cert.get());
 }
 
-absl::StatusOr<std::string> SnpTestChain::IssueVlek(const SnpCertOptions& o,
+absl::StatusOr<std::string> SnpTestChain::IssueVcek(const SnpCertOptions& options) {
+  return IssueVek(options, /*vlek=*/false, "");
+}
+
+absl::StatusOr<std::string> SnpTestChain::IssueVlek(const SnpCertOptions& options,
                                                     absl::string_view csp_id) {
-  KBS_ASSIGN_OR_RETURN(vek_key_, common::GenerateEcKey(common::EcCurve::kP384));
-  KBS_ASSIGN_OR_RETURN(common::X509Ptr cert,
-                       MakeCert("SEV-VLEK", vek_key_.get(), asvk_.get(), asvk_key_.get(), 0,
-                                o.not_before, o.not_after));
-  KBS_RETURN_IF_ERROR(AddRawExtension(cert.get(), "1.3.6.1.4.1.3704.1.2", DerIa5(o.product_name)));
-  KBS_RETURN_IF_ERROR(
-      AddRawExtension(cert.get(), "1.3.6.1.4.1.3704.1.3.1", DerInteger(o.tcb.bootloader)));
-  KBS_RETURN_IF_ERROR(AddRawExtension(cert.get(), "1.3.6.1.4.1.3704.1.3.2", DerInteger(o.tcb.tee)));
-  KBS_RETURN_IF_ERROR(AddRawExtension(cert.get(), "1.3.6.1.4.1.3704.1.3.3", DerInteger(o.tcb.snp)));
-  KBS_RETURN_IF_ERROR(
-      AddRawExtension(cert.get(), "1.3.6.1.4.1.3704.1.3.8", DerInteger(o.tcb.microcode)));
-  KBS_RETURN_IF_ERROR(AddRawExtension(cert.get(), "1.3.6.1.4.1.3704.1.5", DerIa5(csp_id)));
-  KBS_RETURN_IF_ERROR(SignPss(cert.get(), asvk_key_.get()));
-  return Der(cert.get());
+  return IssueVek(options, /*vlek=*/true, csp_id);
 }
 
 absl::StatusOr<std::string> SnpTestChain::SignReport(const SnpReportFields& f) const {

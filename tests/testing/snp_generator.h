@@ -77,6 +77,8 @@ class SnpTestChain {
 
  private:
   SnpTestChain() = default;
+  absl::StatusOr<std::string> IssueVek(const SnpCertOptions& options, bool vlek,
+                                       absl::string_view csp_id);
   common::EvpPkeyPtr ark_key_, ask_key_, asvk_key_, vek_key_;
   common::X509Ptr ark_, ask_, asvk_;
   verifier::snp::Product product_ = verifier::snp::Product::kGenoa;
