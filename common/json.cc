@@ -71,6 +71,38 @@ absl::StatusOr<Json> ParseJson(absl::string_view text, const JsonLimits& limits)
   }
 }
 
+absl::StatusOr<JsonPrefix> ParseJsonPrefix(absl::string_view text, const JsonLimits& limits) {
+  if (text.empty() || (text.front() != '{' && text.front() != '[')) {
+    return absl::InvalidArgumentError("invalid JSON: expected an object or an array");
+  }
+  // Find the bracket that closes text[0], skipping over string contents.
+  // Where that span is valid JSON it is exactly the value a JSON parser reads
+  // from text[0]; where it is not (brackets that close early or never),
+  // ParseJson rejects it. So this scan never decides what is accepted.
+  size_t end = text.size();
+  size_t depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // the escaped character cannot end the string
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if ((c == '}' || c == ']') && --depth == 0) {
+      end = i + 1;
+      break;
+    }
+  }
+  KBS_ASSIGN_OR_RETURN(Json value, ParseJson(text.substr(0, end), limits));
+  return JsonPrefix{std::move(value), end};
+}
+
 absl::StatusOr<Json> ParseTrustedJson(absl::string_view text) {
   Json out = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (out.is_discarded()) return absl::InternalError("stored JSON does not parse");

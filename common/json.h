@@ -26,6 +26,19 @@ struct JsonLimits {
 // for syntax errors, the member for duplicates, and the depth for nesting.
 absl::StatusOr<Json> ParseJson(absl::string_view text, const JsonLimits& limits = {});
 
+// The first JSON value of a text that goes on after it, e.g. the object in a
+// Rego line `policy_data := {...}`.
+struct JsonPrefix {
+  Json value;
+  size_t size = 0;  // bytes of the text it spans, up to its closing bracket
+};
+
+// Parses the object or array that starts at text[0] (leading whitespace is
+// not skipped) and ignores whatever follows its closing bracket. Only objects
+// and arrays: a scalar such as `12` has no end of its own. Limits and errors
+// as for ParseJson (line and column count from text[0]).
+absl::StatusOr<JsonPrefix> ParseJsonPrefix(absl::string_view text, const JsonLimits& limits = {});
+
 // Parses JSON that this process produced itself (e.g. claims kept in a
 // session): no duplicate or depth bookkeeping. Never use for client input.
 absl::StatusOr<Json> ParseTrustedJson(absl::string_view text);

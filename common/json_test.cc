@@ -54,6 +54,39 @@ TEST(JsonTest, RejectsInvalidUtf8AndLoneSurrogates) {
   EXPECT_FALSE(ParseJson(R"("\ud800")").ok());
 }
 
+TEST(JsonTest, PrefixStopsAtTheEndOfTheFirstValue) {
+  // Brackets and quotes inside strings do not end the value.
+  constexpr char kText[] = R"({"a":"}]\"{","b":[1,{"c":[]}]}
+default allow := false
+x := {"not": "json"})";
+  auto prefix = ParseJsonPrefix(kText);
+  ASSERT_TRUE(prefix.ok()) << prefix.status();
+  EXPECT_EQ(prefix->size, std::string_view(kText).find('\n'));
+  EXPECT_EQ(prefix->value["a"], "}]\"{");
+  EXPECT_EQ(prefix->value["b"][1]["c"], Json::array());
+
+  auto array = ParseJsonPrefix("[1,[2]]]]");
+  ASSERT_TRUE(array.ok()) << array.status();
+  EXPECT_EQ(array->size, 7u);
+  EXPECT_EQ(array->value, Json::parse("[1,[2]]"));
+}
+
+TEST(JsonTest, PrefixKeepsTheLimitsOfParseJson) {
+  EXPECT_THAT(ParseJsonPrefix(R"({"a":1,"a":2} tail)").status().message(),
+              HasSubstr("duplicate member \"a\""));
+  std::string too_deep = std::string(70, '[') + std::string(70, ']') + " tail";
+  EXPECT_THAT(ParseJsonPrefix(too_deep).status().message(), HasSubstr("nesting"));
+  // Unterminated, mismatched, or not JSON inside the brackets.
+  EXPECT_THAT(ParseJsonPrefix(R"({"a": [1, 2)").status().message(), HasSubstr("invalid JSON"));
+  EXPECT_FALSE(ParseJsonPrefix(R"({"a": [1, 2} ])").ok());
+  EXPECT_FALSE(ParseJsonPrefix(R"({"a": 1,} tail)").ok());
+  EXPECT_FALSE(ParseJsonPrefix("{'a': 1}").ok());
+  // Only an object or an array, starting at the first byte.
+  EXPECT_FALSE(ParseJsonPrefix("12 tail").ok());
+  EXPECT_FALSE(ParseJsonPrefix(" {}").ok());
+  EXPECT_FALSE(ParseJsonPrefix("").ok());
+}
+
 TEST(JsonTest, TypedAccessors) {
   auto j = ParseJson(R"({"s":"x","n":1,"o":{}})");
   ASSERT_TRUE(j.ok());

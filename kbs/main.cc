@@ -135,6 +135,11 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
                                  keys->get(), policies->get(), admin->get()};
   kbs::Broker::Options broker_options;
   broker_options.policy.sample_tee_enabled = config.allow_sample_tee;
+  broker_options.policy.expression_limits.max_expression_bytes =
+      static_cast<size_t>(config.policy_max_expression_bytes);
+  broker_options.policy.expression_limits.max_depth =
+      static_cast<int>(config.policy_max_expression_depth);
+  broker_options.policy.expression_limits.max_steps = config.policy_max_evaluation_steps;
   auto broker = kbs::Broker::Create(deps, broker_options);
   if (!broker.ok()) return Fail("broker", broker.status());
 

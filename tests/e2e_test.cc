@@ -325,7 +325,7 @@ TEST_F(E2eTest, GrpcErrorsHealthAndAdmin) {
   EXPECT_TRUE(grpc->DeleteResource(kbs_->AdminToken(), "a/b/c").ok());
   auto policy = grpc->GetPolicy(kbs_->AdminToken());
   ASSERT_TRUE(policy.ok());
-  EXPECT_EQ((*policy)["id"], "preset:allow-all");
+  EXPECT_EQ((*policy)["policy"]["preset"], "allow-all");
 
   auto channel = ::grpc::CreateChannel(kbs_->grpc_address(), ::grpc::InsecureChannelCredentials());
   auto health = ::grpc::health::v1::Health::NewStub(channel);

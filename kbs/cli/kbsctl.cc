@@ -18,6 +18,7 @@
 #include "common/status_macros.h"
 #include "common/x509.h"
 #include "kbs/client/kbs_client.h"
+#include "policy/policy_engine.h"
 #include "verifier/snp/snp_verifier.h"
 
 namespace {
@@ -176,9 +177,68 @@ int VerifyEvidence(const EvidenceArgs& a) {
   std::cout << Json{{"tee", claims->tee()},
                     {"ear.status", std::string(claims->trust_vector().Status())},
                     {"claims", claims->claims()}}
-                   .dump(2)
+                   .dump(2, ' ', false, Json::error_handler_t::replace)
             << "\n";
   return 0;
+}
+
+struct PolicyTestArgs {
+  std::string file, claims, resource, at;
+  std::vector<std::string> refvalues;  // NAME=FILE
+  bool allow_sample = false;
+};
+
+// `kbsctl policy test`: compiles and evaluates a policy offline. Prints the
+// decision as JSON; exit 0 on allow, 3 on deny, 2 on invalid input.
+int PolicyTest(const PolicyTestArgs& a) {
+  namespace policy = kbs::policy;
+  auto invalid = [](const absl::Status& s) {
+    std::cerr << "kbsctl: " << s.message() << "\n";
+    return 2;
+  };
+  auto text = kbs::common::ReadFile(a.file, 16 << 20);
+  if (!text.ok()) return invalid(text.status());
+  policy::PolicyOptions options;
+  options.sample_tee_enabled = a.allow_sample;
+  auto engine = policy::CompilePolicy(*text, options);
+  if (!engine.ok()) return invalid(engine.status());
+  auto claims_text = kbs::common::ReadFile(a.claims, 4 << 20);
+  if (!claims_text.ok()) return invalid(claims_text.status());
+  auto claims_json = kbs::common::ParseJson(*claims_text);
+  if (!claims_json.ok()) return invalid(claims_json.status());
+  auto claims = policy::ClaimsFromJson(*claims_json);
+  if (!claims.ok()) return invalid(claims.status());
+  std::vector<policy::RefValueSet> sets;
+  for (const std::string& spec : a.refvalues) {
+    size_t eq = spec.find('=');
+    if (eq == std::string::npos) {
+      return invalid(absl::InvalidArgumentError("--refvalues takes NAME=FILE"));
+    }
+    auto body = kbs::common::ReadFile(spec.substr(eq + 1), 16 << 20);
+    if (!body.ok()) return invalid(body.status());
+    auto set = policy::ParseRefValueSet(spec.substr(0, eq), *body);
+    if (!set.ok()) return invalid(set.status());
+    sets.push_back(*std::move(set));
+  }
+  auto refs = policy::RefValues::Create(sets);
+  policy::PolicyInput input;
+  input.resource_path = a.resource;
+  input.claims = &*claims;
+  input.refvalues = refs.get();
+  input.now = absl::Now();
+  if (!a.at.empty()) {
+    std::string err;
+    if (!absl::ParseTime(absl::RFC3339_full, a.at, &input.now, &err)) {
+      return invalid(absl::InvalidArgumentError("--at must be RFC 3339"));
+    }
+  }
+  auto decision = (*engine)->Evaluate(input);
+  if (!decision.ok()) {
+    std::cerr << "kbsctl: policy evaluation failed: " << decision.status().message() << "\n";
+    return 1;
+  }
+  std::cout << decision->ToJson().dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
+  return decision->allow ? 0 : 3;
 }
 
 }  // namespace
@@ -224,7 +284,41 @@ int main(int argc, char** argv) {
   auto* preset_opt = set->add_option("--preset", preset, "allow-all or deny-all")
                          ->check(CLI::IsMember({"allow-all", "deny-all"}));
   set->add_option("--file", policy_file, "Policy document file")->excludes(preset_opt);
+  bool shadow = false;
+  set->add_flag("--shadow", shadow, "Load beside the active policy in shadow (never grants)");
   CLI::App* get = policy->add_subcommand("get", "Print the active release policy");
+  CLI::App* history = policy->add_subcommand("history", "List stored versions and activations");
+  std::string version;
+  CLI::App* activate = policy->add_subcommand("activate", "Re-activate a stored version");
+  activate->add_option("version", version, "Version id (or a unique prefix, 12+ chars)")
+      ->required();
+  activate->add_flag("--shadow", shadow, "Activate in the shadow slot");
+  CLI::App* clear_shadow = policy->add_subcommand("clear-shadow", "Unload the shadow policy");
+  PolicyTestArgs pt;
+  CLI::App* ptest = policy->add_subcommand(
+      "test", "Evaluate a policy offline: prints the decision; exit 0 allow, 3 deny");
+  ptest->add_option("--file", pt.file, "Policy document (YAML or JSON)")->required();
+  ptest->add_option("--claims", pt.claims, "Claims JSON (the policy's view or EAR claims)")
+      ->required();
+  ptest->add_option("--resource", pt.resource, "REPO/TYPE/TAG")->required();
+  ptest->add_option("--refvalues", pt.refvalues, "Reference-value set NAME=FILE; repeatable");
+  ptest->add_option("--at", pt.at, "Evaluation time, RFC 3339 (default: now)");
+  ptest->add_flag("--allow-sample-tee", pt.allow_sample, "Evaluate as a KBS with sample enabled");
+  CLI::App* peval = policy->add_subcommand(
+      "evaluate", "Dry-run the server's active policy (or --file) against claims");
+  peval->add_option("--file", pt.file, "Policy document to try instead of the active one");
+  peval->add_option("--claims", pt.claims, "Claims JSON")->required();
+  peval->add_option("--resource", pt.resource, "REPO/TYPE/TAG")->required();
+
+  // refvalues set|get
+  CLI::App* refvalues = app.add_subcommand("refvalues", "Manage reference-value sets (admin)");
+  refvalues->require_subcommand(1);
+  std::string set_name, set_file;
+  CLI::App* rv_set = refvalues->add_subcommand("set", "Create or replace a set");
+  rv_set->add_option("name", set_name, "Set name")->required();
+  rv_set->add_option("--file", set_file, "Set document (YAML or JSON)")->required();
+  CLI::App* rv_get = refvalues->add_subcommand("get", "Print a set");
+  rv_get->add_option("name", set_name, "Set name")->required();
 
   // attest
   CLI::App* attest = app.add_subcommand("attest", "Run RCAR as a guest and fetch a resource");
@@ -266,8 +360,9 @@ int main(int argc, char** argv) {
   verify->add_option("--trusted-ark", ev.trusted_arks,
                      "Extra pinned ARK, <Milan|Genoa|Turin>:<sha256 hex>; repeatable");
 
-  for (CLI::App* cmd :
-       {admin, keygen, resource, put, del, list, policy, set, get, attest, evidence, verify}) {
+  for (CLI::App* cmd : {admin,     keygen, resource, put,      del,          list,  policy,
+                        set,       get,    history,  activate, clear_shadow, ptest, peval,
+                        refvalues, rv_set, rv_get,   attest,   evidence,     verify}) {
     // Global options are accepted before or after the subcommand.
     cmd->fallthrough();
   }
@@ -275,6 +370,7 @@ int main(int argc, char** argv) {
 
   if (keygen->parsed()) return Keygen(out_dir, key_type);
   if (verify->parsed()) return VerifyEvidence(ev);
+  if (ptest->parsed()) return PolicyTest(pt);
 
   auto client = Connect(g);
   if (!client.ok()) return Fail(client.status());
@@ -327,7 +423,7 @@ int main(int argc, char** argv) {
   if (list->parsed()) {
     auto resources = (*client)->ListResources(*token);
     if (!resources.ok()) return Fail(resources.status());
-    std::cout << resources->dump(2) << "\n";
+    std::cout << resources->dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
     return 0;
   }
   if (set->parsed()) {
@@ -341,15 +437,72 @@ int main(int argc, char** argv) {
     } else {
       return Fail(absl::InvalidArgumentError("policy set needs --preset or --file"));
     }
-    auto id = (*client)->SetPolicy(*token, document);
-    if (!id.ok()) return Fail(id.status());
-    std::cout << "active policy: " << *id << "\n";
+    auto result = (*client)->SetPolicyVersion(*token, document, shadow);
+    if (!result.ok()) return Fail(result.status());
+    std::cout << (shadow ? "shadow policy: " : "active policy: ") << result->value("id", "")
+              << "\n";
+    if (const Json* missing = kbs::common::FindMember(*result, "missing_refvalues");
+        missing != nullptr && missing->is_array()) {
+      for (const auto& name : *missing) {
+        if (!name.is_string()) continue;
+        std::cerr << "kbsctl: warning: reference-value set " << name.get<std::string>()
+                  << " does not exist yet; its registers match nothing until it is set\n";
+      }
+    }
     return 0;
   }
   if (get->parsed()) {
     auto current = (*client)->GetPolicy(*token);
     if (!current.ok()) return Fail(current.status());
-    std::cout << current->dump(2) << "\n";
+    std::cout << current->dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
+    return 0;
+  }
+  if (history->parsed()) {
+    auto h = (*client)->PolicyHistory(*token);
+    if (!h.ok()) return Fail(h.status());
+    std::cout << h->dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
+    return 0;
+  }
+  if (activate->parsed()) {
+    auto id = (*client)->ActivatePolicy(*token, version, shadow);
+    if (!id.ok()) return Fail(id.status());
+    std::cout << (shadow ? "shadow policy: " : "active policy: ") << *id << "\n";
+    return 0;
+  }
+  if (clear_shadow->parsed()) {
+    if (auto s = (*client)->ClearShadowPolicy(*token); !s.ok()) return Fail(s);
+    std::cout << "shadow policy cleared\n";
+    return 0;
+  }
+  if (peval->parsed()) {
+    std::string document;
+    if (!pt.file.empty()) {
+      auto text = kbs::common::ReadFile(pt.file, 16 << 20);
+      if (!text.ok()) return Fail(text.status());
+      document = *std::move(text);
+    }
+    auto claims_text = kbs::common::ReadFile(pt.claims, 4 << 20);
+    if (!claims_text.ok()) return Fail(claims_text.status());
+    auto claims = kbs::common::ParseJson(*claims_text);
+    if (!claims.ok()) return Fail(claims.status());
+    auto decision = (*client)->EvaluatePolicy(*token, *claims, pt.resource, document);
+    if (!decision.ok()) return Fail(decision.status());
+    std::cout << decision->dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
+    const Json* allow = kbs::common::FindMember(*decision, "allow");
+    return allow != nullptr && allow->is_boolean() && allow->get<bool>() ? 0 : 3;
+  }
+  if (rv_set->parsed()) {
+    auto text = kbs::common::ReadFile(set_file, 16 << 20);
+    if (!text.ok()) return Fail(text.status());
+    auto set = (*client)->SetRefValues(*token, set_name, *text);
+    if (!set.ok()) return Fail(set.status());
+    std::cout << set->dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
+    return 0;
+  }
+  if (rv_get->parsed()) {
+    auto set = (*client)->GetRefValues(*token, set_name);
+    if (!set.ok()) return Fail(set.status());
+    std::cout << set->dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
     return 0;
   }
   return 0;

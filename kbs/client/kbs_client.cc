@@ -98,6 +98,54 @@ class HttpKbsClient final : public KbsClient {
                          Call("GET", "/kbs/v0/resource-policy", "", Admin(admin_token, "")));
     return common::ParseJson(r.body);
   }
+  absl::StatusOr<Json> SetPolicyVersion(absl::string_view admin_token, absl::string_view document,
+                                        bool shadow) override {
+    std::string body =
+        common::DumpJson(Json{{"policy", common::Base64UrlEncode(document)}, {"shadow", shadow}});
+    KBS_ASSIGN_OR_RETURN(common::HttpResult r, Call("POST", "/kbs/v0/resource-policy", body,
+                                                    Admin(admin_token, "application/json")));
+    return common::ParseJson(r.body);
+  }
+  absl::StatusOr<Json> PolicyHistory(absl::string_view admin_token) override {
+    KBS_ASSIGN_OR_RETURN(common::HttpResult r, Call("GET", "/kbs/v0/resource-policy/history", "",
+                                                    Admin(admin_token, "")));
+    return common::ParseJson(r.body);
+  }
+  absl::StatusOr<std::string> ActivatePolicy(absl::string_view admin_token,
+                                             absl::string_view version, bool shadow) override {
+    std::string body = common::DumpJson(Json{{"version", version}, {"shadow", shadow}});
+    KBS_ASSIGN_OR_RETURN(common::HttpResult r, Call("POST", "/kbs/v0/resource-policy/activate",
+                                                    body, Admin(admin_token, "application/json")));
+    KBS_ASSIGN_OR_RETURN(Json parsed, common::ParseJson(r.body));
+    return common::GetStringMember(parsed, "id", "activate response");
+  }
+  absl::Status ClearShadowPolicy(absl::string_view admin_token) override {
+    return Call("DELETE", "/kbs/v0/resource-policy/shadow", "", Admin(admin_token, "")).status();
+  }
+  absl::StatusOr<Json> EvaluatePolicy(absl::string_view admin_token, const Json& claims,
+                                      absl::string_view resource,
+                                      absl::string_view document) override {
+    Json request = {{"claims", claims}, {"resource", resource}};
+    if (!document.empty()) request["policy"] = common::Base64UrlEncode(document);
+    KBS_ASSIGN_OR_RETURN(common::HttpResult r,
+                         Call("POST", "/kbs/v0/resource-policy/evaluate", common::DumpJson(request),
+                              Admin(admin_token, "application/json")));
+    return common::ParseJson(r.body);
+  }
+  absl::StatusOr<Json> SetRefValues(absl::string_view admin_token, absl::string_view name,
+                                    absl::string_view document) override {
+    KBS_ASSIGN_OR_RETURN(common::HttpResult r,
+                         Call("PUT", absl::StrCat("/kbs/v0/reference-values/", name), document,
+                              Admin(admin_token, "application/yaml")));
+    return common::ParseJson(r.body);
+  }
+  absl::StatusOr<Json> GetRefValues(absl::string_view admin_token,
+                                    absl::string_view name) override {
+    KBS_ASSIGN_OR_RETURN(
+        common::HttpResult r,
+        Call("GET", absl::StrCat("/kbs/v0/reference-values/", name), "", Admin(admin_token, "")));
+    return common::ParseJson(r.body);
+  }
 
  private:
   static std::vector<std::pair<std::string, std::string>> Admin(absl::string_view token,
@@ -249,7 +297,82 @@ class GrpcKbsClient final : public KbsClient {
     Authorize(ctx, admin_token);
     KBS_RETURN_IF_ERROR(FromGrpc(admin_->GetPolicy(&ctx, req, &resp), ctx));
     KBS_ASSIGN_OR_RETURN(Json doc, common::ParseJson(resp.document_json()));
-    return Json{{"id", resp.id()}, {"policy", doc}};
+    Json out = {{"id", resp.id()}, {"policy", doc}, {"source", resp.source()}, {"shadow", nullptr}};
+    if (!resp.shadow_id().empty()) out["shadow"] = {{"id", resp.shadow_id()}};
+    return out;
+  }
+  absl::StatusOr<Json> SetPolicyVersion(absl::string_view admin_token, absl::string_view document,
+                                        bool shadow) override {
+    v1::SetPolicyRequest req;
+    req.set_document(std::string(document));
+    req.set_shadow(shadow);
+    v1::SetPolicyResponse resp;
+    ::grpc::ClientContext ctx;
+    Authorize(ctx, admin_token);
+    KBS_RETURN_IF_ERROR(FromGrpc(admin_->SetPolicy(&ctx, req, &resp), ctx));
+    Json missing = Json::array();
+    for (const std::string& name : resp.missing_refvalues()) missing.push_back(name);
+    return Json{{"id", resp.id()}, {"missing_refvalues", missing}};
+  }
+  absl::StatusOr<Json> PolicyHistory(absl::string_view admin_token) override {
+    v1::PolicyHistoryRequest req;
+    v1::PolicyHistoryResponse resp;
+    ::grpc::ClientContext ctx;
+    Authorize(ctx, admin_token);
+    KBS_RETURN_IF_ERROR(FromGrpc(admin_->PolicyHistory(&ctx, req, &resp), ctx));
+    return common::ParseJson(resp.history_json());
+  }
+  absl::StatusOr<std::string> ActivatePolicy(absl::string_view admin_token,
+                                             absl::string_view version, bool shadow) override {
+    v1::ActivatePolicyRequest req;
+    req.set_version(std::string(version));
+    req.set_shadow(shadow);
+    v1::ActivatePolicyResponse resp;
+    ::grpc::ClientContext ctx;
+    Authorize(ctx, admin_token);
+    KBS_RETURN_IF_ERROR(FromGrpc(admin_->ActivatePolicy(&ctx, req, &resp), ctx));
+    return resp.id();
+  }
+  absl::Status ClearShadowPolicy(absl::string_view admin_token) override {
+    v1::ClearShadowPolicyRequest req;
+    v1::ClearShadowPolicyResponse resp;
+    ::grpc::ClientContext ctx;
+    Authorize(ctx, admin_token);
+    return FromGrpc(admin_->ClearShadowPolicy(&ctx, req, &resp), ctx);
+  }
+  absl::StatusOr<Json> EvaluatePolicy(absl::string_view admin_token, const Json& claims,
+                                      absl::string_view resource,
+                                      absl::string_view document) override {
+    v1::EvaluatePolicyRequest req;
+    req.set_claims_json(common::DumpJson(claims));
+    req.set_resource_path(std::string(resource));
+    req.set_document(std::string(document));
+    v1::EvaluatePolicyResponse resp;
+    ::grpc::ClientContext ctx;
+    Authorize(ctx, admin_token);
+    KBS_RETURN_IF_ERROR(FromGrpc(admin_->EvaluatePolicy(&ctx, req, &resp), ctx));
+    return common::ParseJson(resp.decision_json());
+  }
+  absl::StatusOr<Json> SetRefValues(absl::string_view admin_token, absl::string_view name,
+                                    absl::string_view document) override {
+    v1::SetReferenceValuesRequest req;
+    req.set_name(std::string(name));
+    req.set_document(std::string(document));
+    v1::ReferenceValuesResponse resp;
+    ::grpc::ClientContext ctx;
+    Authorize(ctx, admin_token);
+    KBS_RETURN_IF_ERROR(FromGrpc(admin_->SetReferenceValues(&ctx, req, &resp), ctx));
+    return common::ParseJson(resp.set_json());
+  }
+  absl::StatusOr<Json> GetRefValues(absl::string_view admin_token,
+                                    absl::string_view name) override {
+    v1::GetReferenceValuesRequest req;
+    req.set_name(std::string(name));
+    v1::ReferenceValuesResponse resp;
+    ::grpc::ClientContext ctx;
+    Authorize(ctx, admin_token);
+    KBS_RETURN_IF_ERROR(FromGrpc(admin_->GetReferenceValues(&ctx, req, &resp), ctx));
+    return common::ParseJson(resp.set_json());
   }
 
  private:

@@ -41,6 +41,24 @@ class KbsClient {
   virtual absl::StatusOr<std::string> SetPolicy(absl::string_view admin_token,
                                                 absl::string_view document) = 0;
   virtual absl::StatusOr<common::Json> GetPolicy(absl::string_view admin_token) = 0;
+  // {"id", "missing_refvalues": [...]}; `shadow` loads it beside the active one.
+  virtual absl::StatusOr<common::Json> SetPolicyVersion(absl::string_view admin_token,
+                                                        absl::string_view document,
+                                                        bool shadow) = 0;
+  virtual absl::StatusOr<common::Json> PolicyHistory(absl::string_view admin_token) = 0;
+  virtual absl::StatusOr<std::string> ActivatePolicy(absl::string_view admin_token,
+                                                     absl::string_view version, bool shadow) = 0;
+  virtual absl::Status ClearShadowPolicy(absl::string_view admin_token) = 0;
+  // The decision JSON (policy/policy_engine.h Decision::ToJson).
+  virtual absl::StatusOr<common::Json> EvaluatePolicy(absl::string_view admin_token,
+                                                      const common::Json& claims,
+                                                      absl::string_view resource,
+                                                      absl::string_view document) = 0;
+  virtual absl::StatusOr<common::Json> SetRefValues(absl::string_view admin_token,
+                                                    absl::string_view name,
+                                                    absl::string_view document) = 0;
+  virtual absl::StatusOr<common::Json> GetRefValues(absl::string_view admin_token,
+                                                    absl::string_view name) = 0;
 };
 
 // `url`: http(s)://HOST:PORT.

@@ -148,6 +148,12 @@ absl::StatusOr<KbsConfig> ParseConfig(absl::string_view toml_text) {
   KBS_RETURN_IF_ERROR(
       r.Integer("snp", "collateral_timeout", c.snp_collateral_timeout_secs, 1, 600));
   KBS_RETURN_IF_ERROR(r.StringList("snp", "trusted_arks", c.snp_trusted_arks));
+  KBS_RETURN_IF_ERROR(
+      r.Integer("policy", "max_expression_bytes", c.policy_max_expression_bytes, 16, 65536));
+  KBS_RETURN_IF_ERROR(
+      r.Integer("policy", "max_expression_depth", c.policy_max_expression_depth, 4, 256));
+  KBS_RETURN_IF_ERROR(
+      r.Integer("policy", "max_evaluation_steps", c.policy_max_evaluation_steps, 10, 1000000));
   KBS_RETURN_IF_ERROR(r.Integer("token", "lifetime", c.token_lifetime_secs, 1, 86400));
   KBS_RETURN_IF_ERROR(r.String("token", "issuer", c.token_issuer));
   KBS_RETURN_IF_ERROR(r.StringList("admin", "public_keys", c.admin_public_keys));

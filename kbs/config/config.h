@@ -40,6 +40,11 @@ struct KbsConfig {
   int64_t snp_collateral_timeout_secs = 10;
   std::vector<std::string> snp_trusted_arks;  // "<Product>:<sha256 hex>"
   // [token]
+  // Release-policy condition limits (docs/policy.md "Conditions").
+  int64_t policy_max_expression_bytes = 1024;
+  int64_t policy_max_expression_depth = 32;
+  int64_t policy_max_evaluation_steps = 1000;
+
   int64_t token_lifetime_secs = 300;
   std::string token_issuer = "kbs";
   // [admin]

@@ -37,6 +37,10 @@ data_dir = "/var/lib/kbs"
 allow_sample_tee = true
 session_timeout = 60
 max_sessions = 10
+[policy]
+max_expression_bytes = 2048
+max_expression_depth = 16
+max_evaluation_steps = 500
 [token]
 lifetime = 120
 issuer = "https://kbs.example"
@@ -52,6 +56,9 @@ level = "debug"
   EXPECT_EQ(c->max_body_bytes, 4096);
   EXPECT_EQ(c->session_timeout_secs, 60);
   EXPECT_EQ(c->token_issuer, "https://kbs.example");
+  EXPECT_EQ(c->policy_max_expression_bytes, 2048);
+  EXPECT_EQ(c->policy_max_expression_depth, 16);
+  EXPECT_EQ(c->policy_max_evaluation_steps, 500);
   ASSERT_EQ(c->admin_public_keys.size(), 1u);
   EXPECT_TRUE(ValidateConfig(*c).ok());
 }
@@ -65,6 +72,8 @@ TEST(ConfigTest, RejectsTyposWrongTypesAndRanges) {
   EXPECT_THAT(ParseConfig("[attestation]\nsession_timeout = 0").status().message(),
               HasSubstr("must be in"));
   EXPECT_THAT(ParseConfig("[server\n").status().message(), HasSubstr("line 1"));
+  EXPECT_THAT(ParseConfig("[policy]\nmax_evaluation_steps = 0").status().message(),
+              HasSubstr("policy.max_evaluation_steps (line 2): must be in"));
 }
 
 TEST(ConfigTest, PlainHttpOnlyOnLoopback) {

@@ -1,6 +1,7 @@
 #include "kbs/core/broker.h"
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/bytes.h"
@@ -42,22 +43,75 @@ absl::Status AdminError(const absl::Status& s) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Broker>> Broker::Create(Dependencies deps, Options options) {
-  std::shared_ptr<const policy::PolicyEngine> engine = policy::DefaultPolicy(options.policy);
-  KBS_ASSIGN_OR_RETURN(std::optional<std::string> stored, deps.policies->Load());
-  if (stored.has_value()) {
-    auto compiled = policy::CompilePolicy(*stored, options.policy);
-    if (!compiled.ok()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "the stored resource policy no longer compiles: ", compiled.status().message()));
-    }
-    engine = *std::move(compiled);
-  }
-  return std::unique_ptr<Broker>(new Broker(deps, options, std::move(engine)));
+  std::unique_ptr<Broker> broker(new Broker(deps, options));
+  KBS_RETURN_IF_ERROR(broker->LoadPolicies());
+  return broker;
 }
 
-std::shared_ptr<const policy::PolicyEngine> Broker::ActivePolicy() const {
+absl::StatusOr<std::unique_ptr<policy::PolicyEngine>> Broker::CompileStored(absl::string_view id) {
+  KBS_ASSIGN_OR_RETURN(std::optional<StoredPolicy> stored, deps_.policies->Get(id));
+  if (!stored.has_value()) {
+    return absl::DataLossError(absl::StrCat("policy version ", id,
+                                            " is recorded as in use but "
+                                            "is not stored"));
+  }
+  auto compiled = policy::CompilePolicy(stored->source, options_.policy);
+  if (!compiled.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the stored policy version ", id, " no longer compiles: ", compiled.status().message()));
+  }
+  return compiled;
+}
+
+absl::Status Broker::LoadPolicies() {
+  PolicySnapshot snap;
+  snap.active = policy::DefaultPolicy(options_.policy);
+  KBS_ASSIGN_OR_RETURN(PolicyState state, deps_.policies->LoadState());
+  if (state.active.has_value()) {
+    KBS_ASSIGN_OR_RETURN(snap.active, CompileStored(*state.active));
+  } else {
+    // A database from the first release keeps its single document.
+    KBS_ASSIGN_OR_RETURN(std::optional<std::string> legacy, deps_.policies->LoadLegacy());
+    if (legacy.has_value()) {
+      auto compiled = policy::CompilePolicy(*legacy, options_.policy);
+      if (!compiled.ok()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "the stored resource policy no longer compiles: ", compiled.status().message()));
+      }
+      KBS_RETURN_IF_ERROR(deps_.policies->SaveAndActivate((*compiled)->id(), *legacy, "active"));
+      snap.active = *std::move(compiled);
+    }
+  }
+  if (state.shadow.has_value()) {
+    // A shadow version never grants, so one that no longer compiles (e.g.
+    // under tighter limits) is dropped rather than stopping the KBS.
+    auto shadow = CompileStored(*state.shadow);
+    if (shadow.ok()) {
+      snap.shadow = *std::move(shadow);
+    } else {
+      KBS_LOG(kWarning, "shadow policy not loaded: ", shadow.status().message());
+    }
+  }
+  KBS_ASSIGN_OR_RETURN(auto sets, deps_.policies->LoadRefValues());
+  std::vector<policy::RefValueSet> all;
+  for (const auto& [name, text] : sets) {
+    auto set = policy::ParseRefValueSet(name, text);
+    if (!set.ok()) {
+      return absl::DataLossError(absl::StrCat("stored reference-value set ", name,
+                                              " is unreadable: ", set.status().message()));
+    }
+    refsets_[name] = *set;
+    all.push_back(*std::move(set));
+  }
+  snap.refvalues = policy::RefValues::Create(all);
   std::lock_guard<std::mutex> lock(policy_mu_);
-  return policy_;
+  policies_ = std::move(snap);
+  return absl::OkStatus();
+}
+
+Broker::PolicySnapshot Broker::Policies() const {
+  std::lock_guard<std::mutex> lock(policy_mu_);
+  return policies_;
 }
 
 absl::StatusOr<AuthResponse> Broker::Auth(const AuthRequest& request) {
@@ -192,6 +246,14 @@ absl::StatusOr<AttestResponse> Broker::Attest(absl::string_view session_id,
   if (init_data.has_value()) {
     record.init_data_digest = init_data->digest;
     record.init_data_claims = init_data->claims;
+    // The images the agent policy allows; the verifier has just bound the
+    // init-data digest to the hardware field, so they are the pod's.
+    if (init_data->has_agent_policy) {
+      std::vector<std::string> refs;
+      for (const ContainerImage& image : init_data->images) refs.push_back(image.reference);
+      record.container_images = std::move(refs);
+      record.agent_policy_rules_digest = init_data->agent_policy_rules_digest;
+    }
   }
   auto result = deps_.tokens->Issue(record);
   if (!result.ok()) return AttestError(result.status());
@@ -242,24 +304,48 @@ absl::StatusOr<jose::FlattenedJwe> Broker::GetResource(const Credentials& creden
     return KbsError(absl::StatusCode::kNotFound, ErrorKind::kInvalidRequestPath,
                     "invalid resource path: expected <repository>/<type>/<tag>");
   }
-  std::shared_ptr<const policy::PolicyEngine> engine = ActivePolicy();
+  PolicySnapshot policies = Policies();
+  auto claims = policy::ClaimsFromEar(attested->claims);
+  if (!claims.ok()) {
+    KBS_LOG(kError, "policy claims for ", path, ": ", claims.status().message());
+    return KbsError(absl::StatusCode::kUnavailable, ErrorKind::kPolicyEngineError,
+                    "the release policy could not be evaluated");
+  }
   policy::PolicyInput input;
-  input.resource_path = std::string(path);
-  input.tees = attested->tees;
-  input.claims = &attested->claims;
-  auto decision = engine->Evaluate(input);
+  input.resource_path = path;
+  input.claims = &*claims;
+  input.now = now;
+  input.refvalues = policies.refvalues.get();
+  auto decision = policies.active->Evaluate(input);
   if (!decision.ok()) {
     KBS_LOG(kError, "policy engine failed for ", path, ": ", decision.status().message());
     return KbsError(absl::StatusCode::kUnavailable, ErrorKind::kPolicyEngineError,
                     "the release policy could not be evaluated");
   }
+  decision_metrics_.Record(decision->allow ? "allow" : "deny", decision->rule, decision->labels);
+  for (const policy::RuleVerdict& v : decision->shadow) {
+    decision_metrics_.Record(v.allow ? "shadow_allow" : "shadow_deny", v.rule, v.labels);
+    KBS_LOG(kInfo, "shadow rule=", v.rule, " would ", v.allow ? "allow" : "deny",
+            " resource=", path, " token=", attested->token_id, " reason=", v.reason);
+  }
+  if (policies.shadow != nullptr) {
+    // A whole policy version in shadow: evaluated, recorded, never grants.
+    auto shadow = policies.shadow->Evaluate(input);
+    if (shadow.ok()) {
+      KBS_LOG(kInfo, "shadow policy=", shadow->policy_id, " would ",
+              shadow->allow ? "allow" : "deny", " resource=", path, " rule=", shadow->rule,
+              " token=", attested->token_id, " reason=", shadow->reason);
+    } else {
+      KBS_LOG(kWarning, "shadow policy failed for ", path, ": ", shadow.status().message());
+    }
+  }
   if (!decision->allow) {
     KBS_LOG(kInfo, "deny resource=", path, " tee=", attested->primary_tee(),
-            " policy=", decision->policy_id, " rule=", decision->rule,
-            " token=", attested->token_id, " reason=", decision->reason);
+            " policy=", decision->policy_id, " token=", attested->token_id,
+            " reason=", decision->reason);
     return KbsError(absl::StatusCode::kPermissionDenied, ErrorKind::kPolicyDeny,
-                    absl::StrCat("resource ", path, " denied by policy ", decision->policy_id,
-                                 " (rule ", decision->rule, "): ", decision->reason));
+                    absl::StrCat("resource ", path, " denied by policy ", decision->policy_id, ": ",
+                                 decision->client_reason));
   }
   auto value = deps_.keys->Get(path);
   if (!value.ok()) {
@@ -279,8 +365,8 @@ absl::StatusOr<jose::FlattenedJwe> Broker::GetResource(const Credentials& creden
     return KbsError(absl::StatusCode::kUnauthenticated, ErrorKind::kJweError,
                     absl::StrCat("cannot encrypt to the TEE key: ", jwe.status().message()));
   }
-  KBS_LOG(kDebug, "release resource=", path, " tee=", attested->primary_tee(),
-          " token=", attested->token_id);
+  KBS_LOG(kInfo, "release resource=", path, " tee=", attested->primary_tee(),
+          " policy=", decision->policy_id, " rule=", decision->rule, " token=", attested->token_id);
   return jwe;
 }
 
@@ -319,8 +405,17 @@ absl::StatusOr<std::vector<keystore::ResourceMetadata>> Broker::ListResources(
   return list;
 }
 
-absl::StatusOr<std::string> Broker::SetPolicy(absl::string_view admin_token,
-                                              absl::string_view document) {
+std::vector<std::string> Broker::MissingSets(const policy::PolicyEngine& engine) const {
+  std::vector<std::string> missing;
+  PolicySnapshot snap = Policies();
+  for (const std::string& name : engine.referenced_sets()) {
+    if (!snap.refvalues->HasSet(name)) missing.push_back(name);
+  }
+  return missing;
+}
+
+absl::StatusOr<SetPolicyResult> Broker::SetPolicy(absl::string_view admin_token,
+                                                  absl::string_view document, bool shadow) {
   if (absl::Status s = deps_.admin->Authorize(admin_token); !s.ok()) return AdminError(s);
   auto compiled = policy::CompilePolicy(document, options_.policy);
   if (!compiled.ok()) {
@@ -328,22 +423,207 @@ absl::StatusOr<std::string> Broker::SetPolicy(absl::string_view admin_token,
                     compiled.status().message());
   }
   std::shared_ptr<const policy::PolicyEngine> engine = *std::move(compiled);
+  std::lock_guard<std::mutex> admin(admin_mu_);
   // Persist first: an activated policy must survive a restart.
-  absl::Status saved = deps_.policies->Save(common::DumpJson(engine->document()));
+  absl::Status saved =
+      deps_.policies->SaveAndActivate(engine->id(), document, shadow ? "shadow" : "active");
   if (!saved.ok()) return WithKind(saved, ErrorKind::kPolicyEngineError);
-  std::string id = engine->id();
+  SetPolicyResult result{engine->id(), MissingSets(*engine)};
   {
     std::lock_guard<std::mutex> lock(policy_mu_);
-    policy_ = std::move(engine);
+    (shadow ? policies_.shadow : policies_.active) = std::move(engine);
   }
-  KBS_LOG(kInfo, "admin set policy=", id);
-  return id;
+  KBS_LOG(kInfo, "admin set policy=", result.id, shadow ? " (shadow)" : "");
+  return result;
 }
 
 absl::StatusOr<Json> Broker::GetPolicy(absl::string_view admin_token) {
   if (absl::Status s = deps_.admin->Authorize(admin_token); !s.ok()) return AdminError(s);
-  std::shared_ptr<const policy::PolicyEngine> engine = ActivePolicy();
-  return Json{{"id", engine->id()}, {"policy", engine->document()}};
+  PolicySnapshot snap = Policies();
+  auto describe = [&](const policy::PolicyEngine& engine) -> absl::StatusOr<Json> {
+    Json out = {{"id", engine.id()}, {"policy", engine.document()}};
+    auto stored = deps_.policies->Get(engine.id());
+    if (!stored.ok()) return WithKind(stored.status(), ErrorKind::kPolicyEngineError);
+    if (stored->has_value()) out["source"] = (*stored)->source;
+    return out;
+  };
+  KBS_ASSIGN_OR_RETURN(Json out, describe(*snap.active));
+  out["shadow"] = nullptr;
+  if (snap.shadow != nullptr) {
+    KBS_ASSIGN_OR_RETURN(out["shadow"], describe(*snap.shadow));
+  }
+  return out;
+}
+
+absl::StatusOr<Json> Broker::PolicyHistory(absl::string_view admin_token) {
+  if (absl::Status s = deps_.admin->Authorize(admin_token); !s.ok()) return AdminError(s);
+  auto versions = deps_.policies->Versions(1000);
+  if (!versions.ok()) return WithKind(versions.status(), ErrorKind::kPolicyEngineError);
+  auto events = deps_.policies->Events(1000);
+  if (!events.ok()) return WithKind(events.status(), ErrorKind::kPolicyEngineError);
+  auto rfc3339 = [](absl::Time t) {
+    return absl::FormatTime(absl::RFC3339_full, t, absl::UTCTimeZone());
+  };
+  PolicySnapshot snap = Policies();
+  Json out = {{"active", snap.active->id()},
+              {"shadow", snap.shadow != nullptr ? Json(snap.shadow->id()) : Json(nullptr)},
+              {"versions", Json::array()},
+              {"events", Json::array()}};
+  for (const StoredPolicy& v : *versions) {
+    out["versions"].push_back({{"id", v.id}, {"created", rfc3339(v.created)}});
+  }
+  for (const PolicyEvent& e : *events) {
+    out["events"].push_back(
+        {{"seq", e.seq}, {"at", rfc3339(e.at)}, {"action", e.action}, {"version", e.version}});
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> Broker::ActivatePolicy(absl::string_view admin_token,
+                                                   absl::string_view version, bool shadow) {
+  if (absl::Status s = deps_.admin->Authorize(admin_token); !s.ok()) return AdminError(s);
+  std::lock_guard<std::mutex> admin(admin_mu_);
+  // Compile before recording the activation, so a version that no longer
+  // compiles (e.g. after an upgrade) is refused and the active one stays.
+  if (version.size() < 12) {
+    return KbsError(absl::StatusCode::kInvalidArgument, ErrorKind::kPolicyEngineError,
+                    "a policy version is its full id or a prefix of at least 12 characters");
+  }
+  std::string id(version);
+  {
+    auto versions = deps_.policies->Versions(100000);
+    if (!versions.ok()) return WithKind(versions.status(), ErrorKind::kPolicyEngineError);
+    int matches = 0;
+    for (const StoredPolicy& v : *versions) {
+      if (absl::StartsWith(v.id, version)) {
+        id = v.id;
+        ++matches;
+      }
+    }
+    if (matches > 1) {
+      return KbsError(
+          absl::StatusCode::kInvalidArgument, ErrorKind::kPolicyEngineError,
+          absl::StrCat("policy version prefix ", version.substr(0, 80), " is ambiguous"));
+    }
+  }
+  auto engine = CompileStored(id);
+  if (!engine.ok()) {
+    if (engine.status().code() == absl::StatusCode::kDataLoss) {
+      return KbsError(absl::StatusCode::kNotFound, ErrorKind::kPolicyEngineError,
+                      absl::StrCat("no stored policy version ", version.substr(0, 80)));
+    }
+    return WithKind(engine.status(), ErrorKind::kPolicyEngineError);
+  }
+  auto stored = deps_.policies->Activate(id, shadow ? "shadow" : "active");
+  if (!stored.ok()) return WithKind(stored.status(), ErrorKind::kPolicyEngineError);
+  {
+    std::lock_guard<std::mutex> lock(policy_mu_);
+    (shadow ? policies_.shadow : policies_.active) = *std::move(engine);
+  }
+  KBS_LOG(kInfo, "admin activate policy=", stored->id, shadow ? " (shadow)" : "");
+  return stored->id;
+}
+
+absl::Status Broker::ClearShadowPolicy(absl::string_view admin_token) {
+  if (absl::Status s = deps_.admin->Authorize(admin_token); !s.ok()) return AdminError(s);
+  std::lock_guard<std::mutex> admin(admin_mu_);
+  absl::Status s = deps_.policies->ClearShadow();
+  if (!s.ok()) return WithKind(s, ErrorKind::kPolicyEngineError);
+  std::lock_guard<std::mutex> lock(policy_mu_);
+  policies_.shadow = nullptr;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Json> Broker::EvaluatePolicy(absl::string_view admin_token, const Json& claims,
+                                            absl::string_view resource,
+                                            absl::string_view policy_text) {
+  if (absl::Status s = deps_.admin->Authorize(admin_token); !s.ok()) return AdminError(s);
+  if (!IsValidResourcePath(resource)) {
+    return KbsError(absl::StatusCode::kInvalidArgument, ErrorKind::kInvalidRequestPath,
+                    "invalid resource path: expected <repository>/<type>/<tag>");
+  }
+  PolicySnapshot snap = Policies();
+  std::shared_ptr<const policy::PolicyEngine> engine = snap.active;
+  if (!policy_text.empty()) {
+    auto compiled = policy::CompilePolicy(policy_text, options_.policy);
+    if (!compiled.ok()) {
+      return KbsError(absl::StatusCode::kInvalidArgument, ErrorKind::kParsePolicyError,
+                      compiled.status().message());
+    }
+    engine = *std::move(compiled);
+  }
+  auto claim_set = policy::ClaimsFromJson(claims);
+  if (!claim_set.ok()) {
+    return KbsError(absl::StatusCode::kInvalidArgument, ErrorKind::kSerdeError,
+                    claim_set.status().message());
+  }
+  policy::PolicyInput input;
+  input.resource_path = resource;
+  input.claims = &*claim_set;
+  input.now = deps_.clock->Now();
+  input.refvalues = snap.refvalues.get();
+  auto decision = engine->Evaluate(input);
+  if (!decision.ok()) return WithKind(decision.status(), ErrorKind::kPolicyEngineError);
+  return decision->ToJson();
+}
+
+absl::StatusOr<Json> Broker::SetRefValues(absl::string_view admin_token, absl::string_view name,
+                                          absl::string_view document) {
+  if (absl::Status s = deps_.admin->Authorize(admin_token); !s.ok()) return AdminError(s);
+  auto set = policy::ParseRefValueSet(name, document);
+  if (!set.ok()) {
+    return KbsError(absl::StatusCode::kInvalidArgument, ErrorKind::kSerdeError,
+                    set.status().message());
+  }
+  Json canonical = policy::RefValueSetToJson(*set);
+  std::lock_guard<std::mutex> admin(admin_mu_);
+  absl::Status saved = deps_.policies->PutRefValues(name, common::DumpJson(canonical));
+  if (!saved.ok()) return WithKind(saved, ErrorKind::kPolicyEngineError);
+  refsets_[std::string(name)] = *std::move(set);
+  std::vector<policy::RefValueSet> all;
+  for (const auto& [n, s] : refsets_) all.push_back(s);
+  auto snapshot = policy::RefValues::Create(all);
+  {
+    std::lock_guard<std::mutex> lock(policy_mu_);
+    policies_.refvalues = std::move(snapshot);
+  }
+  KBS_LOG(kInfo, "admin set refvalues=", name, " values=", canonical["values"].size());
+  return canonical;
+}
+
+absl::StatusOr<Json> Broker::GetRefValues(absl::string_view admin_token, absl::string_view name) {
+  if (absl::Status s = deps_.admin->Authorize(admin_token); !s.ok()) return AdminError(s);
+  std::lock_guard<std::mutex> admin(admin_mu_);
+  auto it = refsets_.find(std::string(name));
+  if (it == refsets_.end()) {
+    return KbsError(absl::StatusCode::kNotFound, ErrorKind::kPolicyEngineError,
+                    absl::StrCat("no reference-value set ", name.substr(0, 128)));
+  }
+  return policy::RefValueSetToJson(it->second);
+}
+
+absl::StatusOr<Json> Broker::ListRefValues(absl::string_view admin_token) {
+  if (absl::Status s = deps_.admin->Authorize(admin_token); !s.ok()) return AdminError(s);
+  std::lock_guard<std::mutex> admin(admin_mu_);
+  Json out = Json::array();
+  for (const auto& [name, set] : refsets_) {
+    out.push_back({{"name", name}, {"values", set.values.size()}});
+  }
+  return out;
+}
+
+absl::Status Broker::DeleteRefValues(absl::string_view admin_token, absl::string_view name) {
+  if (absl::Status s = deps_.admin->Authorize(admin_token); !s.ok()) return AdminError(s);
+  std::lock_guard<std::mutex> admin(admin_mu_);
+  absl::Status s = deps_.policies->DeleteRefValues(name);
+  if (!s.ok()) return WithKind(s, ErrorKind::kPolicyEngineError);
+  refsets_.erase(std::string(name));
+  std::vector<policy::RefValueSet> all;
+  for (const auto& [n, set] : refsets_) all.push_back(set);
+  auto snapshot = policy::RefValues::Create(all);
+  std::lock_guard<std::mutex> lock(policy_mu_);
+  policies_.refvalues = std::move(snapshot);
+  return absl::OkStatus();
 }
 
 }  // namespace kbs

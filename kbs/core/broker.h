@@ -9,6 +9,7 @@
 #ifndef KBS_KBS_CORE_BROKER_H_
 #define KBS_KBS_CORE_BROKER_H_
 
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -21,6 +22,7 @@
 #include "common/clock.h"
 #include "common/jose/jwe.h"
 #include "kbs/admin/admin_auth.h"
+#include "kbs/core/decision_metrics.h"
 #include "kbs/core/policy_store.h"
 #include "kbs/core/protocol.h"
 #include "kbs/keystore/key_store.h"
@@ -50,6 +52,13 @@ struct AttestResponse {
 struct Credentials {
   std::string session_id;
   std::string bearer_token;
+};
+
+struct SetPolicyResult {
+  std::string id;
+  // Reference-value sets the policy names that do not exist yet (their
+  // registers match nothing until the sets are created).
+  std::vector<std::string> missing_refvalues;
 };
 
 // Thread-safe. All dependencies must outlive the broker.
@@ -90,24 +99,61 @@ class Broker final {
   absl::Status DeleteResource(absl::string_view admin_token, absl::string_view path);
   absl::StatusOr<std::vector<keystore::ResourceMetadata>> ListResources(
       absl::string_view admin_token);
-  // Compiles, then persists and activates; on error the active policy stays.
-  absl::StatusOr<std::string> SetPolicy(absl::string_view admin_token, absl::string_view document);
+  // Compiles `document` (YAML or JSON), then stores it as a new version and
+  // activates it (or loads it in shadow beside the active one). On any
+  // error the active policy stays; InvalidArgument lists every error.
+  absl::StatusOr<SetPolicyResult> SetPolicy(absl::string_view admin_token,
+                                            absl::string_view document, bool shadow = false);
+  // {"id", "policy" (canonical), "source", "shadow": {"id", ...} | null}.
   absl::StatusOr<common::Json> GetPolicy(absl::string_view admin_token);
+  // {"active", "shadow", "versions": [{"id","created"}], "events": [...]}.
+  absl::StatusOr<common::Json> PolicyHistory(absl::string_view admin_token);
+  // Re-activates a stored version (full id or a unique prefix).
+  absl::StatusOr<std::string> ActivatePolicy(absl::string_view admin_token,
+                                             absl::string_view version, bool shadow = false);
+  absl::Status ClearShadowPolicy(absl::string_view admin_token);
+  // Dry run: the decision for `claims` (the policy's view or EAR claims) and
+  // `resource` under `policy` (a document) or, when empty, the active one.
+  absl::StatusOr<common::Json> EvaluatePolicy(absl::string_view admin_token,
+                                              const common::Json& claims,
+                                              absl::string_view resource, absl::string_view policy);
+
+  // Reference-value sets (policy/refvalues.h); a change applies to the
+  // next decision.
+  absl::StatusOr<common::Json> SetRefValues(absl::string_view admin_token, absl::string_view name,
+                                            absl::string_view document);
+  absl::StatusOr<common::Json> GetRefValues(absl::string_view admin_token, absl::string_view name);
+  absl::StatusOr<common::Json> ListRefValues(absl::string_view admin_token);
+  absl::Status DeleteRefValues(absl::string_view admin_token, absl::string_view name);
 
   const common::Json& jwks() const { return deps_.tokens->jwks(); }
+  // kbs_policy_decisions_total, for GET /metrics.
+  std::string RenderDecisionMetrics() const { return decision_metrics_.Render(); }
 
  private:
-  Broker(Dependencies deps, Options options, std::shared_ptr<const policy::PolicyEngine> engine)
-      : deps_(deps), options_(options), policy_(std::move(engine)) {}
+  struct PolicySnapshot {
+    std::shared_ptr<const policy::PolicyEngine> active;
+    std::shared_ptr<const policy::PolicyEngine> shadow;  // may be null
+    std::shared_ptr<const policy::RefValues> refvalues;
+  };
 
+  Broker(Dependencies deps, Options options) : deps_(deps), options_(options) {}
+
+  absl::Status LoadPolicies();
   absl::StatusOr<std::shared_ptr<const AttestationResult>> Authenticate(
       const Credentials& credentials, absl::Time now);
-  std::shared_ptr<const policy::PolicyEngine> ActivePolicy() const;
+  PolicySnapshot Policies() const;
+  absl::StatusOr<std::unique_ptr<policy::PolicyEngine>> CompileStored(absl::string_view id);
+  std::vector<std::string> MissingSets(const policy::PolicyEngine& engine) const;
 
   Dependencies deps_;
   Options options_;
+  // Serializes admin changes to policies and reference values.
+  std::mutex admin_mu_;
+  std::map<std::string, policy::RefValueSet> refsets_;  // guarded by admin_mu_
   mutable std::mutex policy_mu_;
-  std::shared_ptr<const policy::PolicyEngine> policy_;
+  PolicySnapshot policies_;  // guarded by policy_mu_
+  DecisionMetrics decision_metrics_;
 };
 
 }  // namespace kbs

@@ -308,7 +308,7 @@ TEST_F(BrokerTest, AdminResourceLifecycleAndPolicyPersistence) {
   // A new broker over the same database keeps the policy.
   auto reopened = kbs_->Reopen();
   ASSERT_TRUE(reopened.ok());
-  EXPECT_EQ((*(*reopened)->GetPolicy(admin))["id"], "preset:allow-all");
+  EXPECT_EQ((*(*reopened)->GetPolicy(admin))["policy"]["preset"], "allow-all");
 }
 
 TEST_F(BrokerTest, SessionTableCap) {

@@ -232,9 +232,10 @@ class AdminService final : public v1::Admin::CallbackService {
   ::grpc::ServerUnaryReactor* SetPolicy(::grpc::CallbackServerContext* context,
                                         const v1::SetPolicyRequest* request,
                                         v1::SetPolicyResponse* response) override {
-    auto id = broker_->SetPolicy(AdminToken(context), request->document());
-    if (!id.ok()) return Finish(context, id.status());
-    response->set_id(*id);
+    auto set = broker_->SetPolicy(AdminToken(context), request->document(), request->shadow());
+    if (!set.ok()) return Finish(context, set.status());
+    response->set_id(set->id);
+    for (const std::string& name : set->missing_refvalues) response->add_missing_refvalues(name);
     return Finish(context, absl::OkStatus());
   }
 
@@ -245,7 +246,87 @@ class AdminService final : public v1::Admin::CallbackService {
     if (!policy.ok()) return Finish(context, policy.status());
     response->set_id((*policy)["id"].get<std::string>());
     response->set_document_json(common::DumpJson((*policy)["policy"]));
+    if (policy->contains("source")) response->set_source((*policy)["source"].get<std::string>());
+    if ((*policy)["shadow"].is_object()) {
+      response->set_shadow_id((*policy)["shadow"]["id"].get<std::string>());
+    }
     return Finish(context, absl::OkStatus());
+  }
+
+  ::grpc::ServerUnaryReactor* PolicyHistory(::grpc::CallbackServerContext* context,
+                                            const v1::PolicyHistoryRequest*,
+                                            v1::PolicyHistoryResponse* response) override {
+    auto history = broker_->PolicyHistory(AdminToken(context));
+    if (!history.ok()) return Finish(context, history.status());
+    response->set_history_json(common::DumpJson(*history));
+    return Finish(context, absl::OkStatus());
+  }
+
+  ::grpc::ServerUnaryReactor* ActivatePolicy(::grpc::CallbackServerContext* context,
+                                             const v1::ActivatePolicyRequest* request,
+                                             v1::ActivatePolicyResponse* response) override {
+    auto id = broker_->ActivatePolicy(AdminToken(context), request->version(), request->shadow());
+    if (!id.ok()) return Finish(context, id.status());
+    response->set_id(*id);
+    return Finish(context, absl::OkStatus());
+  }
+
+  ::grpc::ServerUnaryReactor* ClearShadowPolicy(::grpc::CallbackServerContext* context,
+                                                const v1::ClearShadowPolicyRequest*,
+                                                v1::ClearShadowPolicyResponse*) override {
+    return Finish(context, broker_->ClearShadowPolicy(AdminToken(context)));
+  }
+
+  ::grpc::ServerUnaryReactor* EvaluatePolicy(::grpc::CallbackServerContext* context,
+                                             const v1::EvaluatePolicyRequest* request,
+                                             v1::EvaluatePolicyResponse* response) override {
+    auto claims = common::ParseJson(request->claims_json());
+    if (!claims.ok()) {
+      return Finish(context, KbsError(absl::StatusCode::kInvalidArgument, ErrorKind::kSerdeError,
+                                      absl::StrCat("claims_json: ", claims.status().message())));
+    }
+    auto decision = broker_->EvaluatePolicy(AdminToken(context), *claims, request->resource_path(),
+                                            request->document());
+    if (!decision.ok()) return Finish(context, decision.status());
+    response->set_allow((*decision)["allow"].get<bool>());
+    response->set_policy_version((*decision)["policy_version"].get<std::string>());
+    response->set_rule((*decision)["rule"].get<std::string>());
+    response->set_explanation((*decision)["explanation"].get<std::string>());
+    response->set_decision_json(common::DumpJson(*decision));
+    return Finish(context, absl::OkStatus());
+  }
+
+  ::grpc::ServerUnaryReactor* SetReferenceValues(::grpc::CallbackServerContext* context,
+                                                 const v1::SetReferenceValuesRequest* request,
+                                                 v1::ReferenceValuesResponse* response) override {
+    auto set = broker_->SetRefValues(AdminToken(context), request->name(), request->document());
+    if (!set.ok()) return Finish(context, set.status());
+    response->set_set_json(common::DumpJson(*set));
+    return Finish(context, absl::OkStatus());
+  }
+
+  ::grpc::ServerUnaryReactor* GetReferenceValues(::grpc::CallbackServerContext* context,
+                                                 const v1::GetReferenceValuesRequest* request,
+                                                 v1::ReferenceValuesResponse* response) override {
+    auto set = broker_->GetRefValues(AdminToken(context), request->name());
+    if (!set.ok()) return Finish(context, set.status());
+    response->set_set_json(common::DumpJson(*set));
+    return Finish(context, absl::OkStatus());
+  }
+
+  ::grpc::ServerUnaryReactor* ListReferenceValues(
+      ::grpc::CallbackServerContext* context, const v1::ListReferenceValuesRequest*,
+      v1::ListReferenceValuesResponse* response) override {
+    auto list = broker_->ListRefValues(AdminToken(context));
+    if (!list.ok()) return Finish(context, list.status());
+    for (const auto& item : *list) response->add_names(item["name"].get<std::string>());
+    return Finish(context, absl::OkStatus());
+  }
+
+  ::grpc::ServerUnaryReactor* DeleteReferenceValues(::grpc::CallbackServerContext* context,
+                                                    const v1::DeleteReferenceValuesRequest* request,
+                                                    v1::DeleteReferenceValuesResponse*) override {
+    return Finish(context, broker_->DeleteRefValues(AdminToken(context), request->name()));
   }
 
  private:

@@ -124,7 +124,9 @@ HttpResponse Router::Dispatch(const HttpRequest& request, Route& route) {
   if (path == "/metrics" && method == "GET") {
     route = Route::kMetrics;
     HttpResponse r =
-        JsonResponse(200, metrics_ != nullptr ? metrics_->Render(sessions_->size()) : "");
+        JsonResponse(200, metrics_ != nullptr ? absl::StrCat(metrics_->Render(sessions_->size()),
+                                                             broker_->RenderDecisionMetrics())
+                                              : "");
     r.content_type = "text/plain; version=0.0.4";
     return r;
   }
@@ -175,33 +177,13 @@ HttpResponse Router::Dispatch(const HttpRequest& request, Route& route) {
     }
     return PluginNotFound(request.target);
   }
-  if (path == "resource-policy") {
+  if (path == "resource-policy" || absl::StartsWith(path, "resource-policy/")) {
     route = Route::kAdmin;
-    std::string admin_token = BearerToken(request.Header("authorization"));
-    if (method == "POST") {
-      // kbs-client sends {"policy": "<base64url, no padding>"}.
-      auto body = common::ParseJson(request.body);
-      if (!body.ok()) return ErrorResponse(WithKind(body.status(), ErrorKind::kParsePolicyError));
-      auto encoded = common::GetStringMember(*body, "policy", "resource-policy request");
-      if (!encoded.ok()) {
-        return ErrorResponse(WithKind(encoded.status(), ErrorKind::kParsePolicyError));
-      }
-      auto document = common::Base64UrlDecode(*encoded);
-      if (!document.ok()) {
-        return ErrorResponse(KbsError(absl::StatusCode::kInvalidArgument,
-                                      ErrorKind::kParsePolicyError,
-                                      "`policy` must be base64url without padding"));
-      }
-      auto id = broker_->SetPolicy(admin_token, *document);
-      if (!id.ok()) return ErrorResponse(id.status());
-      return JsonResponse(200, common::DumpJson(Json{{"id", *id}}));
-    }
-    if (method == "GET") {
-      auto policy = broker_->GetPolicy(admin_token);
-      if (!policy.ok()) return ErrorResponse(policy.status());
-      return JsonResponse(200, common::DumpJson(*policy));
-    }
-    return PluginNotFound(request.target);
+    return PolicyAdmin(request, path);
+  }
+  if (path == "reference-values" || absl::StartsWith(path, "reference-values/")) {
+    route = Route::kAdmin;
+    return RefValuesAdmin(request, path);
   }
   if (path == "admin/resources" && method == "GET") {
     route = Route::kAdmin;
@@ -214,6 +196,129 @@ HttpResponse Router::Dispatch(const HttpRequest& request, Route& route) {
     }
     body += "]}";
     return JsonResponse(200, std::move(body));
+  }
+  return PluginNotFound(request.target);
+}
+
+namespace {
+
+// A JSON request body's optional boolean member.
+absl::StatusOr<bool> OptionalBool(const Json& body, absl::string_view key) {
+  const Json* v = common::FindMember(body, key);
+  if (v == nullptr || v->is_null()) return false;
+  if (!v->is_boolean()) {
+    return KbsError(absl::StatusCode::kInvalidArgument, ErrorKind::kSerdeError,
+                    absl::StrCat("`", key, "` must be a boolean"));
+  }
+  return v->get<bool>();
+}
+
+// kbs-client sends policies as {"policy": "<base64url, no padding>"}.
+absl::StatusOr<std::string> DecodePolicyMember(const Json& body, bool required) {
+  const Json* v = common::FindMember(body, "policy");
+  if (v == nullptr && !required) return std::string();
+  auto encoded = common::GetStringMember(body, "policy", "resource-policy request");
+  if (!encoded.ok()) return WithKind(encoded.status(), ErrorKind::kParsePolicyError);
+  auto document = common::Base64UrlDecode(*encoded);
+  if (!document.ok()) {
+    return KbsError(absl::StatusCode::kInvalidArgument, ErrorKind::kParsePolicyError,
+                    "`policy` must be base64url without padding");
+  }
+  return *document;
+}
+
+}  // namespace
+
+HttpResponse Router::PolicyAdmin(const HttpRequest& request, absl::string_view path) {
+  const std::string& method = request.method;
+  std::string admin_token = BearerToken(request.Header("authorization"));
+  auto json_body = [&]() -> absl::StatusOr<Json> {
+    auto body = common::ParseJson(request.body);
+    if (!body.ok()) return WithKind(body.status(), ErrorKind::kSerdeError);
+    if (!body->is_object()) {
+      return KbsError(absl::StatusCode::kInvalidArgument, ErrorKind::kSerdeError,
+                      "the request body must be a JSON object");
+    }
+    return body;
+  };
+  if (path == "resource-policy" && method == "POST") {
+    auto body = json_body();
+    if (!body.ok()) return ErrorResponse(WithKind(body.status(), ErrorKind::kParsePolicyError));
+    auto document = DecodePolicyMember(*body, true);
+    if (!document.ok()) return ErrorResponse(document.status());
+    auto shadow = OptionalBool(*body, "shadow");
+    if (!shadow.ok()) return ErrorResponse(shadow.status());
+    auto set = broker_->SetPolicy(admin_token, *document, *shadow);
+    if (!set.ok()) return ErrorResponse(set.status());
+    return JsonResponse(200, common::DumpJson(Json{{"id", set->id},
+                                                   {"missing_refvalues", set->missing_refvalues}}));
+  }
+  if (path == "resource-policy" && method == "GET") {
+    auto policy = broker_->GetPolicy(admin_token);
+    if (!policy.ok()) return ErrorResponse(policy.status());
+    return JsonResponse(200, common::DumpJson(*policy));
+  }
+  if (path == "resource-policy/history" && method == "GET") {
+    auto history = broker_->PolicyHistory(admin_token);
+    if (!history.ok()) return ErrorResponse(history.status());
+    return JsonResponse(200, common::DumpJson(*history));
+  }
+  if (path == "resource-policy/activate" && method == "POST") {
+    auto body = json_body();
+    if (!body.ok()) return ErrorResponse(body.status());
+    auto version = common::GetStringMember(*body, "version", "activate request");
+    if (!version.ok()) return ErrorResponse(WithKind(version.status(), ErrorKind::kSerdeError));
+    auto shadow = OptionalBool(*body, "shadow");
+    if (!shadow.ok()) return ErrorResponse(shadow.status());
+    auto id = broker_->ActivatePolicy(admin_token, *version, *shadow);
+    if (!id.ok()) return ErrorResponse(id.status());
+    return JsonResponse(200, common::DumpJson(Json{{"id", *id}, {"shadow", *shadow}}));
+  }
+  if (path == "resource-policy/shadow" && method == "DELETE") {
+    absl::Status s = broker_->ClearShadowPolicy(admin_token);
+    if (!s.ok()) return ErrorResponse(s);
+    return JsonResponse(200, "{}");
+  }
+  if (path == "resource-policy/evaluate" && method == "POST") {
+    auto body = json_body();
+    if (!body.ok()) return ErrorResponse(body.status());
+    auto resource = common::GetStringMember(*body, "resource", "evaluate request");
+    if (!resource.ok()) return ErrorResponse(WithKind(resource.status(), ErrorKind::kSerdeError));
+    auto claims = common::GetObjectMember(*body, "claims", "evaluate request");
+    if (!claims.ok()) return ErrorResponse(WithKind(claims.status(), ErrorKind::kSerdeError));
+    auto document = DecodePolicyMember(*body, false);
+    if (!document.ok()) return ErrorResponse(document.status());
+    auto decision = broker_->EvaluatePolicy(admin_token, **claims, *resource, *document);
+    if (!decision.ok()) return ErrorResponse(decision.status());
+    return JsonResponse(200, common::DumpJson(*decision));
+  }
+  return PluginNotFound(request.target);
+}
+
+HttpResponse Router::RefValuesAdmin(const HttpRequest& request, absl::string_view path) {
+  const std::string& method = request.method;
+  std::string admin_token = BearerToken(request.Header("authorization"));
+  if (path == "reference-values") {
+    if (method != "GET") return PluginNotFound(request.target);
+    auto list = broker_->ListRefValues(admin_token);
+    if (!list.ok()) return ErrorResponse(list.status());
+    return JsonResponse(200, common::DumpJson(Json{{"sets", *list}}));
+  }
+  absl::string_view name = path.substr(std::string_view("reference-values/").size());
+  if (method == "PUT" || method == "POST") {
+    auto set = broker_->SetRefValues(admin_token, name, request.body);
+    if (!set.ok()) return ErrorResponse(set.status());
+    return JsonResponse(200, common::DumpJson(*set));
+  }
+  if (method == "GET") {
+    auto set = broker_->GetRefValues(admin_token, name);
+    if (!set.ok()) return ErrorResponse(set.status());
+    return JsonResponse(200, common::DumpJson(*set));
+  }
+  if (method == "DELETE") {
+    absl::Status s = broker_->DeleteRefValues(admin_token, name);
+    if (!s.ok()) return ErrorResponse(s);
+    return JsonResponse(200, "{}");
   }
   return PluginNotFound(request.target);
 }

@@ -27,6 +27,8 @@ class Router final {
 
  private:
   HttpResponse Dispatch(const HttpRequest& request, Route& route);
+  HttpResponse PolicyAdmin(const HttpRequest& request, absl::string_view path);
+  HttpResponse RefValuesAdmin(const HttpRequest& request, absl::string_view path);
 
   Broker* broker_;
   const session::SessionStore* sessions_;

@@ -98,6 +98,12 @@ absl::StatusOr<std::shared_ptr<const AttestationResult>> TokenService::Issue(
   }
   Json submods = Json::object();
   submods["cpu0"] = Submodule(*record.primary, std::move(annotated));
+  if (record.container_images.has_value()) {
+    submods["cpu0"]["ear.trustee.identifiers"] = {
+        {"validated",
+         {{"container_images", *record.container_images},
+          {"agent_policy_rules_sha256", common::HexEncode(record.agent_policy_rules_digest)}}}};
+  }
   result->tees.push_back(record.primary->tee());
   std::map<std::string, int> per_class;
   for (const AttestationRecord::Device& device : record.devices) {

@@ -38,6 +38,13 @@ struct AttestationRecord {
   // When init-data was sent and verified.
   std::optional<std::string> init_data_digest;  // raw
   common::Json init_data_claims;
+  // The container images the init-data's agent policy allows (references as
+  // stated), when it carried one; in trustee's
+  // `ear.trustee.identifiers.validated.container_images`.
+  std::optional<std::vector<std::string>> container_images;
+  // With it, SHA-256 (raw) of the agent policy's rules (policy.rego without
+  // its policy_data), as `agent_policy_rules_sha256` beside the images.
+  std::string agent_policy_rules_digest;
 };
 
 // Reads the signing key (PEM, mode 0600) or creates a P-256 key there.

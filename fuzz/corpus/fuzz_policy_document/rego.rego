@@ -1,0 +1,2 @@
+package policy
+default allow := false
