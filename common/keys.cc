@@ -1,11 +1,13 @@
 #include "common/keys.h"
 
+
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/files.h"
 #include "common/status_macros.h"
 
 namespace kbs::common {
@@ -285,6 +287,25 @@ absl::StatusOr<SecretBytes> EcdhDerive(EVP_PKEY* private_key, EVP_PKEY* peer_pub
   }
   secret.Truncate(len);
   return secret;
+}
+
+absl::StatusOr<EvpPkeyPtr> LoadOrCreatePrivateKey(
+    const std::string& path, const std::function<absl::StatusOr<EvpPkeyPtr>()>& generate,
+    absl::string_view what) {
+  if (!FileExists(path)) {
+    KBS_ASSIGN_OR_RETURN(EvpPkeyPtr key, generate());
+    KBS_ASSIGN_OR_RETURN(std::string pem, PrivateKeyToPem(key.get()));
+    KBS_RETURN_IF_ERROR(WriteFileAtomic(path, pem, 0600));
+    return key;
+  }
+  KBS_ASSIGN_OR_RETURN(std::string pem, ReadPrivateFile(path));
+  auto key = PrivateKeyFromPem(pem);
+  std::fill(pem.begin(), pem.end(), '\0');
+  if (!key.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(what, " ", path, ": ", key.status().message()));
+  }
+  return key;
 }
 
 }  // namespace kbs::common

@@ -3,6 +3,7 @@
 #ifndef KBS_COMMON_KEYS_H_
 #define KBS_COMMON_KEYS_H_
 
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -51,6 +52,11 @@ absl::StatusOr<std::string> GetEd25519PublicKey(const EVP_PKEY* key);
 absl::StatusOr<std::string> PrivateKeyToPem(const EVP_PKEY* key);
 absl::StatusOr<std::string> PublicKeyToPem(const EVP_PKEY* key);
 absl::StatusOr<EvpPkeyPtr> PrivateKeyFromPem(absl::string_view pem);
+// Reads a private key PEM (mode 0600), or creates one there with `generate`
+// if the file does not exist. `what` names the key in errors.
+absl::StatusOr<EvpPkeyPtr> LoadOrCreatePrivateKey(
+    const std::string& path, const std::function<absl::StatusOr<EvpPkeyPtr>()>& generate,
+    absl::string_view what);
 absl::StatusOr<EvpPkeyPtr> PublicKeyFromPem(absl::string_view pem);
 
 // ECDH shared secret (raw x-coordinate) between our private and their public

@@ -22,10 +22,12 @@
 #include "common/log.h"
 #include "kbs/admin/admin_auth.h"
 #include "kbs/config/config.h"
+#include "kbs/core/audit.h"
 #include "kbs/core/broker.h"
 #include "kbs/grpc/grpc_server.h"
 #include "kbs/http/http_server.h"
 #include "kbs/keystore/local_key_store.h"
+#include "kbs/receipts/receipt_log.h"
 #include "kbs/session/session_store.h"
 #include "kbs/token/token_service.h"
 #include "verifier/sample/sample_verifier.h"
@@ -51,9 +53,11 @@ kbs::common::LogLevel ParseLevel(const std::string& level) {
 int Run(const KbsConfig& config, const std::string& ready_file) {
   kbs::common::SetLogLevel(ParseLevel(config.log_level));
   kbs::common::SystemClock clock;
-  const int threads = config.threads > 0
-                          ? config.threads
-                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads =
+      config.threads > 0 ? config.threads
+                         // Handlers wait for their receipt's group commit,
+                         // so more threads than cores keep batches full.
+                         : static_cast<int>(std::max(16u, 4 * std::thread::hardware_concurrency()));
 
   if (auto s = kbs::common::EnsureDirectory(config.data_dir, 0700); !s.ok()) {
     return Fail("data directory", s);
@@ -73,6 +77,28 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
   if (!keys.ok()) return Fail("key store", keys.status());
   auto policies = kbs::PolicyStore::Create(db->get(), &clock);
   if (!policies.ok()) return Fail("policy store", policies.status());
+  // The receipt log signs checkpoints with its own Ed25519 key, kept with
+  // the master key.
+  auto log_key = kbs::receipts::LoadOrCreateLogKey((dir / "log-signing-key.pem").string());
+  if (!log_key.ok()) return Fail("receipt log key", log_key.status());
+  auto note_signer = kbs::receipts::NoteSigner::Create(config.receipts_origin, *std::move(log_key));
+  if (!note_signer.ok()) return Fail("receipt log key", note_signer.status());
+  kbs::receipts::ReceiptLog::Options log_options;
+  log_options.origin = config.receipts_origin;
+  log_options.checkpoint_interval = absl::Seconds(config.checkpoint_interval_secs);
+  log_options.evidence_retention = absl::Hours(24 * config.evidence_retention_days);
+  auto receipt_log =
+      kbs::receipts::ReceiptLog::Open(db->get(), *std::move(note_signer), &clock, log_options);
+  if (!receipt_log.ok()) return Fail("receipt log", receipt_log.status());
+  std::vector<std::string> auditor_pems;
+  for (const std::string& path : config.auditor_public_keys) {
+    auto pem = kbs::common::ReadFile(path, 1 << 16);
+    if (!pem.ok()) return Fail("auditor public key", pem.status());
+    auditor_pems.push_back(*std::move(pem));
+  }
+  auto auditors = kbs::admin::AdminAuthenticator::Create(auditor_pems, &clock);
+  if (!auditors.ok()) return Fail("auditor public key", auditors.status());
+  kbs::Audit audit(receipt_log->get(), auditors->get());
 
   std::vector<std::string> admin_pems;
   for (const std::string& path : config.admin_public_keys) {
@@ -131,8 +157,8 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
 
   kbs::session::SessionStore sessions(
       {absl::Seconds(config.session_timeout_secs), static_cast<size_t>(config.max_sessions)});
-  kbs::Broker::Dependencies deps{&clock,      &sessions,       &verifiers,  tokens->get(),
-                                 keys->get(), policies->get(), admin->get()};
+  kbs::Broker::Dependencies deps{&clock,      &sessions,       &verifiers,   tokens->get(),
+                                 keys->get(), policies->get(), admin->get(), receipt_log->get()};
   kbs::Broker::Options broker_options;
   broker_options.policy.sample_tee_enabled = config.allow_sample_tee;
   broker_options.policy.expression_limits.max_expression_bytes =
@@ -144,7 +170,7 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
   if (!broker.ok()) return Fail("broker", broker.status());
 
   kbs::http::Metrics metrics;
-  kbs::http::Router router(broker->get(), &sessions, &metrics);
+  kbs::http::Router router(broker->get(), &sessions, &metrics, &audit);
   auto http_address = kbs::config::ParseHostPort(config.http_address);
   kbs::http::HttpServerOptions http_options;
   http_options.host = http_address->host;
@@ -187,6 +213,11 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
   std::printf("  data directory: %s\n", std::filesystem::absolute(dir).lexically_normal().c_str());
   std::printf("  admin API: %s\n",
               (*admin)->enabled() ? "enabled" : "closed (no --admin-public-key)");
+  std::string halted = (*receipt_log)->halted_reason();
+  std::printf("  receipt log: %llu receipts, %s; key %s\n",
+              static_cast<unsigned long long>((*receipt_log)->size()),
+              halted.empty() ? "verified" : absl::StrCat("HALTED: ", halted).c_str(),
+              (*receipt_log)->verifier_key().c_str());
   std::printf("  TEE verifiers: %s\n",
               verifiers.Tees().empty() ? "none" : absl::StrJoin(verifiers.Tees(), ", ").c_str());
   std::fflush(stdout);
@@ -260,6 +291,9 @@ int main(int argc, char** argv) {
                "Accept the `sample` TEE, which proves nothing (testing only)");
   app.add_option("--admin-public-key", admin_keys,
                  "PEM public key (Ed25519 or P-256) trusted for admin tokens; repeatable");
+  std::vector<std::string> auditor_keys;
+  app.add_option("--auditor-public-key", auditor_keys,
+                 "PEM public key trusted for auditor tokens (read the receipt log); repeatable");
   app.add_flag("--insecure-http", insecure_http,
                "Allow plain HTTP/gRPC on non-loopback addresses (TLS terminated elsewhere)");
   app.add_option("--tls-cert", tls_cert, "PEM certificate chain for HTTPS and gRPC TLS");
@@ -285,6 +319,7 @@ int main(int argc, char** argv) {
   if (!tls_key.empty()) config.tls_key = tls_key;
   if (!log_level.empty()) config.log_level = log_level;
   for (const std::string& k : admin_keys) config.admin_public_keys.push_back(k);
+  for (const std::string& k : auditor_keys) config.auditor_public_keys.push_back(k);
   if (auto s = kbs::config::ValidateConfig(config); !s.ok()) return Fail("configuration", s);
   return Run(config, ready_file);
 }

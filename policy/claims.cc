@@ -22,7 +22,7 @@ bool IsLowerHex(absl::string_view s) {
 
 bool IsAnnotationMember(absl::string_view key) {
   return key == "report_data" || key == "runtime_data_claims" || key == "init_data" ||
-         key == "init_data_claims";
+         key == "init_data_claims" || key == "evidence_sha256";
 }
 
 // Where a TEE's claims say whether the guest can be debugged.
@@ -162,6 +162,10 @@ absl::StatusOr<ClaimSet> ClaimsFromEar(const Json& ear) {
     if (const Json* status = common::FindMember(*submod, "ear.status");
         status != nullptr && status->is_string()) {
       root.entries["trust_status"] = Value::String(status->get<std::string>());
+    }
+    if (const Json* ev = common::FindMember(*annotated, "evidence_sha256");
+        ev != nullptr && ev->is_string()) {
+      root.entries["evidence_sha256"] = Value::String(ev->get<std::string>());
     }
     if (const Json* digest = common::FindMember(*annotated, "init_data");
         digest != nullptr && digest->is_string()) {

@@ -7,8 +7,8 @@ groups=("$@")
 [ ${#groups[@]} -eq 0 ] && groups=(runtime build)
 
 declare -A pkgs
-pkgs[runtime]="ca-certificates libgrpc++1.51 libprotobuf32 libssl3 libsqlite3-0 libtomlplusplus3 libyaml-cpp0.7 libre2-9"
-pkgs[build]="build-essential g++ cmake ninja-build pkg-config ccache libgrpc++-dev \
+pkgs[runtime]="ca-certificates libgrpc++1.51 libprotobuf32 libssl3 libsqlite3-0 libtomlplusplus3 libyaml-cpp0.7 libre2-9 zlib1g"
+pkgs[build]="build-essential g++ cmake ninja-build pkg-config ccache libgrpc++-dev zlib1g-dev \
 protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev libssl-dev libsqlite3-dev \
 libboost-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev googletest libgmock-dev \
 libgtest-dev libbenchmark-dev libyaml-cpp-dev libre2-dev"

@@ -17,6 +17,7 @@
 #include "common/keys.h"
 #include "common/status_macros.h"
 #include "common/x509.h"
+#include "kbs/cli/audit_commands.h"
 #include "kbs/client/kbs_client.h"
 #include "policy/policy_engine.h"
 #include "verifier/snp/snp_verifier.h"
@@ -45,6 +46,17 @@ absl::StatusOr<std::unique_ptr<kbs::client::KbsClient>> Connect(const Globals& g
   kbs::common::HttpClientOptions options;
   options.ca_file = g.cacert;
   return kbs::client::NewHttpKbsClient(g.url, options);
+}
+
+// A short-lived JWT for `role` ("admin", "auditor") signed with `key_file`.
+absl::StatusOr<std::string> RoleToken(const std::string& key_file, absl::string_view role) {
+  KBS_ASSIGN_OR_RETURN(std::string pem, kbs::common::ReadFile(key_file, 1 << 16));
+  KBS_ASSIGN_OR_RETURN(kbs::common::EvpPkeyPtr key, kbs::common::PrivateKeyFromPem(pem));
+  KBS_ASSIGN_OR_RETURN(auto signer, kbs::jose::JwtSigner::Create(std::move(key)));
+  kbs::common::SystemClock clock;
+  int64_t now = absl::ToUnixSeconds(clock.Now());
+  return signer->Sign(
+      Json{{"iss", "kbsctl"}, {"sub", role}, {"role", role}, {"iat", now}, {"exp", now + 300}});
 }
 
 // A short-lived admin JWT signed with the operator's key.
@@ -320,6 +332,46 @@ int main(int argc, char** argv) {
   CLI::App* rv_get = refvalues->add_subcommand("get", "Print a set");
   rv_get->add_option("name", set_name, "Set name")->required();
 
+  // audit
+  CLI::App* audit = app.add_subcommand("audit", "Read and verify the receipt log (auditor)");
+  audit->require_subcommand(1);
+  kbs::cli::AuditArgs au;
+  std::string auditor_key;
+  audit->add_option("--auditor-key", auditor_key, "Auditor private key (PEM) to sign tokens");
+  CLI::App* au_key = audit->add_subcommand("log-key", "Write the log's note verifier key");
+  au_key->add_option("--out", au.out, "File (default: stdout)");
+  CLI::App* au_cp = audit->add_subcommand("checkpoint", "Print the latest signed checkpoint");
+  au_cp->add_flag("--fresh", au.fresh, "Have the KBS sign one covering every receipt first");
+  CLI::App* au_list = audit->add_subcommand("list", "List receipts (filters combine with AND)");
+  au_list->add_option("--format", au.format, "jsonl (leaf bytes, one per line) or csv")
+      ->check(CLI::IsMember({"jsonl", "csv"}));
+  for (auto [name, field] : std::initializer_list<std::pair<const char*, std::string*>>{
+           {"--from", &au.from},
+           {"--to", &au.to},
+           {"--decision", &au.decision},
+           {"--resource", &au.resource},
+           {"--key-version", &au.key_version},
+           {"--image", &au.image},
+           {"--measurement", &au.measurement},
+           {"--tee", &au.tee},
+           {"--policy", &au.policy},
+           {"--rule", &au.rule},
+           {"--chip-id", &au.chip_id}}) {
+    au_list->add_option(name, *field);
+  }
+  CLI::App* au_prove = audit->add_subcommand("prove", "Write the tlog-proof of a receipt");
+  au_prove->add_option("index", au.index, "Receipt index")->required();
+  au_prove->add_option("--out", au.out, "File (default: stdout)");
+  CLI::App* au_vp = audit->add_subcommand("verify-proof", "Verify a tlog-proof offline");
+  au_vp->add_option("--proof", au.proof, "tlog-proof file")->required();
+  au_vp->add_option("--entry", au.entry, "The receipt's leaf bytes")->required();
+  au_vp->add_option("--log-key", au.log_key, "The log's note verifier key")->required();
+  CLI::App* au_verify = audit->add_subcommand(
+      "verify", "Download every receipt, rebuild the tree and check it against the checkpoint");
+  au_verify->add_option("--log-key", au.log_key, "The log's note verifier key")->required();
+  au_verify->add_option("--from-checkpoint", au.from_checkpoint,
+                        "An earlier checkpoint you kept: the log must extend it");
+
   // attest
   CLI::App* attest = app.add_subcommand("attest", "Run RCAR as a guest and fetch a resource");
   std::string tee = "sample", key_type_name = "ec-p256", get_path, out_file, init_data_file,
@@ -371,6 +423,25 @@ int main(int argc, char** argv) {
   if (keygen->parsed()) return Keygen(out_dir, key_type);
   if (verify->parsed()) return VerifyEvidence(ev);
   if (ptest->parsed()) return PolicyTest(pt);
+  if (au_vp->parsed()) return kbs::cli::AuditVerifyProof(au);
+  if (audit->parsed()) {
+    au.url = g.url;
+    au.cacert = g.cacert;
+    if (!au_key->parsed()) {
+      if (auditor_key.empty()) {
+        return Fail(absl::InvalidArgumentError(
+            "--auditor-key FILE is required (an auditor key made with `kbsctl admin keygen`)"));
+      }
+      auto token = RoleToken(auditor_key, "auditor");
+      if (!token.ok()) return Fail(token.status());
+      au.token = *std::move(token);
+    }
+    if (au_key->parsed()) return kbs::cli::AuditLogKey(au);
+    if (au_cp->parsed()) return kbs::cli::AuditCheckpoint(au);
+    if (au_list->parsed()) return kbs::cli::AuditList(au);
+    if (au_prove->parsed()) return kbs::cli::AuditProve(au);
+    if (au_verify->parsed()) return kbs::cli::AuditVerify(au);
+  }
 
   auto client = Connect(g);
   if (!client.ok()) return Fail(client.status());

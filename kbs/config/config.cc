@@ -157,6 +157,12 @@ absl::StatusOr<KbsConfig> ParseConfig(absl::string_view toml_text) {
   KBS_RETURN_IF_ERROR(r.Integer("token", "lifetime", c.token_lifetime_secs, 1, 86400));
   KBS_RETURN_IF_ERROR(r.String("token", "issuer", c.token_issuer));
   KBS_RETURN_IF_ERROR(r.StringList("admin", "public_keys", c.admin_public_keys));
+  KBS_RETURN_IF_ERROR(r.StringList("audit", "public_keys", c.auditor_public_keys));
+  KBS_RETURN_IF_ERROR(r.String("audit", "origin", c.receipts_origin));
+  KBS_RETURN_IF_ERROR(
+      r.Integer("audit", "checkpoint_interval", c.checkpoint_interval_secs, 1, 86400));
+  KBS_RETURN_IF_ERROR(
+      r.Integer("audit", "evidence_retention_days", c.evidence_retention_days, 0, 36500));
   KBS_RETURN_IF_ERROR(r.String("log", "level", c.log_level));
   KBS_RETURN_IF_ERROR(r.CheckNoUnknownKeys());
   return c;

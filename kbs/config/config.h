@@ -49,6 +49,12 @@ struct KbsConfig {
   std::string token_issuer = "kbs";
   // [admin]
   std::vector<std::string> admin_public_keys;  // PEM file paths
+
+  // Receipt log (docs/audit.md).
+  std::vector<std::string> auditor_public_keys;  // PEM file paths
+  std::string receipts_origin = "kbs/receipts";  // checkpoint origin line
+  int64_t checkpoint_interval_secs = 10;
+  int64_t evidence_retention_days = 0;  // 0: keep forever
   // [log]
   std::string log_level = "info";
 };

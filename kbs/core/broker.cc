@@ -5,6 +5,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/bytes.h"
+#include "common/crypto.h"
+#include "common/encoding.h"
 #include "common/jcs.h"
 #include "common/log.h"
 #include "common/status_macros.h"
@@ -34,6 +36,34 @@ absl::Status AttestError(const absl::Status& cause) {
 absl::StatusOr<std::string> RuntimeDataDigest(const Json& runtime, common::HashAlgorithm alg) {
   KBS_ASSIGN_OR_RETURN(std::string canonical, common::CanonicalizeJson(runtime));
   return common::Digest(alg, canonical);
+}
+
+// The registers and identities a receipt states, from the verified claims.
+void FillReceiptClaims(const policy::ClaimSet& claims, receipts::Receipt& r) {
+  static constexpr absl::string_view kRegisters[] = {
+      "snp.measurement", "tdx.mr_td",      "tdx.rtmr_0",    "tdx.rtmr_1",        "tdx.rtmr_2",
+      "tdx.rtmr_3",      "sgx.mr_enclave", "sgx.mr_signer", "sample.measurement"};
+  for (absl::string_view reg : kRegisters) {
+    const policy::Value* v = claims.root.FindPath(reg);
+    if (v != nullptr && v->is_string()) r.measurements.emplace_back(reg, v->string_value());
+  }
+  if (claims.images.has_value()) {
+    for (const policy::PodImage& image : *claims.images) r.images.push_back(image.reference);
+  }
+  if (const policy::Value* v = claims.root.Find("tcb_status"); v != nullptr && v->is_string()) {
+    r.tcb_status = v->string_value();
+  }
+  for (absl::string_view id : {"snp.chip_id", "tdx.platform_id", "sgx.platform_id"}) {
+    const policy::Value* v = claims.root.FindPath(id);
+    if (v != nullptr && v->is_string()) {
+      r.chip_id = v->string_value();
+      break;
+    }
+  }
+  if (const policy::Value* v = claims.root.Find("evidence_sha256");
+      v != nullptr && v->is_string()) {
+    r.evidence_sha256 = v->string_value();
+  }
 }
 
 absl::Status AdminError(const absl::Status& s) {
@@ -154,7 +184,38 @@ absl::StatusOr<AuthResponse> Broker::Auth(const AuthRequest& request) {
 }
 
 absl::StatusOr<AttestResponse> Broker::Attest(absl::string_view session_id,
-                                              const AttestRequest& request) {
+                                              const AttestRequest& request,
+                                              absl::string_view client_address) {
+  // What the receipt log keeps of this attestation, and its digest.
+  Json kept = {{"runtime_data", {{"nonce", request.nonce}, {"tee-pubkey", request.tee_pubkey}}},
+               {"tee_evidence",
+                {{"primary_evidence", request.primary_evidence},
+                 {"additional_evidence", request.additional_evidence}}}};
+  if (request.init_data.has_value()) {
+    kept["init_data"] = {{"format", request.init_data->format}, {"body", request.init_data->body}};
+  }
+  std::string tee;
+  auto result = AttestVerified(session_id, request, kept, tee);
+  if (!result.ok() && !tee.empty()) {
+    // A failed attestation is a decision too: recorded, evidence by digest.
+    receipts::Receipt r;
+    r.decision = "failed";
+    r.reason = std::string(result.status().message()).substr(0, 1024);
+    r.tee = tee;
+    r.evidence_sha256 = common::HexEncode(common::Sha256(common::DumpJson(kept)));
+    r.client_address = std::string(client_address);
+    r.session_digest = common::HexEncode(common::Sha256(session_id));
+    if (absl::Status s = Record(std::move(r)); !s.ok()) {
+      return KbsError(absl::StatusCode::kUnavailable, ErrorKind::kAttestationError,
+                      absl::StrCat(kAttestFailed, s.message()));
+    }
+  }
+  return result;
+}
+
+absl::StatusOr<AttestResponse> Broker::AttestVerified(absl::string_view session_id,
+                                                      const AttestRequest& request, Json& kept,
+                                                      std::string& tee) {
   if (session_id.empty()) {
     return KbsError(
         absl::StatusCode::kUnauthenticated, ErrorKind::kAttestationError,
@@ -164,6 +225,8 @@ absl::StatusOr<AttestResponse> Broker::Attest(absl::string_view session_id,
   if (!challenge.ok()) return AttestError(challenge.status());
 
   // Fail closed: the session's nonce is now spent whatever happens below.
+  tee = challenge->tee;
+  kept["tee"] = challenge->tee;
   const verifier::Verifier* primary = deps_.verifiers->Find(challenge->tee);
   if (primary == nullptr) {
     return AttestError(
@@ -255,6 +318,12 @@ absl::StatusOr<AttestResponse> Broker::Attest(absl::string_view session_id,
       record.agent_policy_rules_digest = init_data->agent_policy_rules_digest;
     }
   }
+  if (deps_.receipts != nullptr) {
+    // Kept for auditors to re-verify later (written with the next batch).
+    auto digest = deps_.receipts->StoreEvidence(common::DumpJson(kept));
+    if (!digest.ok()) return AttestError(digest.status());
+    record.evidence_sha256 = *std::move(digest);
+  }
   auto result = deps_.tokens->Issue(record);
   if (!result.ok()) return AttestError(result.status());
   AttestResponse response{(*result)->token, (*result)->expires, challenge->session_expires};
@@ -295,6 +364,18 @@ absl::StatusOr<std::shared_ptr<const AttestationResult>> Broker::Authenticate(
                         "Authorization: Bearer token was sent");
 }
 
+absl::Status Broker::Record(receipts::Receipt receipt) {
+  if (deps_.receipts == nullptr) return absl::OkStatus();
+  auto appended = deps_.receipts->Append(std::move(receipt));
+  if (!appended.ok()) {
+    KBS_LOG(kError, "receipt not recorded: ", appended.status().message());
+    return absl::UnavailableError(absl::StrCat("the decision could not be recorded (",
+                                               appended.status().message(),
+                                               "); nothing was released"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<jose::FlattenedJwe> Broker::GetResource(const Credentials& credentials,
                                                        absl::string_view path) {
   absl::Time now = deps_.clock->Now();
@@ -304,13 +385,33 @@ absl::StatusOr<jose::FlattenedJwe> Broker::GetResource(const Credentials& creden
     return KbsError(absl::StatusCode::kNotFound, ErrorKind::kInvalidRequestPath,
                     "invalid resource path: expected <repository>/<type>/<tag>");
   }
+  receipts::Receipt receipt;
+  receipt.resource = std::string(path);
+  receipt.tee = attested->primary_tee();
+  receipt.client_address = credentials.client_address;
+  if (!credentials.session_id.empty()) {
+    receipt.session_digest = common::HexEncode(common::Sha256(credentials.session_id));
+  }
+  receipt.token_id = attested->token_id;
+  // Fail closed: every outcome below is recorded before it is answered.
+  auto failed = [&](absl::Status error, absl::string_view why) -> absl::Status {
+    receipt.decision = "failed";
+    receipt.reason = std::string(why);
+    if (absl::Status s = Record(receipt); !s.ok()) {
+      return KbsError(absl::StatusCode::kUnavailable, ErrorKind::kPluginInternalError, s.message());
+    }
+    return error;
+  };
+
   PolicySnapshot policies = Policies();
   auto claims = policy::ClaimsFromEar(attested->claims);
   if (!claims.ok()) {
     KBS_LOG(kError, "policy claims for ", path, ": ", claims.status().message());
-    return KbsError(absl::StatusCode::kUnavailable, ErrorKind::kPolicyEngineError,
-                    "the release policy could not be evaluated");
+    return failed(KbsError(absl::StatusCode::kUnavailable, ErrorKind::kPolicyEngineError,
+                           "the release policy could not be evaluated"),
+                  absl::StrCat("policy claims: ", claims.status().message()));
   }
+  FillReceiptClaims(*claims, receipt);
   policy::PolicyInput input;
   input.resource_path = path;
   input.claims = &*claims;
@@ -319,12 +420,17 @@ absl::StatusOr<jose::FlattenedJwe> Broker::GetResource(const Credentials& creden
   auto decision = policies.active->Evaluate(input);
   if (!decision.ok()) {
     KBS_LOG(kError, "policy engine failed for ", path, ": ", decision.status().message());
-    return KbsError(absl::StatusCode::kUnavailable, ErrorKind::kPolicyEngineError,
-                    "the release policy could not be evaluated");
+    return failed(KbsError(absl::StatusCode::kUnavailable, ErrorKind::kPolicyEngineError,
+                           "the release policy could not be evaluated"),
+                  absl::StrCat("policy engine: ", decision.status().message()));
   }
+  receipt.policy_version = decision->policy_id;
+  receipt.rule = decision->rule;
+  receipt.labels = decision->labels;
   decision_metrics_.Record(decision->allow ? "allow" : "deny", decision->rule, decision->labels);
   for (const policy::RuleVerdict& v : decision->shadow) {
     decision_metrics_.Record(v.allow ? "shadow_allow" : "shadow_deny", v.rule, v.labels);
+    receipt.shadow.push_back({v.rule, v.allow});
     KBS_LOG(kInfo, "shadow rule=", v.rule, " would ", v.allow ? "allow" : "deny",
             " resource=", path, " token=", attested->token_id, " reason=", v.reason);
   }
@@ -332,6 +438,9 @@ absl::StatusOr<jose::FlattenedJwe> Broker::GetResource(const Credentials& creden
     // A whole policy version in shadow: evaluated, recorded, never grants.
     auto shadow = policies.shadow->Evaluate(input);
     if (shadow.ok()) {
+      receipt.shadow.push_back(
+          {absl::StrCat(shadow->policy_id, "#", shadow->rule.empty() ? "-" : shadow->rule),
+           shadow->allow});
       KBS_LOG(kInfo, "shadow policy=", shadow->policy_id, " would ",
               shadow->allow ? "allow" : "deny", " resource=", path, " rule=", shadow->rule,
               " token=", attested->token_id, " reason=", shadow->reason);
@@ -340,6 +449,11 @@ absl::StatusOr<jose::FlattenedJwe> Broker::GetResource(const Credentials& creden
     }
   }
   if (!decision->allow) {
+    receipt.decision = "denied";
+    receipt.reason = decision->reason;
+    if (absl::Status s = Record(receipt); !s.ok()) {
+      return KbsError(absl::StatusCode::kUnavailable, ErrorKind::kPolicyDeny, s.message());
+    }
     KBS_LOG(kInfo, "deny resource=", path, " tee=", attested->primary_tee(),
             " policy=", decision->policy_id, " token=", attested->token_id,
             " reason=", decision->reason);
@@ -347,23 +461,33 @@ absl::StatusOr<jose::FlattenedJwe> Broker::GetResource(const Credentials& creden
                     absl::StrCat("resource ", path, " denied by policy ", decision->policy_id, ": ",
                                  decision->client_reason));
   }
+  // The grant is durable before the key is touched.
+  receipt.decision = "granted";
+  receipt.reason = absl::StrCat("rule ", decision->rule, " allows");
+  if (absl::Status s = Record(receipt); !s.ok()) {
+    return KbsError(absl::StatusCode::kUnavailable, ErrorKind::kPluginInternalError, s.message());
+  }
   auto value = deps_.keys->Get(path);
   if (!value.ok()) {
     if (value.status().code() == absl::StatusCode::kNotFound) {
-      return KbsError(absl::StatusCode::kNotFound, ErrorKind::kPluginInternalError,
-                      absl::StrCat("resource ", path, " not found"));
+      return failed(KbsError(absl::StatusCode::kNotFound, ErrorKind::kPluginInternalError,
+                             absl::StrCat("resource ", path, " not found")),
+                    "resource not found in the key store");
     }
     KBS_LOG(kError, "key store failed for ", path, ": ", value.status().message());
-    return KbsError(value.status().code() == absl::StatusCode::kUnavailable
-                        ? absl::StatusCode::kUnavailable
-                        : absl::StatusCode::kInternal,
-                    ErrorKind::kPluginInternalError,
-                    absl::StrCat("resource ", path, " could not be read from the key store"));
+    return failed(
+        KbsError(value.status().code() == absl::StatusCode::kUnavailable
+                     ? absl::StatusCode::kUnavailable
+                     : absl::StatusCode::kInternal,
+                 ErrorKind::kPluginInternalError,
+                 absl::StrCat("resource ", path, " could not be read from the key store")),
+        absl::StrCat("key store: ", value.status().message()));
   }
   auto jwe = jose::JweEncrypt(*attested->tee_pubkey, value->span());
   if (!jwe.ok()) {
-    return KbsError(absl::StatusCode::kUnauthenticated, ErrorKind::kJweError,
-                    absl::StrCat("cannot encrypt to the TEE key: ", jwe.status().message()));
+    return failed(KbsError(absl::StatusCode::kUnauthenticated, ErrorKind::kJweError,
+                           absl::StrCat("cannot encrypt to the TEE key: ", jwe.status().message())),
+                  absl::StrCat("JWE: ", jwe.status().message()));
   }
   KBS_LOG(kInfo, "release resource=", path, " tee=", attested->primary_tee(),
           " policy=", decision->policy_id, " rule=", decision->rule, " token=", attested->token_id);

@@ -26,6 +26,7 @@
 #include "kbs/core/policy_store.h"
 #include "kbs/core/protocol.h"
 #include "kbs/keystore/key_store.h"
+#include "kbs/receipts/receipt_log.h"
 #include "kbs/session/session_store.h"
 #include "kbs/token/token_service.h"
 #include "policy/policy_engine.h"
@@ -52,6 +53,7 @@ struct AttestResponse {
 struct Credentials {
   std::string session_id;
   std::string bearer_token;
+  std::string client_address = {};  // for the receipt
 };
 
 struct SetPolicyResult {
@@ -72,6 +74,10 @@ class Broker final {
     keystore::KeyStore* keys = nullptr;
     PolicyStore* policies = nullptr;
     const admin::AdminAuthenticator* admin = nullptr;
+    // Every release decision and failed attestation is appended here, and
+    // a key is released only once its receipt is durable. Null only in
+    // unit tests of other parts.
+    receipts::ReceiptLog* receipts = nullptr;
   };
   struct Options {
     policy::PolicyOptions policy;
@@ -86,7 +92,8 @@ class Broker final {
   absl::StatusOr<AuthResponse> Auth(const AuthRequest& request);
 
   // RCAR step 2, on the session created by Auth.
-  absl::StatusOr<AttestResponse> Attest(absl::string_view session_id, const AttestRequest& request);
+  absl::StatusOr<AttestResponse> Attest(absl::string_view session_id, const AttestRequest& request,
+                                        absl::string_view client_address = "");
 
   // Resource release: the JWE of the value at `path` for the attested TEE.
   absl::StatusOr<jose::FlattenedJwe> GetResource(const Credentials& credentials,
@@ -140,11 +147,17 @@ class Broker final {
   Broker(Dependencies deps, Options options) : deps_(deps), options_(options) {}
 
   absl::Status LoadPolicies();
+  absl::StatusOr<AttestResponse> AttestVerified(absl::string_view session_id,
+                                                const AttestRequest& request, common::Json& kept,
+                                                std::string& tee);
   absl::StatusOr<std::shared_ptr<const AttestationResult>> Authenticate(
       const Credentials& credentials, absl::Time now);
   PolicySnapshot Policies() const;
   absl::StatusOr<std::unique_ptr<policy::PolicyEngine>> CompileStored(absl::string_view id);
   std::vector<std::string> MissingSets(const policy::PolicyEngine& engine) const;
+  // Appends `receipt` (no-op without a log); Unavailable when it cannot be
+  // made durable.
+  absl::Status Record(receipts::Receipt receipt);
 
   Dependencies deps_;
   Options options_;

@@ -83,7 +83,7 @@ absl::Status HandleAuth(Broker& broker, const ::grpc::ServerContext&,
   return absl::OkStatus();
 }
 
-absl::Status HandleAttest(Broker& broker, const ::grpc::ServerContext&,
+absl::Status HandleAttest(Broker& broker, const ::grpc::ServerContext& context,
                           const v1::AttestRequest& request, v1::AttestResponse& response) {
   AttestRequest req;
   req.nonce = request.nonce();
@@ -97,17 +97,17 @@ absl::Status HandleAttest(Broker& broker, const ::grpc::ServerContext&,
   if (request.has_init_data()) {
     req.init_data = InitDataSpec{request.init_data().format(), request.init_data().body()};
   }
-  auto attest = broker.Attest(request.session_id(), req);
+  auto attest = broker.Attest(request.session_id(), req, context.peer());
   if (!attest.ok()) return attest.status();
   response.set_token(attest->token);
   response.set_expires_at(absl::ToUnixSeconds(attest->token_expires));
   return absl::OkStatus();
 }
 
-absl::Status HandleGetResource(Broker& broker, const ::grpc::ServerContext&,
+absl::Status HandleGetResource(Broker& broker, const ::grpc::ServerContext& context,
                                const v1::GetResourceRequest& request,
                                v1::GetResourceResponse& response) {
-  Credentials creds{request.session_id(), request.token()};
+  Credentials creds{request.session_id(), request.token(), context.peer()};
   auto jwe = broker.GetResource(creds, request.path());
   if (!jwe.ok()) return jwe.status();
   v1::Jwe* out = response.mutable_jwe();

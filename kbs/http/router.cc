@@ -1,7 +1,11 @@
 #include "kbs/http/router.h"
 
+#include <map>
+#include <optional>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -148,7 +152,7 @@ HttpResponse Router::Dispatch(const HttpRequest& request, Route& route) {
     std::string session_id = SessionIdFromCookie(request.Header("cookie"));
     auto req = ParseAttestRequest(request.body);
     if (!req.ok()) return ErrorResponse(WithKind(req.status(), ErrorKind::kSerdeError));
-    auto attest = broker_->Attest(session_id, *req);
+    auto attest = broker_->Attest(session_id, *req, request.peer);
     if (!attest.ok()) return ErrorResponse(attest.status());
     HttpResponse r = JsonResponse(200, common::DumpJson(Json{{"token", attest->token}}));
     // The session keeps its original expiry; the cookie is re-sent as is.
@@ -159,7 +163,7 @@ HttpResponse Router::Dispatch(const HttpRequest& request, Route& route) {
     std::string admin_token = BearerToken(request.Header("authorization"));
     if (method == "GET") {
       route = Route::kResourceGet;
-      Credentials creds{SessionIdFromCookie(request.Header("cookie")), admin_token};
+      Credentials creds{SessionIdFromCookie(request.Header("cookie")), admin_token, request.peer};
       auto jwe = broker_->GetResource(creds, path);
       if (!jwe.ok()) return ErrorResponse(jwe.status());
       return JsonResponse(200, jwe->ToJsonString());
@@ -180,6 +184,10 @@ HttpResponse Router::Dispatch(const HttpRequest& request, Route& route) {
   if (path == "resource-policy" || absl::StartsWith(path, "resource-policy/")) {
     route = Route::kAdmin;
     return PolicyAdmin(request, path);
+  }
+  if (absl::StartsWith(path, "audit/") && audit_ != nullptr) {
+    route = Route::kAdmin;
+    return AuditRequest(request, path.substr(6));
   }
   if (path == "reference-values" || absl::StartsWith(path, "reference-values/")) {
     route = Route::kAdmin;
@@ -291,6 +299,173 @@ HttpResponse Router::PolicyAdmin(const HttpRequest& request, absl::string_view p
     auto decision = broker_->EvaluatePolicy(admin_token, **claims, *resource, *document);
     if (!decision.ok()) return ErrorResponse(decision.status());
     return JsonResponse(200, common::DumpJson(*decision));
+  }
+  return PluginNotFound(request.target);
+}
+
+namespace {
+
+// application/x-www-form-urlencoded query parameters (percent-decoding and
+// '+' as space); a malformed escape is kept literally.
+std::map<std::string, std::string> QueryParams(absl::string_view target) {
+  std::map<std::string, std::string> out;
+  size_t q = target.find('?');
+  if (q == absl::string_view::npos) return out;
+  auto decode = [](absl::string_view in) {
+    std::string s;
+    for (size_t i = 0; i < in.size(); ++i) {
+      int hi, lo;
+      auto hex = [](char c) {
+        return c >= '0' && c <= '9'   ? c - '0'
+               : c >= 'a' && c <= 'f' ? c - 'a' + 10
+               : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                      : -1;
+      };
+      if (in[i] == '%' && i + 2 < in.size() && (hi = hex(in[i + 1])) >= 0 &&
+          (lo = hex(in[i + 2])) >= 0) {
+        s.push_back(static_cast<char>(hi * 16 + lo));
+        i += 2;
+      } else {
+        s.push_back(in[i] == '+' ? ' ' : in[i]);
+      }
+    }
+    return s;
+  };
+  for (absl::string_view pair : absl::StrSplit(target.substr(q + 1), '&', absl::SkipEmpty())) {
+    size_t eq = pair.find('=');
+    out[decode(pair.substr(0, eq))] =
+        eq == absl::string_view::npos ? "" : decode(pair.substr(eq + 1));
+  }
+  return out;
+}
+
+absl::StatusOr<uint64_t> U64Param(const std::map<std::string, std::string>& params,
+                                  const std::string& name, std::optional<uint64_t> fallback) {
+  auto it = params.find(name);
+  if (it == params.end()) {
+    if (fallback.has_value()) return *fallback;
+    return KbsError(absl::StatusCode::kInvalidArgument, ErrorKind::kSerdeError,
+                    absl::StrCat("missing query parameter `", name, "`"));
+  }
+  uint64_t v;
+  if (!absl::SimpleAtoi(it->second, &v)) {
+    return KbsError(absl::StatusCode::kInvalidArgument, ErrorKind::kSerdeError,
+                    absl::StrCat("query parameter `", name, "` must be an unsigned integer"));
+  }
+  return v;
+}
+
+absl::StatusOr<std::optional<absl::Time>> TimeParam(
+    const std::map<std::string, std::string>& params, const std::string& name) {
+  auto it = params.find(name);
+  if (it == params.end()) return std::optional<absl::Time>();
+  absl::Time t;
+  std::string err;
+  if (!absl::ParseTime(absl::RFC3339_full, it->second, &t, &err)) {
+    return KbsError(absl::StatusCode::kInvalidArgument, ErrorKind::kSerdeError,
+                    absl::StrCat("query parameter `", name, "` must be an RFC 3339 time"));
+  }
+  return std::optional<absl::Time>(t);
+}
+
+std::string ReceiptsJson(const std::vector<receipts::StoredReceipt>& rows, bool paged,
+                         size_t limit) {
+  Json list = Json::array();
+  for (const receipts::StoredReceipt& r : rows)
+    list.push_back({{"index", r.index}, {"leaf", r.leaf}});
+  Json out = {{"receipts", std::move(list)}};
+  if (paged && rows.size() == limit && !rows.empty()) out["next"] = rows.back().index + 1;
+  return common::DumpJson(out);
+}
+
+HttpResponse TextResponse(std::string body) {
+  HttpResponse r;
+  r.status = 200;
+  r.content_type = "text/plain; charset=utf-8";
+  r.body = std::move(body);
+  return r;
+}
+
+}  // namespace
+
+HttpResponse Router::AuditRequest(const HttpRequest& request, absl::string_view path) {
+  if (request.method != "GET" && !(request.method == "POST" && path == "checkpoint")) {
+    return PluginNotFound(request.target);
+  }
+  std::string token = BearerToken(request.Header("authorization"));
+  auto params = QueryParams(request.target);
+  if (path == "log-key") return TextResponse(absl::StrCat(audit_->LogKey(), "\n"));
+  if (path == "checkpoint") {
+    auto note = audit_->Checkpoint(token, request.method == "POST" || params.count("fresh") > 0);
+    if (!note.ok()) return ErrorResponse(note.status());
+    return TextResponse(*std::move(note));
+  }
+  if (path == "receipts") {
+    auto start = U64Param(params, "start", std::nullopt);
+    if (!start.ok()) return ErrorResponse(start.status());
+    auto end = U64Param(params, "end", *start + 100);
+    if (!end.ok()) return ErrorResponse(end.status());
+    auto rows = audit_->Receipts(token, *start, *end);
+    if (!rows.ok()) return ErrorResponse(rows.status());
+    return JsonResponse(200, ReceiptsJson(*rows, false, 0));
+  }
+  if (path == "query") {
+    receipts::ReceiptQuery q;
+    auto from = TimeParam(params, "from");
+    auto to = TimeParam(params, "to");
+    auto after = U64Param(params, "after", 0);
+    auto limit = U64Param(params, "limit", 100);
+    for (const absl::Status& s : {from.status(), to.status(), after.status(), limit.status()}) {
+      if (!s.ok()) return ErrorResponse(s);
+    }
+    q.from = *from;
+    q.to = *to;
+    q.after_index = *after;
+    q.limit = static_cast<size_t>(std::min<uint64_t>(*limit, 1000));
+    for (auto [name, field] : std::initializer_list<std::pair<const char*, std::string*>>{
+             {"decision", &q.decision},
+             {"resource", &q.resource},
+             {"key_version", &q.key_version},
+             {"image", &q.image},
+             {"measurement", &q.measurement},
+             {"tee", &q.tee},
+             {"policy", &q.policy_version},
+             {"rule", &q.rule},
+             {"chip_id", &q.chip_id}}) {
+      if (auto it = params.find(name); it != params.end()) *field = it->second;
+    }
+    auto rows = audit_->Query(token, q);
+    if (!rows.ok()) return ErrorResponse(rows.status());
+    return JsonResponse(200, ReceiptsJson(*rows, true, q.limit));
+  }
+  if (path == "proof/inclusion") {
+    auto index = U64Param(params, "index", std::nullopt);
+    auto size = U64Param(params, "size", std::nullopt);
+    if (!index.ok()) return ErrorResponse(index.status());
+    if (!size.ok()) return ErrorResponse(size.status());
+    auto proof = audit_->InclusionProof(token, *index, *size);
+    if (!proof.ok()) return ErrorResponse(proof.status());
+    return JsonResponse(200, common::DumpJson(*proof));
+  }
+  if (path == "proof/consistency") {
+    auto size1 = U64Param(params, "size1", std::nullopt);
+    auto size2 = U64Param(params, "size2", std::nullopt);
+    if (!size1.ok()) return ErrorResponse(size1.status());
+    if (!size2.ok()) return ErrorResponse(size2.status());
+    auto proof = audit_->ConsistencyProof(token, *size1, *size2);
+    if (!proof.ok()) return ErrorResponse(proof.status());
+    return JsonResponse(200, common::DumpJson(*proof));
+  }
+  uint64_t index;
+  if (absl::ConsumePrefix(&path, "tlog-proof/") && absl::SimpleAtoi(path, &index)) {
+    auto proof = audit_->Prove(token, index);
+    if (!proof.ok()) return ErrorResponse(proof.status());
+    return TextResponse(*std::move(proof));
+  }
+  if (absl::ConsumePrefix(&path, "evidence/") && absl::SimpleAtoi(path, &index)) {
+    auto evidence = audit_->Evidence(token, index);
+    if (!evidence.ok()) return ErrorResponse(evidence.status());
+    return JsonResponse(200, *std::move(evidence));
   }
   return PluginNotFound(request.target);
 }

@@ -5,6 +5,7 @@
 #define KBS_KBS_HTTP_ROUTER_H_
 
 #include "absl/status/status.h"
+#include "kbs/core/audit.h"
 #include "kbs/core/broker.h"
 #include "kbs/http/http_message.h"
 #include "kbs/http/metrics.h"
@@ -16,8 +17,10 @@ namespace kbs::http {
 class Router final {
  public:
   // All pointers must outlive the router.
-  Router(Broker* broker, const session::SessionStore* sessions, Metrics* metrics)
-      : broker_(broker), sessions_(sessions), metrics_(metrics) {}
+  // `audit` may be null (no auditor endpoints).
+  Router(Broker* broker, const session::SessionStore* sessions, Metrics* metrics,
+         Audit* audit = nullptr)
+      : broker_(broker), sessions_(sessions), metrics_(metrics), audit_(audit) {}
 
   HttpResponse Handle(const HttpRequest& request);
 
@@ -29,10 +32,12 @@ class Router final {
   HttpResponse Dispatch(const HttpRequest& request, Route& route);
   HttpResponse PolicyAdmin(const HttpRequest& request, absl::string_view path);
   HttpResponse RefValuesAdmin(const HttpRequest& request, absl::string_view path);
+  HttpResponse AuditRequest(const HttpRequest& request, absl::string_view path);
 
   Broker* broker_;
   const session::SessionStore* sessions_;
   Metrics* metrics_;
+  Audit* audit_;
 };
 
 // "kbs-session-id=<id>; Expires=<IMF-fixdate>" (no Path, Domain or Secure:

@@ -18,7 +18,7 @@ constexpr absl::string_view kAnnotated = "ear.veraison.annotated-evidence";
 // Members of annotated evidence that are not a TEE's claims.
 bool IsBindingMember(absl::string_view key) {
   return key == "report_data" || key == "runtime_data_claims" || key == "init_data" ||
-         key == "init_data_claims";
+         key == "evidence_sha256" || key == "init_data_claims";
 }
 
 Json Submodule(const verifier::VerifiedClaims& claims, Json annotated) {
@@ -36,20 +36,8 @@ absl::Status Invalid(absl::string_view what) {
 }  // namespace
 
 absl::StatusOr<common::EvpPkeyPtr> LoadOrCreateSigningKey(const std::string& path) {
-  if (!common::FileExists(path)) {
-    KBS_ASSIGN_OR_RETURN(common::EvpPkeyPtr key, common::GenerateEcKey(common::EcCurve::kP256));
-    KBS_ASSIGN_OR_RETURN(std::string pem, common::PrivateKeyToPem(key.get()));
-    KBS_RETURN_IF_ERROR(common::WriteFileAtomic(path, pem, 0600));
-    return key;
-  }
-  KBS_ASSIGN_OR_RETURN(std::string pem, common::ReadPrivateFile(path));
-  auto key = common::PrivateKeyFromPem(pem);
-  std::fill(pem.begin(), pem.end(), '\0');
-  if (!key.ok()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("token signing key ", path, ": ", key.status().message()));
-  }
-  return key;
+  return common::LoadOrCreatePrivateKey(
+      path, [] { return common::GenerateEcKey(common::EcCurve::kP256); }, "token signing key");
 }
 
 TokenService::TokenService(std::unique_ptr<jose::JwtSigner> signer, jose::JwtVerifier verifier,
@@ -92,6 +80,7 @@ absl::StatusOr<std::shared_ptr<const AttestationResult>> TokenService::Issue(
   Json runtime = {{"nonce", record.nonce}, {"tee-pubkey", record.tee_pubkey->ToJson()}};
   Json annotated = {{"report_data", common::HexEncode(record.report_data)},
                     {"runtime_data_claims", runtime}};
+  if (!record.evidence_sha256.empty()) annotated["evidence_sha256"] = record.evidence_sha256;
   if (record.init_data_digest.has_value()) {
     annotated["init_data"] = common::HexEncode(*record.init_data_digest);
     annotated["init_data_claims"] = record.init_data_claims;

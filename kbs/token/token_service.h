@@ -35,6 +35,8 @@ struct AttestationRecord {
   std::string nonce;
   const jose::TeePublicKey* tee_pubkey = nullptr;
   std::string report_data;  // raw digest bound into the primary evidence
+  // Hex SHA-256 of the evidence as the receipt log stores it ("" if none).
+  std::string evidence_sha256;
   // When init-data was sent and verified.
   std::optional<std::string> init_data_digest;  // raw
   common::Json init_data_claims;

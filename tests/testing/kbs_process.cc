@@ -182,6 +182,13 @@ int KbsProcess::Stop() {
   return code;
 }
 
+void KbsProcess::Kill() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  (void)WaitFor(pid_, absl::Seconds(10));
+  pid_ = -1;
+}
+
 std::string KbsProcess::Log() const { return common::ReadFile(log_file_).value_or(""); }
 
 }  // namespace kbs::testing

@@ -54,6 +54,8 @@ class KbsProcess {
   bool Running();
   // SIGTERM, wait; returns the exit code.
   int Stop();
+  // SIGKILL (a crash: no shutdown work at all), wait.
+  void Kill();
   std::string Log() const;
 
  private:

@@ -1,0 +1,137 @@
+#include "kbs/receipts/receipt.h"
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/jcs.h"
+#include "common/status_macros.h"
+
+namespace kbs::receipts {
+namespace {
+
+using common::Json;
+
+constexpr size_t kMaxListItems = 256;
+
+Json Pairs(const std::vector<std::pair<std::string, std::string>>& pairs) {
+  Json out = Json::object();
+  for (const auto& [k, v] : pairs) out[k] = v;
+  return out;
+}
+
+absl::Status Invalid(absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat("receipt: ", what));
+}
+
+absl::StatusOr<std::string> Str(const Json& j, absl::string_view key) {
+  const Json* v = common::FindMember(j, key);
+  if (v == nullptr || !v->is_string()) return Invalid(absl::StrCat("`", key, "` must be a string"));
+  return v->get<std::string>();
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> StrMap(const Json& j,
+                                                                        absl::string_view key) {
+  const Json* v = common::FindMember(j, key);
+  if (v == nullptr || !v->is_object() || v->size() > kMaxListItems) {
+    return Invalid(absl::StrCat("`", key, "` must be an object of strings"));
+  }
+  std::vector<std::pair<std::string, std::string>> out;
+  for (auto it = v->begin(); it != v->end(); ++it) {
+    if (!it.value().is_string()) return Invalid(absl::StrCat("`", key, "` values must be strings"));
+    out.emplace_back(it.key(), it.value().get<std::string>());
+  }
+  return out;
+}
+
+}  // namespace
+
+Json ReceiptToJson(const Receipt& r) {
+  Json shadow = Json::array();
+  for (const ShadowVerdict& v : r.shadow) shadow.push_back({{"rule", v.rule}, {"allow", v.allow}});
+  return Json{
+      {"index", r.index},
+      {"time", absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", r.time, absl::UTCTimeZone())},
+      {"decision", r.decision},
+      {"reason", r.reason},
+      {"resource", r.resource},
+      {"key_version", r.key_version},
+      {"tee", r.tee},
+      {"evidence_sha256", r.evidence_sha256},
+      {"measurements", Pairs(r.measurements)},
+      {"images", r.images},
+      {"tcb_status", r.tcb_status},
+      {"chip_id", r.chip_id},
+      {"policy_version", r.policy_version},
+      {"rule", r.rule},
+      {"labels", Pairs(r.labels)},
+      {"shadow", std::move(shadow)},
+      {"client_address", r.client_address},
+      {"session_digest", r.session_digest},
+      {"token_id", r.token_id},
+  };
+}
+
+absl::StatusOr<std::string> ReceiptLeaf(const Receipt& r) {
+  KBS_ASSIGN_OR_RETURN(std::string leaf, common::CanonicalizeJson(ReceiptToJson(r)));
+  if (leaf.size() > kMaxLeafBytes) {
+    return Invalid(absl::StrCat("larger than ", kMaxLeafBytes, " bytes"));
+  }
+  return leaf;
+}
+
+absl::StatusOr<Receipt> ParseReceiptLeaf(absl::string_view leaf) {
+  if (leaf.size() > kMaxLeafBytes) return Invalid("leaf too large");
+  auto json = common::ParseJson(leaf);
+  if (!json.ok()) return Invalid(json.status().message());
+  if (!json->is_object()) return Invalid("not a JSON object");
+  Receipt r;
+  const Json* index = common::FindMember(*json, "index");
+  if (index == nullptr || !index->is_number_unsigned()) return Invalid("`index` must be a number");
+  r.index = index->get<uint64_t>();
+  KBS_ASSIGN_OR_RETURN(std::string time, Str(*json, "time"));
+  std::string err;
+  if (!absl::ParseTime(absl::RFC3339_full, time, &r.time, &err)) return Invalid("bad `time`");
+  KBS_ASSIGN_OR_RETURN(r.decision, Str(*json, "decision"));
+  if (r.decision != "granted" && r.decision != "denied" && r.decision != "failed") {
+    return Invalid("`decision` must be granted, denied or failed");
+  }
+  KBS_ASSIGN_OR_RETURN(r.reason, Str(*json, "reason"));
+  KBS_ASSIGN_OR_RETURN(r.resource, Str(*json, "resource"));
+  KBS_ASSIGN_OR_RETURN(r.key_version, Str(*json, "key_version"));
+  KBS_ASSIGN_OR_RETURN(r.tee, Str(*json, "tee"));
+  KBS_ASSIGN_OR_RETURN(r.evidence_sha256, Str(*json, "evidence_sha256"));
+  KBS_ASSIGN_OR_RETURN(r.measurements, StrMap(*json, "measurements"));
+  const Json* images = common::FindMember(*json, "images");
+  if (images == nullptr || !images->is_array() || images->size() > kMaxListItems) {
+    return Invalid("`images` must be an array of strings");
+  }
+  for (const Json& i : *images) {
+    if (!i.is_string()) return Invalid("`images` must be an array of strings");
+    r.images.push_back(i.get<std::string>());
+  }
+  KBS_ASSIGN_OR_RETURN(r.tcb_status, Str(*json, "tcb_status"));
+  KBS_ASSIGN_OR_RETURN(r.chip_id, Str(*json, "chip_id"));
+  KBS_ASSIGN_OR_RETURN(r.policy_version, Str(*json, "policy_version"));
+  KBS_ASSIGN_OR_RETURN(r.rule, Str(*json, "rule"));
+  KBS_ASSIGN_OR_RETURN(r.labels, StrMap(*json, "labels"));
+  const Json* shadow = common::FindMember(*json, "shadow");
+  if (shadow == nullptr || !shadow->is_array() || shadow->size() > kMaxListItems) {
+    return Invalid("`shadow` must be an array");
+  }
+  for (const Json& s : *shadow) {
+    const Json* rule = s.is_object() ? common::FindMember(s, "rule") : nullptr;
+    const Json* allow = s.is_object() ? common::FindMember(s, "allow") : nullptr;
+    if (rule == nullptr || !rule->is_string() || allow == nullptr || !allow->is_boolean()) {
+      return Invalid("`shadow` entries are {rule, allow}");
+    }
+    r.shadow.push_back({rule->get<std::string>(), allow->get<bool>()});
+  }
+  KBS_ASSIGN_OR_RETURN(r.client_address, Str(*json, "client_address"));
+  KBS_ASSIGN_OR_RETURN(r.session_digest, Str(*json, "session_digest"));
+  KBS_ASSIGN_OR_RETURN(r.token_id, Str(*json, "token_id"));
+  // Canonical form only: an auditor's re-encoding must hash the same.
+  KBS_ASSIGN_OR_RETURN(std::string again, ReceiptLeaf(r));
+  if (again != leaf) return Invalid("not in canonical (JCS) form or has unknown members");
+  return r;
+}
+
+}  // namespace kbs::receipts

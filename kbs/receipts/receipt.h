@@ -1,0 +1,60 @@
+// A receipt: what the log records about one release decision. Its leaf
+// bytes (what the Merkle tree hashes) are the RFC 8785 (JCS) canonical JSON
+// of the receipt, so an auditor can read and re-hash a leaf with ordinary
+// tools (`jq -cS`, `sha256sum`). Never holds key material or raw evidence
+// (only the evidence's SHA-256; the evidence itself is stored apart).
+#ifndef KBS_KBS_RECEIPTS_RECEIPT_H_
+#define KBS_KBS_RECEIPTS_RECEIPT_H_
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "common/json.h"
+
+namespace kbs::receipts {
+
+struct ShadowVerdict {
+  std::string rule;
+  bool allow = false;
+};
+
+struct Receipt {
+  uint64_t index = 0;    // assigned by the log
+  absl::Time time;       // assigned by the log (its clock, microseconds)
+  std::string decision;  // "granted" | "denied" | "failed"
+  std::string reason;
+  std::string resource;     // repo/type/tag ("" for a failed attestation)
+  std::string key_version;  // "" until the key store versions values
+  std::string tee;
+  std::string evidence_sha256;  // hex, of the evidence as received
+  // Register name ("snp.measurement") -> value, from the verified claims.
+  std::vector<std::pair<std::string, std::string>> measurements;
+  std::vector<std::string> images;
+  std::string tcb_status;
+  std::string chip_id;
+  std::string policy_version;
+  std::string rule;
+  std::vector<std::pair<std::string, std::string>> labels;
+  std::vector<ShadowVerdict> shadow;
+  std::string client_address;
+  std::string session_digest;  // hex SHA-256 of the session id
+  std::string token_id;
+};
+
+inline constexpr size_t kMaxLeafBytes = 64 * 1024;
+
+common::Json ReceiptToJson(const Receipt& r);
+// The leaf bytes: JCS(ReceiptToJson(r)).
+absl::StatusOr<std::string> ReceiptLeaf(const Receipt& r);
+// Decodes leaf bytes (bounded; InvalidArgument names the field). Accepts
+// only the canonical form: re-encoding must give the same bytes.
+absl::StatusOr<Receipt> ParseReceiptLeaf(absl::string_view leaf);
+
+}  // namespace kbs::receipts
+
+#endif  // KBS_KBS_RECEIPTS_RECEIPT_H_

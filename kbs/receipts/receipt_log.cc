@@ -1,0 +1,745 @@
+#include "kbs/receipts/receipt_log.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <functional>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/crypto.h"
+#include "common/encoding.h"
+#include "common/files.h"
+#include "common/keys.h"
+#include "common/log.h"
+#include "common/status_macros.h"
+
+namespace kbs::receipts {
+namespace {
+
+constexpr absl::string_view kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS receipts (
+  idx             INTEGER PRIMARY KEY,
+  time            INTEGER NOT NULL,   -- unix microseconds
+  decision        TEXT NOT NULL,
+  resource        TEXT NOT NULL,
+  key_version     TEXT NOT NULL,
+  tee             TEXT NOT NULL,
+  policy_version  TEXT NOT NULL,
+  rule            TEXT NOT NULL,
+  chip_id         TEXT NOT NULL,
+  evidence_sha256 TEXT NOT NULL,
+  leaf            BLOB NOT NULL       -- the JCS bytes the tree hashes
+) STRICT;
+CREATE INDEX IF NOT EXISTS receipts_time ON receipts(time);
+CREATE INDEX IF NOT EXISTS receipts_resource ON receipts(resource, idx);
+-- Multi-valued query keys: "image:<digest or reference>", "measurement:<hex>".
+CREATE TABLE IF NOT EXISTS receipt_terms (
+  term TEXT NOT NULL,
+  idx  INTEGER NOT NULL,
+  PRIMARY KEY (term, idx)
+) STRICT, WITHOUT ROWID;
+-- Complete subtrees: level L, index i covers leaves [i << L, (i + 1) << L).
+CREATE TABLE IF NOT EXISTS merkle_nodes (
+  level INTEGER NOT NULL,
+  idx   INTEGER NOT NULL,
+  hash  BLOB NOT NULL,
+  PRIMARY KEY (level, idx)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (
+  size      INTEGER PRIMARY KEY,
+  note      TEXT NOT NULL,
+  signed_at INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS evidence (
+  sha256    TEXT PRIMARY KEY,
+  size      INTEGER NOT NULL,
+  data      BLOB NOT NULL,            -- zlib
+  stored_at INTEGER NOT NULL
+) STRICT;)sql";
+
+constexpr size_t kMaxEvidenceBytes = 16 << 20;
+constexpr uint64_t kMaxRange = 1000;
+
+absl::Status Halted(absl::string_view why) {
+  return absl::UnavailableError(absl::StrCat("receipt log halted: ", why));
+}
+
+Hash ToHash(absl::string_view bytes) {
+  Hash h{};
+  std::copy_n(bytes.begin(), std::min(bytes.size(), h.size()), h.begin());
+  return h;
+}
+
+absl::string_view HashBytes(const Hash& h) {
+  return absl::string_view(reinterpret_cast<const char*>(h.data()), h.size());
+}
+
+Hash RootOf(const std::vector<std::optional<Hash>>& frontier) {
+  std::optional<Hash> root;
+  for (const std::optional<Hash>& f : frontier) {
+    if (f.has_value()) root = root.has_value() ? NodeHash(*f, *root) : *f;
+  }
+  return root.value_or(EmptyRoot());
+}
+
+// Adds leaf `index` with hash `h` to `frontier`, appending every subtree it
+// completes (level 0 included) to `nodes`.
+void AddLeaf(uint64_t index, const Hash& h, std::vector<std::optional<Hash>>& frontier,
+             std::vector<std::pair<NodeId, Hash>>* nodes) {
+  Hash carry = h;
+  int level = 0;
+  if (nodes != nullptr) nodes->push_back({{0, index}, carry});
+  while (frontier[level].has_value()) {
+    carry = NodeHash(*frontier[level], carry);
+    frontier[level].reset();
+    ++level;
+    if (nodes != nullptr) nodes->push_back({{level, index >> level}, carry});
+  }
+  frontier[level] = carry;
+}
+
+absl::Status ForEachRow(storage::SqliteStatement* q, const std::function<absl::Status()>& row) {
+  while (true) {
+    absl::StatusOr<bool> more = q->Step();
+    if (!more.ok() || !*more) {
+      q->Reset();
+      return more.status();
+    }
+    if (absl::Status s = row(); !s.ok()) {
+      q->Reset();
+      return s;
+    }
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<common::EvpPkeyPtr> LoadOrCreateLogKey(const std::string& path) {
+  KBS_ASSIGN_OR_RETURN(common::EvpPkeyPtr key,
+                       common::LoadOrCreatePrivateKey(path, common::GenerateEd25519Key,
+                                                      "receipt log key"));
+  if (EVP_PKEY_id(key.get()) != EVP_PKEY_ED25519) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("receipt log key ", path, " is not an Ed25519 key"));
+  }
+  return key;
+}
+
+// Reads stored complete subtrees, one point lookup each (O(log n) per proof).
+class ReceiptLog::DbNodes final : public NodeReader {
+ public:
+  explicit DbNodes(storage::SqliteDatabase* db) : db_(db) {}
+  absl::StatusOr<std::vector<Hash>> ReadNodes(absl::Span<const NodeId> ids) override {
+    std::vector<Hash> out;
+    out.reserve(ids.size());
+    KBS_RETURN_IF_ERROR(db_->Run([&](storage::SqliteConnection& c) -> absl::Status {
+      KBS_ASSIGN_OR_RETURN(
+          storage::SqliteStatement * q,
+          c.Prepare("SELECT hash FROM merkle_nodes WHERE level = ?1 AND idx = ?2"));
+      for (const NodeId& id : ids) {
+        q->BindInt64(1, id.level);
+        q->BindInt64(2, static_cast<int64_t>(id.index));
+        absl::StatusOr<bool> row = q->Step();
+        std::string hash = row.ok() && *row ? q->ColumnBlob(0) : "";
+        q->Reset();
+        if (!row.ok()) return row.status();
+        if (hash.size() != 32) {
+          return absl::DataLossError(
+              absl::StrCat("merkle node (", id.level, ", ", id.index, ") is missing or malformed"));
+        }
+        out.push_back(ToHash(hash));
+      }
+      return absl::OkStatus();
+    }));
+    return out;
+  }
+
+ private:
+  storage::SqliteDatabase* db_;
+};
+
+ReceiptLog::ReceiptLog(storage::SqliteDatabase* db, std::unique_ptr<NoteSigner> signer,
+                       const common::Clock* clock, Options options)
+    : db_(db),
+      signer_(std::move(signer)),
+      verifier_key_(signer_->verifier_key()),
+      clock_(clock),
+      options_(std::move(options)) {}
+
+absl::StatusOr<std::unique_ptr<ReceiptLog>> ReceiptLog::Open(storage::SqliteDatabase* db,
+                                                             std::unique_ptr<NoteSigner> signer,
+                                                             const common::Clock* clock,
+                                                             Options options) {
+  if (signer == nullptr || clock == nullptr) {
+    return absl::InvalidArgumentError("receipt log: signer and clock are required");
+  }
+  KBS_RETURN_IF_ERROR(db->Run([](storage::SqliteConnection& c) { return c.Exec(kSchema); }));
+  std::unique_ptr<ReceiptLog> log(new ReceiptLog(db, std::move(signer), clock, std::move(options)));
+  absl::Status verified = log->Verify();
+  if (!verified.ok()) {
+    if (verified.code() == absl::StatusCode::kDataLoss) {
+      log->halted_ = std::string(verified.message());
+      KBS_LOG(kError, "receipt log halted: ", log->halted_);
+    } else {
+      return verified;
+    }
+  }
+  log->writer_ = std::thread([l = log.get()] { l->WriterLoop(); });
+  return log;
+}
+
+ReceiptLog::~ReceiptLog() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+  // A clean stop leaves a checkpoint covering everything appended.
+  std::lock_guard<std::mutex> lock(checkpoint_mu_);
+  bool healthy;
+  uint64_t size;
+  {
+    std::lock_guard<std::mutex> state(mu_);
+    healthy = halted_.empty();
+    size = size_;
+  }
+  if (healthy && size > checkpoint_size_) {
+    if (auto s = SignCheckpointLocked(); !s.ok()) {
+      KBS_LOG(kError, "receipt log: final checkpoint: ", s.status().message());
+    }
+  }
+}
+
+// DataLoss for anything that shows the stored log is not the log we signed.
+absl::Status ReceiptLog::Verify() {
+  NoteVerifier verifier = *NoteVerifier::FromVerifierKey(verifier_key_);
+  std::optional<Checkpoint> signed_cp;
+  std::string signed_note;
+  KBS_RETURN_IF_ERROR(db_->Run([&](storage::SqliteConnection& c) -> absl::Status {
+    KBS_ASSIGN_OR_RETURN(
+        storage::SqliteStatement * q,
+        c.Prepare("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1"));
+    absl::StatusOr<bool> row = q->Step();
+    if (row.ok() && *row) signed_note = q->ColumnText(1);
+    int64_t size = row.ok() && *row ? q->ColumnInt64(0) : -1;
+    q->Reset();
+    if (!row.ok()) return row.status();
+    if (size < 0) return absl::OkStatus();
+    auto body = verifier.Open(signed_note);
+    if (!body.ok()) {
+      return absl::DataLossError(
+          absl::StrCat("the latest checkpoint (size ", size,
+                       ") does not verify under the log's key: ", body.status().message()));
+    }
+    auto cp = ParseCheckpointBody(*body);
+    if (!cp.ok() || cp->size != static_cast<uint64_t>(size) || cp->origin != options_.origin) {
+      return absl::DataLossError(
+          absl::StrCat("the latest checkpoint (size ", size, ") is malformed or not this log's"));
+    }
+    signed_cp = *cp;
+    // Auditors can read the last good checkpoint even if the log halts.
+    checkpoint_size_ = cp->size;
+    checkpoint_note_ = signed_note;
+    return absl::OkStatus();
+  }));
+  // What is stored, for auditors' reads and proofs even when halted.
+  KBS_RETURN_IF_ERROR(db_->Run([&](storage::SqliteConnection& c) -> absl::Status {
+    KBS_ASSIGN_OR_RETURN(storage::SqliteStatement * q, c.Prepare("SELECT COUNT(*) FROM receipts"));
+    absl::StatusOr<bool> row = q->Step();
+    if (row.ok() && *row) size_ = static_cast<uint64_t>(q->ColumnInt64(0));
+    q->Reset();
+    return row.status();
+  }));
+
+  std::vector<std::optional<Hash>> frontier(64);
+  uint64_t n = 0;
+  absl::Time last = absl::UnixEpoch();
+  std::optional<Hash> root_at_checkpoint;
+  if (signed_cp.has_value() && signed_cp->size == 0) root_at_checkpoint = EmptyRoot();
+  KBS_RETURN_IF_ERROR(db_->Run([&](storage::SqliteConnection& c) -> absl::Status {
+    KBS_ASSIGN_OR_RETURN(
+        storage::SqliteStatement * q,
+        c.Prepare("SELECT r.idx, r.time, r.leaf, n.hash FROM receipts r LEFT JOIN merkle_nodes n "
+                  "ON n.level = 0 AND n.idx = r.idx ORDER BY r.idx"));
+    return ForEachRow(q, [&]() -> absl::Status {
+      int64_t idx = q->ColumnInt64(0);
+      if (idx != static_cast<int64_t>(n)) {
+        return absl::DataLossError(absl::StrCat("receipt ", n, " is missing (the next stored is ",
+                                                idx, "): rows were deleted"));
+      }
+      Hash h = LeafHash(q->ColumnBlob(2));
+      if (q->ColumnBlob(3) != HashBytes(h)) {
+        return absl::DataLossError(
+            absl::StrCat("receipt ", n, " does not match its leaf hash: the row was edited"));
+      }
+      AddLeaf(n, h, frontier, nullptr);
+      last = std::max(last, absl::FromUnixMicros(q->ColumnInt64(1)));
+      ++n;
+      if (signed_cp.has_value() && n == signed_cp->size) root_at_checkpoint = RootOf(frontier);
+      return absl::OkStatus();
+    });
+  }));
+  if (signed_cp.has_value()) {
+    if (n < signed_cp->size) {
+      return absl::DataLossError(absl::StrCat("the log holds ", n,
+                                              " receipts but a checkpoint was signed at size ",
+                                              signed_cp->size, ": receipts were lost"));
+    }
+    if (root_at_checkpoint != signed_cp->root) {
+      return absl::DataLossError(
+          absl::StrCat("the stored receipts do not reproduce the checkpoint signed at size ",
+                       signed_cp->size, ": the log was altered"));
+    }
+    // The stored interior nodes (used for proofs) must agree too.
+    DbNodes nodes(db_);
+    auto root = RootAt(nodes, signed_cp->size);
+    if (!root.ok() || *root != signed_cp->root) {
+      return absl::DataLossError(
+          absl::StrCat("the stored tree nodes do not reproduce the checkpoint signed at size ",
+                       signed_cp->size));
+    }
+  }
+  size_ = n;
+  frontier_ = std::move(frontier);
+  last_time_ = last;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Receipt> ReceiptLog::Append(Receipt receipt) {
+  Pending p;
+  p.receipt = std::move(receipt);
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!halted_.empty()) return Halted(halted_);
+  if (stop_) return absl::UnavailableError("receipt log is shutting down");
+  queue_.push_back(&p);
+  cv_.notify_one();
+  p.done.wait(lock, [&] { return p.result.has_value(); });
+  return *std::move(p.result);
+}
+
+void ReceiptLog::WriterLoop() {
+  std::vector<PendingEvidence> evidence;
+  while (true) {
+    std::vector<Pending*> batch;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_for(
+          lock,
+          absl::ToChronoMilliseconds(options_.checkpoint_interval) + std::chrono::milliseconds(1),
+          [&] { return stop_ || !queue_.empty() || !evidence_queue_.empty(); });
+      if (stop_ && queue_.empty() && evidence_queue_.empty()) return;
+      while (!queue_.empty() && batch.size() < options_.max_batch) {
+        batch.push_back(queue_.front());
+        queue_.pop_front();
+      }
+      evidence.swap(evidence_queue_);
+    }
+    if (!batch.empty() || !evidence.empty()) {
+      std::vector<absl::StatusOr<Receipt>> results(batch.size(),
+                                                   absl::InternalError("receipt not processed"));
+      CommitBatch(batch, evidence, results);
+      evidence.clear();
+      // Each appender owns its Pending and returns as soon as it sees its
+      // result: nothing here may touch a Pending after this block.
+      std::lock_guard<std::mutex> lock(mu_);
+      for (size_t i = 0; i < batch.size(); ++i) {
+        batch[i]->result = std::move(results[i]);
+        batch[i]->done.notify_one();  // under mu_: the Pending is still alive
+      }
+    }
+    MaybeCheckpoint();
+  }
+}
+
+void ReceiptLog::CommitBatch(const std::vector<Pending*>& batch,
+                             std::vector<PendingEvidence>& evidence,
+                             std::vector<absl::StatusOr<Receipt>>& results) {
+  uint64_t n;
+  std::vector<std::optional<Hash>> frontier;
+  absl::Time last;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!halted_.empty()) {
+      for (auto& r : results) r = Halted(halted_);
+      return;
+    }
+    n = size_;
+    frontier = frontier_;
+    last = last_time_;
+  }
+  struct Row {
+    size_t slot;  // in batch / results
+    Receipt receipt;
+    std::string leaf;
+  };
+  std::vector<Row> rows;
+  std::vector<std::pair<NodeId, Hash>> nodes;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Receipt r = batch[i]->receipt;
+    r.index = n;
+    // Microsecond resolution (what the leaf states), never going back.
+    r.time = std::max(last, absl::FromUnixMicros(absl::ToUnixMicros(clock_->Now())));
+    auto leaf = ReceiptLeaf(r);
+    if (!leaf.ok()) {
+      results[i] = leaf.status();
+      continue;
+    }
+    last = r.time;
+    AddLeaf(n, LeafHash(*leaf), frontier, &nodes);
+    rows.push_back({i, std::move(r), *std::move(leaf)});
+    ++n;
+  }
+  if (rows.empty() && evidence.empty()) return;
+  absl::Status s = db_->Run([&](storage::SqliteConnection& c) {
+    return c.Transaction([&]() -> absl::Status {
+      KBS_ASSIGN_OR_RETURN(storage::SqliteStatement * ev,
+                           c.Prepare("INSERT INTO evidence(sha256, size, data, stored_at) "
+                                     "VALUES(?1, ?2, ?3, ?4) ON CONFLICT(sha256) DO NOTHING"));
+      for (const PendingEvidence& e : evidence) {
+        ev->BindText(1, e.sha256);
+        ev->BindInt64(2, e.size);
+        ev->BindBlob(3, e.packed);
+        ev->BindInt64(4, absl::ToUnixMicros(e.at));
+        absl::Status st = ev->Run();
+        ev->Reset();
+        KBS_RETURN_IF_ERROR(st);
+      }
+      KBS_ASSIGN_OR_RETURN(
+          storage::SqliteStatement * ins,
+          c.Prepare("INSERT INTO receipts(idx, time, decision, resource, key_version, tee, "
+                    "policy_version, rule, chip_id, evidence_sha256, leaf) "
+                    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"));
+      KBS_ASSIGN_OR_RETURN(storage::SqliteStatement * term,
+                           c.Prepare("INSERT OR IGNORE INTO receipt_terms(term, idx) "
+                                     "VALUES(?1, ?2)"));
+      KBS_ASSIGN_OR_RETURN(
+          storage::SqliteStatement * node,
+          c.Prepare("INSERT INTO merkle_nodes(level, idx, hash) VALUES(?1, ?2, ?3)"));
+      for (const Row& row : rows) {
+        const Receipt& r = row.receipt;
+        ins->BindInt64(1, static_cast<int64_t>(r.index));
+        ins->BindInt64(2, absl::ToUnixMicros(r.time));
+        ins->BindText(3, r.decision);
+        ins->BindText(4, r.resource);
+        ins->BindText(5, r.key_version);
+        ins->BindText(6, r.tee);
+        ins->BindText(7, r.policy_version);
+        ins->BindText(8, r.rule);
+        ins->BindText(9, r.chip_id);
+        ins->BindText(10, r.evidence_sha256);
+        ins->BindBlob(11, row.leaf);
+        absl::Status st = ins->Run();
+        ins->Reset();
+        KBS_RETURN_IF_ERROR(st);
+        std::vector<std::string> terms;
+        for (const std::string& image : r.images) {
+          terms.push_back(absl::StrCat("image:", image));
+          if (size_t at = image.find('@'); at != std::string::npos) {
+            terms.push_back(absl::StrCat("image:", image.substr(at + 1)));
+          }
+        }
+        for (const auto& [name, value] : r.measurements) {
+          terms.push_back(absl::StrCat("measurement:", value));
+        }
+        for (const std::string& t : terms) {
+          term->BindText(1, t);
+          term->BindInt64(2, static_cast<int64_t>(r.index));
+          st = term->Run();
+          term->Reset();
+          KBS_RETURN_IF_ERROR(st);
+        }
+      }
+      for (const auto& [id, hash] : nodes) {
+        node->BindInt64(1, id.level);
+        node->BindInt64(2, static_cast<int64_t>(id.index));
+        node->BindBlob(3, HashBytes(hash));
+        absl::Status st = node->Run();
+        node->Reset();
+        KBS_RETURN_IF_ERROR(st);
+      }
+      return absl::OkStatus();
+    });
+  });
+  if (!s.ok()) {
+    KBS_LOG(kError, "receipt log: append of ", rows.size(), " receipts and ", evidence.size(),
+            " evidence records failed: ", s.message());
+    absl::Status err =
+        absl::UnavailableError(absl::StrCat("the receipt log cannot be written: ", s.message()));
+    for (Row& row : rows) results[row.slot] = err;
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    size_ = n;
+    frontier_ = std::move(frontier);
+    last_time_ = last;
+  }
+  for (Row& row : rows) results[row.slot] = std::move(row.receipt);
+}
+
+absl::StatusOr<std::string> ReceiptLog::SignCheckpointLocked() {
+  uint64_t size;
+  Hash root;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!halted_.empty()) return Halted(halted_);
+    size = size_;
+    root = RootOf(frontier_);
+  }
+  if (!checkpoint_note_.empty() && size == checkpoint_size_) return checkpoint_note_;
+  // Never sign a checkpoint that is not consistent with the last one.
+  if (!checkpoint_note_.empty() && checkpoint_size_ > 0) {
+    NoteVerifier verifier = *NoteVerifier::FromVerifierKey(verifier_key_);
+    KBS_ASSIGN_OR_RETURN(std::string body, verifier.Open(checkpoint_note_));
+    KBS_ASSIGN_OR_RETURN(Checkpoint previous, ParseCheckpointBody(body));
+    DbNodes nodes(db_);
+    absl::Status consistent = [&]() -> absl::Status {
+      KBS_ASSIGN_OR_RETURN(std::vector<Hash> proof,
+                           receipts::ConsistencyProof(nodes, previous.size, size));
+      return VerifyConsistency(previous.size, size, proof, previous.root, root);
+    }();
+    if (!consistent.ok()) {
+      std::string why =
+          absl::StrCat("the tree at size ", size, " is not consistent with the checkpoint at size ",
+                       previous.size, ": ", consistent.message());
+      std::lock_guard<std::mutex> lock(mu_);
+      halted_ = why;
+      KBS_LOG(kError, "receipt log halted: ", why);
+      return Halted(why);
+    }
+  }
+  Checkpoint cp{options_.origin, size, root, {}};
+  KBS_ASSIGN_OR_RETURN(std::string note, signer_->Sign(CheckpointBody(cp)));
+  absl::Time now = clock_->Now();
+  KBS_RETURN_IF_ERROR(db_->Run([&](storage::SqliteConnection& c) -> absl::Status {
+    KBS_ASSIGN_OR_RETURN(storage::SqliteStatement * q,
+                         c.Prepare("INSERT INTO checkpoints(size, note, signed_at) "
+                                   "VALUES(?1, ?2, ?3) ON CONFLICT(size) DO NOTHING"));
+    q->BindInt64(1, static_cast<int64_t>(size));
+    q->BindText(2, note);
+    q->BindInt64(3, absl::ToUnixMicros(now));
+    absl::Status s = q->Run();
+    q->Reset();
+    return s;
+  }));
+  checkpoint_size_ = size;
+  checkpoint_note_ = note;
+  checkpoint_at_ = now;
+  return note;
+}
+
+void ReceiptLog::MaybeCheckpoint() {
+  std::lock_guard<std::mutex> lock(checkpoint_mu_);
+  absl::Time now = clock_->Now();
+  if (now - checkpoint_at_ < options_.checkpoint_interval) return;
+  uint64_t size;
+  {
+    std::lock_guard<std::mutex> state(mu_);
+    if (!halted_.empty()) return;
+    size = size_;
+  }
+  if (size > checkpoint_size_ || checkpoint_note_.empty()) {
+    if (auto s = SignCheckpointLocked(); !s.ok()) {
+      KBS_LOG(kError, "receipt log: checkpoint: ", s.status().message());
+    }
+  }
+  checkpoint_at_ = now;
+  if (options_.evidence_retention > absl::ZeroDuration()) {
+    absl::Status s = db_->Run([&](storage::SqliteConnection& c) -> absl::Status {
+      KBS_ASSIGN_OR_RETURN(storage::SqliteStatement * q,
+                           c.Prepare("DELETE FROM evidence WHERE stored_at < ?1"));
+      q->BindInt64(1, absl::ToUnixMicros(now - options_.evidence_retention));
+      absl::Status st = q->Run();
+      q->Reset();
+      return st;
+    });
+    if (!s.ok()) KBS_LOG(kWarning, "receipt log: evidence retention: ", s.message());
+  }
+}
+
+absl::StatusOr<std::string> ReceiptLog::LatestCheckpoint(bool fresh) {
+  std::lock_guard<std::mutex> lock(checkpoint_mu_);
+  uint64_t size = this->size();
+  if (checkpoint_note_.empty() || (fresh && size > checkpoint_size_)) {
+    return SignCheckpointLocked();
+  }
+  return checkpoint_note_;
+}
+
+uint64_t ReceiptLog::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return size_;
+}
+
+std::string ReceiptLog::halted_reason() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return halted_;
+}
+
+absl::StatusOr<std::string> ReceiptLog::StoreEvidence(absl::string_view evidence) {
+  if (evidence.size() > kMaxEvidenceBytes) {
+    return absl::InvalidArgumentError("evidence larger than 16 MiB");
+  }
+  std::string digest = common::HexEncode(common::Sha256(evidence));
+  uLongf bound = compressBound(evidence.size());
+  std::string packed(bound, '\0');
+  if (compress2(reinterpret_cast<Bytef*>(packed.data()), &bound,
+                reinterpret_cast<const Bytef*>(evidence.data()), evidence.size(), 6) != Z_OK) {
+    return absl::InternalError("evidence compression failed");
+  }
+  packed.resize(bound);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    evidence_queue_.push_back(
+        {digest, static_cast<int64_t>(evidence.size()), std::move(packed), clock_->Now()});
+  }
+  cv_.notify_one();
+  return digest;
+}
+
+absl::StatusOr<std::string> ReceiptLog::Evidence(absl::string_view sha256_hex) {
+  std::string packed;
+  int64_t size = -1;
+  KBS_RETURN_IF_ERROR(db_->Run([&](storage::SqliteConnection& c) -> absl::Status {
+    KBS_ASSIGN_OR_RETURN(storage::SqliteStatement * q,
+                         c.Prepare("SELECT size, data FROM evidence WHERE sha256 = ?1"));
+    q->BindText(1, sha256_hex);
+    absl::StatusOr<bool> row = q->Step();
+    if (row.ok() && *row) {
+      size = q->ColumnInt64(0);
+      packed = q->ColumnBlob(1);
+    }
+    q->Reset();
+    return row.status();
+  }));
+  if (size < 0) {
+    return absl::NotFoundError(absl::StrCat("no stored evidence ", sha256_hex.substr(0, 64),
+                                            " (none was kept, or retention deleted it)"));
+  }
+  if (static_cast<uint64_t>(size) > kMaxEvidenceBytes) {
+    return absl::DataLossError("stored evidence has an impossible size");
+  }
+  std::string out(static_cast<size_t>(size), '\0');
+  uLongf out_size = out.size();
+  if (uncompress(reinterpret_cast<Bytef*>(out.data()), &out_size,
+                 reinterpret_cast<const Bytef*>(packed.data()), packed.size()) != Z_OK ||
+      out_size != out.size() || common::HexEncode(common::Sha256(out)) != sha256_hex) {
+    return absl::DataLossError("stored evidence is corrupt");
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<StoredReceipt>> ReceiptLog::Range(uint64_t start, uint64_t end) {
+  if (end < start || end - start > kMaxRange) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a range is [start, end) with at most ", kMaxRange, " receipts"));
+  }
+  std::vector<StoredReceipt> out;
+  KBS_RETURN_IF_ERROR(db_->Run([&](storage::SqliteConnection& c) -> absl::Status {
+    KBS_ASSIGN_OR_RETURN(storage::SqliteStatement * q,
+                         c.Prepare("SELECT idx, leaf FROM receipts WHERE idx >= ?1 AND idx < ?2 "
+                                   "ORDER BY idx"));
+    q->BindInt64(1, static_cast<int64_t>(start));
+    q->BindInt64(2, static_cast<int64_t>(std::min<uint64_t>(end, INT64_MAX)));
+    return ForEachRow(q, [&] {
+      out.push_back({static_cast<uint64_t>(q->ColumnInt64(0)), q->ColumnBlob(1)});
+      return absl::OkStatus();
+    });
+  }));
+  return out;
+}
+
+absl::StatusOr<std::vector<StoredReceipt>> ReceiptLog::Query(const ReceiptQuery& query) {
+  std::string sql = "SELECT idx, leaf FROM receipts WHERE idx >= ?1";
+  std::vector<std::string> texts;  // bound from ?3 on
+  auto eq = [&](absl::string_view column, const std::string& value) {
+    if (value.empty()) return;
+    texts.push_back(value);
+    absl::StrAppend(&sql, " AND ", column, " = ?", texts.size() + 2);
+  };
+  eq("decision", query.decision);
+  eq("resource", query.resource);
+  eq("key_version", query.key_version);
+  eq("tee", query.tee);
+  eq("policy_version", query.policy_version);
+  eq("rule", query.rule);
+  eq("chip_id", query.chip_id);
+  auto term = [&](absl::string_view prefix, const std::string& value) {
+    if (value.empty()) return;
+    texts.push_back(absl::StrCat(prefix, value));
+    absl::StrAppend(&sql, " AND idx IN (SELECT idx FROM receipt_terms WHERE term = ?",
+                    texts.size() + 2, ")");
+  };
+  term("image:", query.image);
+  term("measurement:", query.measurement);
+  std::vector<int64_t> times;
+  if (query.from.has_value()) {
+    absl::StrAppend(&sql, " AND time >= ?", 100 + times.size());
+    times.push_back(absl::ToUnixMicros(*query.from));
+  }
+  if (query.to.has_value()) {
+    absl::StrAppend(&sql, " AND time < ?", 100 + times.size());
+    times.push_back(absl::ToUnixMicros(*query.to));
+  }
+  absl::StrAppend(&sql, " ORDER BY idx LIMIT ?2");
+  size_t limit = std::clamp<size_t>(query.limit, 1, kMaxRange);
+  std::vector<StoredReceipt> out;
+  KBS_RETURN_IF_ERROR(db_->Run([&](storage::SqliteConnection& c) -> absl::Status {
+    KBS_ASSIGN_OR_RETURN(storage::SqliteStatement * q, c.Prepare(sql));
+    q->BindInt64(1, static_cast<int64_t>(std::min<uint64_t>(query.after_index, INT64_MAX)));
+    q->BindInt64(2, static_cast<int64_t>(limit));
+    for (size_t i = 0; i < texts.size(); ++i) q->BindText(static_cast<int>(i + 3), texts[i]);
+    for (size_t i = 0; i < times.size(); ++i) q->BindInt64(static_cast<int>(100 + i), times[i]);
+    return ForEachRow(q, [&] {
+      out.push_back({static_cast<uint64_t>(q->ColumnInt64(0)), q->ColumnBlob(1)});
+      return absl::OkStatus();
+    });
+  }));
+  return out;
+}
+
+absl::StatusOr<std::vector<Hash>> ReceiptLog::InclusionProof(uint64_t index, uint64_t size) {
+  if (size > this->size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tree size ", size, " is larger than the log (", this->size(), ")"));
+  }
+  DbNodes nodes(db_);
+  return receipts::InclusionProof(nodes, index, size);
+}
+
+absl::StatusOr<std::vector<Hash>> ReceiptLog::ConsistencyProof(uint64_t size1, uint64_t size2) {
+  if (size2 > this->size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tree size ", size2, " is larger than the log (", this->size(), ")"));
+  }
+  DbNodes nodes(db_);
+  return receipts::ConsistencyProof(nodes, size1, size2);
+}
+
+absl::StatusOr<TlogProof> ReceiptLog::Prove(uint64_t index) {
+  if (index >= size()) {
+    return absl::NotFoundError(absl::StrCat("no receipt ", index, " (the log has ", size(), ")"));
+  }
+  std::string note;
+  uint64_t cp_size;
+  {
+    std::lock_guard<std::mutex> lock(checkpoint_mu_);
+    if (checkpoint_note_.empty() || index >= checkpoint_size_) {
+      KBS_ASSIGN_OR_RETURN(note, SignCheckpointLocked());
+    } else {
+      note = checkpoint_note_;
+    }
+    cp_size = checkpoint_size_;
+  }
+  DbNodes nodes(db_);
+  KBS_ASSIGN_OR_RETURN(std::vector<Hash> path, receipts::InclusionProof(nodes, index, cp_size));
+  TlogProof proof;
+  proof.index = index;
+  proof.path = std::move(path);
+  proof.checkpoint_note = std::move(note);
+  return proof;
+}
+
+}  // namespace kbs::receipts

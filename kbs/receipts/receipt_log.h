@@ -1,0 +1,161 @@
+// The receipt log: every release decision appended durably to a Merkle tree
+// (RFC 6962 hashing) in SQLite, with signed C2SP checkpoints and O(log n)
+// proofs (kbs/receipts/merkle.h, note.h).
+//
+// Writes: Append() queues a receipt; one writer thread takes everything
+// queued (group commit), assigns indexes, computes leaf and completed
+// subtree hashes from its in-memory right frontier, and commits receipts
+// and nodes in one transaction (WAL, synchronous=FULL). Append returns only
+// once its receipt is durable, so the broker releases a key only after
+// that. If the log cannot be written, or its start-up verification failed,
+// Append returns Unavailable and nothing is released.
+//
+// Start-up verification: every stored leaf is re-hashed and checked against
+// the stored leaf hashes, indexes must be contiguous, and the latest signed
+// checkpoint must verify under the log's key and match the stored tree.
+// On any mismatch the log is halted (reads work, appends are refused) with
+// the reason, until an operator restores the database.
+#ifndef KBS_KBS_RECEIPTS_RECEIPT_LOG_H_
+#define KBS_KBS_RECEIPTS_RECEIPT_LOG_H_
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "common/openssl_util.h"
+#include "kbs/receipts/merkle.h"
+#include "kbs/receipts/note.h"
+#include "kbs/receipts/receipt.h"
+#include "kbs/storage/sqlite.h"
+
+namespace kbs::receipts {
+
+// Reads the log's Ed25519 signing key (PEM, mode 0600) or creates it there.
+absl::StatusOr<common::EvpPkeyPtr> LoadOrCreateLogKey(const std::string& path);
+
+struct ReceiptQuery {
+  std::optional<absl::Time> from, to;  // [from, to)
+  std::string decision, resource, key_version, image, measurement, tee, policy_version, rule,
+      chip_id;
+  uint64_t after_index = 0;  // pagination: receipts with index >= after_index
+  size_t limit = 100;
+};
+
+struct StoredReceipt {
+  uint64_t index = 0;
+  std::string leaf;
+};
+
+class ReceiptLog final {
+ public:
+  struct Options {
+    // The checkpoint origin line, e.g. "kbs.example.com/receipts".
+    std::string origin = "kbs/receipts";
+    absl::Duration checkpoint_interval = absl::Seconds(10);
+    size_t max_batch = 2048;
+    // Raw evidence older than this is deleted (0: kept forever).
+    absl::Duration evidence_retention = absl::ZeroDuration();
+  };
+
+  // Opens (creating tables), verifies the stored log and starts the writer.
+  // A failed verification does not fail Open: the log starts halted and
+  // halted_reason() says why. Errors only for an unusable database.
+  static absl::StatusOr<std::unique_ptr<ReceiptLog>> Open(storage::SqliteDatabase* db,
+                                                          std::unique_ptr<NoteSigner> signer,
+                                                          const common::Clock* clock,
+                                                          Options options);
+  ~ReceiptLog();
+
+  // Appends durably; fills index and time. Unavailable when the log cannot
+  // be written (the caller must then release nothing).
+  absl::StatusOr<Receipt> Append(Receipt receipt);
+
+  // Keeps the evidence of an attestation (zlib-compressed, keyed by its
+  // SHA-256; idempotent), written with the next batch of receipts. Returns
+  // the hex digest.
+  absl::StatusOr<std::string> StoreEvidence(absl::string_view evidence);
+  // NotFound when absent or deleted by retention.
+  absl::StatusOr<std::string> Evidence(absl::string_view sha256_hex);
+
+  // The latest signed checkpoint note; signs one first if none covers the
+  // current tree and `fresh` is set.
+  absl::StatusOr<std::string> LatestCheckpoint(bool fresh);
+  uint64_t size() const;
+  const std::string& verifier_key() const { return verifier_key_; }
+  const std::string& origin() const { return options_.origin; }
+  // Empty when healthy.
+  std::string halted_reason() const;
+
+  absl::StatusOr<std::vector<StoredReceipt>> Range(uint64_t start, uint64_t end);
+  absl::StatusOr<std::vector<StoredReceipt>> Query(const ReceiptQuery& q);
+  absl::StatusOr<std::vector<Hash>> InclusionProof(uint64_t index, uint64_t size);
+  absl::StatusOr<std::vector<Hash>> ConsistencyProof(uint64_t size1, uint64_t size2);
+  // The C2SP tlog-proof of receipt `index` against the latest checkpoint
+  // (signing a fresh one if the latest does not cover it).
+  absl::StatusOr<TlogProof> Prove(uint64_t index);
+
+ private:
+  struct Pending {
+    Receipt receipt;
+    std::optional<absl::StatusOr<Receipt>> result;  // guarded by mu_
+    // Woken alone when `result` is set (no thundering herd of appenders).
+    std::condition_variable done;
+  };
+  class DbNodes;
+  struct PendingEvidence {
+    std::string sha256;
+    int64_t size;
+    std::string packed;
+    absl::Time at;
+  };
+
+  ReceiptLog(storage::SqliteDatabase* db, std::unique_ptr<NoteSigner> signer,
+             const common::Clock* clock, Options options);
+  absl::Status Verify();
+  void WriterLoop();
+  // Writes `batch` (and `evidence`) in one transaction; fills `results`
+  // (one per batch entry) and never touches the Pendings' results.
+  void CommitBatch(const std::vector<Pending*>& batch, std::vector<PendingEvidence>& evidence,
+                   std::vector<absl::StatusOr<Receipt>>& results);
+  absl::StatusOr<std::string> SignCheckpointLocked();
+  void MaybeCheckpoint();
+
+  storage::SqliteDatabase* db_;
+  std::unique_ptr<NoteSigner> signer_;
+  std::string verifier_key_;
+  const common::Clock* clock_;
+  Options options_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;  // writer: work queued / stop
+  std::deque<Pending*> queue_;
+  std::vector<PendingEvidence> evidence_queue_;
+  bool stop_ = false;
+
+  // Tree state, guarded by mu_; changed only by the writer after a commit.
+  uint64_t size_ = 0;
+  std::vector<std::optional<Hash>> frontier_ = std::vector<std::optional<Hash>>(64);
+  absl::Time last_time_ = absl::UnixEpoch();
+  std::string halted_;
+  // Serializes checkpoint signing (and its database write).
+  std::mutex checkpoint_mu_;
+  uint64_t checkpoint_size_ = 0;
+  std::string checkpoint_note_;
+  absl::Time checkpoint_at_ = absl::InfinitePast();
+
+  std::thread writer_;
+};
+
+}  // namespace kbs::receipts
+
+#endif  // KBS_KBS_RECEIPTS_RECEIPT_LOG_H_

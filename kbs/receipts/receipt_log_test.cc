@@ -1,0 +1,228 @@
+#include "kbs/receipts/receipt_log.h"
+
+#include <filesystem>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/keys.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace kbs::receipts {
+namespace {
+
+using ::testing::HasSubstr;
+
+class ReceiptLogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           absl::StrCat("receipts_", ::getpid(), "_",
+                        ::testing::UnitTest::GetInstance()->random_seed());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    key_pem_ = *common::PrivateKeyToPem(common::GenerateEd25519Key()->get());
+    Open();
+  }
+  void TearDown() override {
+    log_.reset();
+    db_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void Open() {
+    log_.reset();
+    db_.reset();
+    db_ = *storage::SqliteDatabase::Open((dir_ / "kbs.db").string(), 3, "");
+    auto signer = NoteSigner::Create("kbs.test/receipts", *common::PrivateKeyFromPem(key_pem_));
+    ASSERT_TRUE(signer.ok()) << signer.status();
+    ReceiptLog::Options options;
+    options.origin = "kbs.test/receipts";
+    auto log = ReceiptLog::Open(db_.get(), *std::move(signer), &clock_, options);
+    ASSERT_TRUE(log.ok()) << log.status();
+    log_ = *std::move(log);
+  }
+  Receipt Make(int i) {
+    Receipt r;
+    r.decision = i % 3 == 0 ? "denied" : "granted";
+    r.reason = "test";
+    r.resource = absl::StrCat("models/m", i % 5, "/key");
+    r.tee = "snp";
+    r.measurements = {{"snp.measurement", absl::StrCat("meas", i % 2)}};
+    r.images = {absl::StrCat("ghcr.io/a/b@sha256:", std::string(64, '0' + i % 3))};
+    r.policy_version = "sha256:p";
+    r.rule = "rule";
+    return r;
+  }
+  void Exec(absl::string_view sql) {
+    ASSERT_TRUE(db_->Run([&](storage::SqliteConnection& c) { return c.Exec(sql); }).ok());
+  }
+  NoteVerifier Verifier() { return *NoteVerifier::FromVerifierKey(log_->verifier_key()); }
+
+  std::filesystem::path dir_;
+  std::string key_pem_;
+  common::FakeClock clock_{absl::FromUnixSeconds(1800000000)};
+  std::unique_ptr<storage::SqliteDatabase> db_;
+  std::unique_ptr<ReceiptLog> log_;
+};
+
+TEST_F(ReceiptLogTest, ConcurrentAppendsAreDurableProvableAndCheckpointed) {
+  constexpr int kThreads = 8, kEach = 50;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        auto r = log_->Append(Make(t * kEach + i));
+        EXPECT_TRUE(r.ok()) << r.status();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_EQ(log_->size(), uint64_t{kThreads * kEach});
+  auto note = log_->LatestCheckpoint(true);
+  ASSERT_TRUE(note.ok()) << note.status();
+  auto body = Verifier().Open(*note);
+  ASSERT_TRUE(body.ok()) << body.status();
+  Checkpoint cp = *ParseCheckpointBody(*body);
+  EXPECT_EQ(cp.size, uint64_t{kThreads * kEach});
+  // The stored leaves rebuild the signed root, and every index is provable.
+  auto all = log_->Range(0, cp.size);
+  ASSERT_TRUE(all.ok());
+  MemoryTree tree;
+  for (size_t i = 0; i < all->size(); ++i) {
+    EXPECT_EQ((*all)[i].index, i);
+    auto parsed = ParseReceiptLeaf((*all)[i].leaf);
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    EXPECT_EQ(parsed->index, i);
+    tree.Append((*all)[i].leaf);
+  }
+  EXPECT_EQ(tree.Root(), cp.root);
+  for (uint64_t i : {0, 1, 7, 199, 399}) {
+    auto proof = log_->Prove(i);
+    ASSERT_TRUE(proof.ok()) << proof.status();
+    auto verified = VerifyTlogProof(*proof, (*all)[i].leaf, Verifier(), "kbs.test/receipts");
+    EXPECT_TRUE(verified.ok()) << i << ": " << verified.status();
+  }
+  // Consistency between two signed sizes.
+  ASSERT_TRUE(log_->Append(Make(1000)).ok());
+  auto later = *ParseCheckpointBody(*Verifier().Open(*log_->LatestCheckpoint(true)));
+  auto proof = log_->ConsistencyProof(cp.size, later.size);
+  ASSERT_TRUE(proof.ok());
+  EXPECT_TRUE(VerifyConsistency(cp.size, later.size, *proof, cp.root, later.root).ok());
+}
+
+TEST_F(ReceiptLogTest, QueriesFilterAndPage) {
+  for (int i = 0; i < 30; ++i) ASSERT_TRUE(log_->Append(Make(i)).ok());
+  ReceiptQuery q;
+  q.resource = "models/m1/key";
+  auto rows = log_->Query(q);
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  EXPECT_EQ(rows->size(), 6u);
+  q = {};
+  q.image = absl::StrCat("sha256:", std::string(64, '1'));
+  q.decision = "granted";
+  rows = log_->Query(q);
+  ASSERT_TRUE(rows.ok());
+  for (const StoredReceipt& r : *rows) {
+    EXPECT_THAT(r.leaf, HasSubstr(std::string(64, '1')));
+    EXPECT_THAT(r.leaf, HasSubstr("\"granted\""));
+  }
+  EXPECT_EQ(rows->size(), 10u);
+  q = {};
+  q.measurement = "meas1";
+  q.limit = 4;
+  q.after_index = 10;
+  rows = log_->Query(q);
+  ASSERT_EQ(rows->size(), 4u);
+  EXPECT_EQ(rows->front().index, 11u);
+  q = {};
+  q.from = clock_.Now() + absl::Hours(1);
+  EXPECT_TRUE(log_->Query(q)->empty());
+}
+
+TEST_F(ReceiptLogTest, EvidenceIsKeptCompressed) {
+  std::string evidence = absl::StrCat("{\"report\":\"", std::string(5000, 'a'), "\"}");
+  auto digest = log_->StoreEvidence(evidence);
+  ASSERT_TRUE(digest.ok());
+  ASSERT_TRUE(log_->Append(Make(0)).ok());  // evidence goes with the next batch
+  auto back = log_->Evidence(*digest);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, evidence);
+  EXPECT_EQ(log_->Evidence(std::string(64, 'f')).status().code(), absl::StatusCode::kNotFound);
+}
+
+struct Tamper {
+  std::string name;
+  std::string sql;
+  std::string why;
+};
+
+TEST_F(ReceiptLogTest, TamperingHaltsTheLogAfterRestart) {
+  const std::vector<Tamper> cases = {
+      {"edit",
+       "UPDATE receipts SET leaf = CAST(replace(CAST(leaf AS TEXT), 'denied', 'granted') AS BLOB) "
+       "WHERE idx = 3",
+       "receipt 3 does not match its leaf hash"},
+      {"delete", "DELETE FROM receipts WHERE idx = 5", "receipt 5 is missing"},
+      {"swap",
+       "UPDATE receipts SET leaf = CASE idx WHEN 1 THEN (SELECT leaf FROM receipts WHERE idx = 2) "
+       "ELSE (SELECT leaf FROM receipts WHERE idx = 1) END WHERE idx IN (1, 2); "
+       "UPDATE merkle_nodes SET hash = CASE idx WHEN 1 THEN (SELECT hash FROM merkle_nodes WHERE "
+       "level = 0 AND idx = 2) ELSE (SELECT hash FROM merkle_nodes WHERE level = 0 AND idx = 1) "
+       "END WHERE level = 0 AND idx IN (1, 2)",
+       "do not reproduce the checkpoint"},
+      {"truncate", "DELETE FROM receipts WHERE idx >= 8", "receipts were lost"},
+  };
+  for (const Tamper& t : cases) {
+    SCOPED_TRACE(t.name);
+    TearDown();
+    SetUp();
+    for (int i = 0; i < 10; ++i) ASSERT_TRUE(log_->Append(Make(i)).ok());
+    ASSERT_TRUE(log_->LatestCheckpoint(true).ok());
+    Exec(t.sql);
+    Open();
+    EXPECT_THAT(log_->halted_reason(), HasSubstr(t.why));
+    auto appended = log_->Append(Make(99));
+    EXPECT_EQ(appended.status().code(), absl::StatusCode::kUnavailable);
+    EXPECT_THAT(appended.status().message(), HasSubstr("receipt log halted"));
+  }
+}
+
+TEST_F(ReceiptLogTest, ACleanRestartVerifiesAndContinues) {
+  for (int i = 0; i < 17; ++i) ASSERT_TRUE(log_->Append(Make(i)).ok());
+  Open();  // the destructor signed a final checkpoint
+  EXPECT_EQ(log_->halted_reason(), "");
+  EXPECT_EQ(log_->size(), 17u);
+  auto r = log_->Append(Make(17));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->index, 17u);
+  // A checkpoint signed with another key is refused.
+  log_.reset();
+  key_pem_ = *common::PrivateKeyToPem(common::GenerateEd25519Key()->get());
+  Open();
+  EXPECT_THAT(log_->halted_reason(), HasSubstr("does not verify under the log's key"));
+}
+
+TEST(ReceiptTest, LeafIsCanonicalJsonAndRoundTrips) {
+  Receipt r;
+  r.index = 7;
+  r.time = absl::FromUnixMicros(1800000000123456);
+  r.decision = "granted";
+  r.resource = "a/b/c";
+  r.labels = {{"route", "chat"}};
+  r.shadow = {{"canary", true}};
+  auto leaf = ReceiptLeaf(r);
+  ASSERT_TRUE(leaf.ok());
+  EXPECT_THAT(*leaf, HasSubstr("\"time\":\"2027-01-15T08:00:00.123456Z\""));
+  auto back = ParseReceiptLeaf(*leaf);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*ReceiptLeaf(*back), *leaf);
+  // Non-canonical spacing or an unknown member is refused.
+  EXPECT_FALSE(ParseReceiptLeaf(absl::StrCat(" ", *leaf)).ok());
+  std::string extra = *leaf;
+  extra.insert(1, "\"zz\":1,");
+  EXPECT_FALSE(ParseReceiptLeaf(extra).ok());
+  EXPECT_FALSE(ParseReceiptLeaf("{\"index\":-1}").ok());
+}
+
+}  // namespace
+}  // namespace kbs::receipts

@@ -1,0 +1,204 @@
+// End-to-end tests of the receipt log: the real `kbs` and `kbsctl` on
+// loopback. Grants, denials and failed attestations produce receipts; an
+// auditor lists them, proves one offline, verifies the whole log against the
+// signed checkpoint and an earlier one; editing a row in the database makes
+// `kbsctl audit verify` name it and the restarted KBS refuse to release.
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/files.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "kbs/client/kbs_client.h"
+#include "kbs/storage/sqlite.h"
+#include "tests/testing/kbs_process.h"
+#include "tests/testing/raw_http.h"
+
+namespace kbs {
+namespace {
+
+using common::Json;
+using ::testing::HasSubstr;
+using testing::KbsProcess;
+
+constexpr char kResource[] = "models/llama/key";
+const std::string kMeasurement(96, 'a');
+
+std::string Policy() {
+  return absl::StrCat(R"(version: 1
+rules:
+  - name: llama
+    resources: ["models/llama/*"]
+    tee: [sample]
+    measurements: {sample.measurement: [")",
+                      kMeasurement, R"("]}
+    labels: {route: chat}
+)");
+}
+
+class AuditE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / absl::StrCat("audit_e2e_", ::getpid());
+    std::filesystem::remove_all(dir_);
+    auto keygen = Run({"admin", "keygen", "--out-dir", dir_ + "/auditor"});
+    ASSERT_EQ(keygen.exit_code, 0) << keygen.output;
+    Start("");
+  }
+  void TearDown() override {
+    if (kbs_ != nullptr) kbs_->Stop();
+    std::filesystem::remove_all(dir_);
+  }
+  void Start(const std::string& data_dir) {
+    auto kbs =
+        KbsProcess::Start({.extra_args = {"--auditor-public-key", dir_ + "/auditor/admin.pub"},
+                           .data_dir = data_dir});
+    ASSERT_TRUE(kbs.ok()) << kbs.status();
+    kbs_ = *std::move(kbs);
+  }
+  testing::ProcessResult Run(std::vector<std::string> args) {
+    args.insert(args.begin(), testing::KbsctlBinary());
+    return testing::RunCommand(args);
+  }
+  testing::ProcessResult Audit(std::vector<std::string> args) {
+    std::vector<std::string> all = {"--url", kbs_->http_url(), "audit", "--auditor-key",
+                                    dir_ + "/auditor/admin.key"};
+    all.insert(all.end(), args.begin(), args.end());
+    return Run(all);
+  }
+  absl::StatusOr<std::string> Fetch(const std::string& measurement) {
+    auto client = *client::NewHttpKbsClient(kbs_->http_url());
+    client::RcarOptions options;
+    options.evidence.claims = Json{{"measurement", measurement}};
+    return client::RunSampleRcar(*client, kResource, options);
+  }
+  void Provision() {
+    auto admin = *client::NewHttpKbsClient(kbs_->http_url());
+    ASSERT_TRUE(admin->PutResource(kbs_->AdminToken(), kResource, "weights-key").ok());
+    ASSERT_TRUE(admin->SetPolicyVersion(kbs_->AdminToken(), Policy(), false).ok());
+  }
+
+  std::string dir_;
+  std::unique_ptr<KbsProcess> kbs_;
+};
+
+TEST_F(AuditE2eTest, DecisionsAreProvableAndTamperingIsFound) {
+  Provision();
+  ASSERT_TRUE(Fetch(kMeasurement).ok());
+  EXPECT_EQ(Fetch(std::string(96, 'b')).status().code(), absl::StatusCode::kPermissionDenied);
+  ASSERT_TRUE(Fetch(kMeasurement).ok());
+
+  auto key = Audit({"log-key", "--out", dir_ + "/log.pub"});
+  ASSERT_EQ(key.exit_code, 0) << key.output;
+  auto cp = Audit({"checkpoint", "--fresh"});
+  ASSERT_EQ(cp.exit_code, 0) << cp.output;
+  EXPECT_THAT(cp.output, HasSubstr("kbs/receipts\n3\n"));
+  ASSERT_TRUE(common::WriteFileAtomic(dir_ + "/cp1.txt", cp.output).ok());
+
+  auto list = Audit({"list"});
+  ASSERT_EQ(list.exit_code, 0) << list.output;
+  std::vector<std::string> lines = absl::StrSplit(list.output, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 3u) << list.output;
+  EXPECT_THAT(lines[0], HasSubstr("\"decision\":\"granted\""));
+  EXPECT_THAT(lines[0], HasSubstr("\"labels\":{\"route\":\"chat\"}"));
+  EXPECT_THAT(lines[0], HasSubstr(absl::StrCat("\"sample.measurement\":\"", kMeasurement)));
+  EXPECT_THAT(lines[1], HasSubstr("\"decision\":\"denied\""));
+  EXPECT_THAT(lines[1], HasSubstr("not in the rule's 1 allowed values"));
+  auto denied = Audit({"list", "--decision", "denied", "--format", "csv"});
+  ASSERT_EQ(denied.exit_code, 0) << denied.output;
+  EXPECT_THAT(denied.output, HasSubstr("1,"));
+  EXPECT_EQ(std::count(denied.output.begin(), denied.output.end(), '\n'), 2);
+
+  // One receipt proved offline with the log key alone.
+  ASSERT_TRUE(common::WriteFileAtomic(dir_ + "/entry", lines[1]).ok());
+  auto prove = Audit({"prove", "1", "--out", dir_ + "/1.proof"});
+  ASSERT_EQ(prove.exit_code, 0) << prove.output;
+  auto offline = Run({"audit", "verify-proof", "--proof", dir_ + "/1.proof", "--entry",
+                      dir_ + "/entry", "--log-key", dir_ + "/log.pub"});
+  EXPECT_EQ(offline.exit_code, 0) << offline.output;
+  ASSERT_TRUE(common::WriteFileAtomic(dir_ + "/entry", lines[0]).ok());
+  auto wrong = Run({"audit", "verify-proof", "--proof", dir_ + "/1.proof", "--entry",
+                    dir_ + "/entry", "--log-key", dir_ + "/log.pub"});
+  EXPECT_EQ(wrong.exit_code, 1) << wrong.output;
+
+  // More decisions, then the whole log against the earlier checkpoint.
+  ASSERT_TRUE(Fetch(kMeasurement).ok());
+  auto verify =
+      Audit({"verify", "--log-key", dir_ + "/log.pub", "--from-checkpoint", dir_ + "/cp1.txt"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.output;
+  EXPECT_THAT(verify.output, HasSubstr("consistent with your checkpoint at 3"));
+
+  // Only auditors read the log.
+  auto as_admin = testing::RawHttp(
+      kbs_->http_port(),
+      testing::BuildRequest("GET", "/kbs/v0/audit/checkpoint", "",
+                            absl::StrCat("Authorization: Bearer ", kbs_->AdminToken())));
+  ASSERT_TRUE(as_admin.ok());
+  EXPECT_EQ(as_admin->status, 401);
+
+  // Edit receipt 1 in the database while the KBS is down.
+  std::string data_dir = kbs_->data_dir();
+  ASSERT_EQ(kbs_->Stop(), 0);
+  {
+    auto db = storage::SqliteDatabase::Open(data_dir + "/kbs.db", 1, "");
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE((*db)
+                    ->Run([](storage::SqliteConnection& c) {
+                      return c.Exec(
+                          "UPDATE receipts SET leaf = CAST(replace(CAST(leaf AS TEXT), "
+                          "'\"denied\"', '\"granted\"') AS BLOB) WHERE idx = 1");
+                    })
+                    .ok());
+  }
+  Start(data_dir);
+  EXPECT_THAT(kbs_->Log(), HasSubstr("HALTED: receipt 1 does not match its leaf hash"));
+  auto refused = Fetch(kMeasurement);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable) << refused.status();
+  auto tampered = Audit({"verify", "--log-key", dir_ + "/log.pub"});
+  EXPECT_EQ(tampered.exit_code, 1) << tampered.output;
+  EXPECT_THAT(tampered.output, HasSubstr("receipt 1 does not match the signed log"));
+}
+
+TEST_F(AuditE2eTest, EveryDeliveredKeyIsInTheLogAfterACrash) {
+  Provision();
+  ASSERT_TRUE(Fetch(kMeasurement).ok());
+  auto key = Audit({"log-key", "--out", dir_ + "/log.pub"});
+  ASSERT_EQ(key.exit_code, 0) << key.output;
+  auto before = Audit({"checkpoint", "--fresh"});
+  ASSERT_EQ(before.exit_code, 0) << before.output;
+  ASSERT_TRUE(common::WriteFileAtomic(dir_ + "/before.txt", before.output).ok());
+  // Releases under way from several clients when the KBS is killed.
+  std::atomic<int> delivered{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 4; ++t) {
+    clients.emplace_back([&] {
+      while (!stop) {
+        if (Fetch(kMeasurement).ok()) ++delivered;
+      }
+    });
+  }
+  while (delivered < 20) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  std::string data_dir = kbs_->data_dir();
+  kbs_->Kill();
+  stop = true;
+  for (auto& c : clients) c.join();
+  Start(data_dir);
+  EXPECT_THAT(kbs_->Log(), ::testing::Not(HasSubstr("HALTED")));
+  // Every delivered key has its granted receipt (plus the first one).
+  auto granted = Audit({"list", "--decision", "granted"});
+  ASSERT_EQ(granted.exit_code, 0) << granted.output;
+  EXPECT_GE(std::count(granted.output.begin(), granted.output.end(), '\n'), delivered + 1);
+  // The tree verifies and extends the checkpoint signed before the crash.
+  auto verify =
+      Audit({"verify", "--log-key", dir_ + "/log.pub", "--from-checkpoint", dir_ + "/before.txt"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.output;
+  // And the log goes on.
+  EXPECT_TRUE(Fetch(kMeasurement).ok());
+}
+
+}  // namespace
+}  // namespace kbs
