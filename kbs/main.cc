@@ -194,7 +194,7 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
     grpc_options.threads = threads;
     grpc_options.tls_cert_file = config.tls_cert;
     grpc_options.tls_key_file = config.tls_key;
-    auto started = kbs::grpc_api::GrpcServer::Start(grpc_options, broker->get());
+    auto started = kbs::grpc_api::GrpcServer::Start(grpc_options, broker->get(), &audit);
     if (!started.ok()) return Fail("gRPC server", started.status());
     grpc = *std::move(started);
   }

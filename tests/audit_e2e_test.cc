@@ -3,17 +3,25 @@
 // auditor lists them, proves one offline, verifies the whole log against the
 // signed checkpoint and an earlier one; editing a row in the database makes
 // `kbsctl audit verify` name it and the restarted KBS refuse to release.
+#include <grpcpp/grpcpp.h>
+
 #include <atomic>
 #include <filesystem>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "common/files.h"
+#include "common/jose/jwt.h"
+#include "common/keys.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kbs/client/kbs_client.h"
+#include "kbs/receipts/note.h"
 #include "kbs/storage/sqlite.h"
+#include "proto/kbs/v1/kbs.grpc.pb.h"
 #include "tests/testing/kbs_process.h"
 #include "tests/testing/raw_http.h"
 
@@ -130,6 +138,37 @@ TEST_F(AuditE2eTest, DecisionsAreProvableAndTamperingIsFound) {
       Audit({"verify", "--log-key", dir_ + "/log.pub", "--from-checkpoint", dir_ + "/cp1.txt"});
   EXPECT_EQ(verify.exit_code, 0) << verify.output;
   EXPECT_THAT(verify.output, HasSubstr("consistent with your checkpoint at 3"));
+
+  // The same over gRPC: a tlog-proof that verifies with the log key.
+  {
+    auto key_pem = common::ReadFile(dir_ + "/auditor/admin.key");
+    ASSERT_TRUE(key_pem.ok());
+    auto signer = jose::JwtSigner::Create(*common::PrivateKeyFromPem(*key_pem));
+    ASSERT_TRUE(signer.ok());
+    int64_t now = absl::ToUnixSeconds(absl::Now());
+    std::string token = *(*signer)->Sign(Json{{"sub", "auditor"}, {"iat", now}, {"exp", now + 60}});
+    auto channel =
+        ::grpc::CreateChannel(kbs_->grpc_address(), ::grpc::InsecureChannelCredentials());
+    auto audit = v1::Audit::NewStub(channel);
+    ::grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", absl::StrCat("Bearer ", token));
+    v1::ProveReceiptRequest req;
+    req.set_index(2);
+    v1::ProveReceiptResponse resp;
+    ASSERT_TRUE(audit->ProveReceipt(&ctx, req, &resp).ok());
+    auto proof = receipts::ParseTlogProof(resp.proof());
+    ASSERT_TRUE(proof.ok()) << proof.status();
+    auto vkey = common::ReadFile(dir_ + "/log.pub");
+    auto verifier =
+        receipts::NoteVerifier::FromVerifierKey(absl::StripTrailingAsciiWhitespace(*vkey));
+    ASSERT_TRUE(verifier.ok()) << verifier.status();
+    EXPECT_TRUE(receipts::VerifyTlogProof(*proof, lines[2], *verifier, "kbs/receipts").ok());
+    ::grpc::ClientContext anon;
+    v1::GetCheckpointRequest cp_req;
+    v1::GetCheckpointResponse cp_resp;
+    EXPECT_EQ(audit->GetCheckpoint(&anon, cp_req, &cp_resp).error_code(),
+              ::grpc::StatusCode::UNAUTHENTICATED);
+  }
 
   // Only auditors read the log.
   auto as_admin = testing::RawHttp(

@@ -4,10 +4,12 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include <atomic>
+#include <optional>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
@@ -333,9 +335,135 @@ class AdminService final : public v1::Admin::CallbackService {
   Broker* broker_;
 };
 
+class AuditService final : public v1::Audit::CallbackService {
+ public:
+  explicit AuditService(Audit* audit) : audit_(audit) {}
+
+  ::grpc::ServerUnaryReactor* GetLogKey(::grpc::CallbackServerContext* context,
+                                        const v1::GetLogKeyRequest*,
+                                        v1::GetLogKeyResponse* response) override {
+    response->set_verifier_key(audit_->LogKey());
+    return Finish(context, absl::OkStatus());
+  }
+
+  ::grpc::ServerUnaryReactor* GetCheckpoint(::grpc::CallbackServerContext* context,
+                                            const v1::GetCheckpointRequest* request,
+                                            v1::GetCheckpointResponse* response) override {
+    auto note = audit_->Checkpoint(AdminToken(context), request->fresh());
+    if (!note.ok()) return Finish(context, note.status());
+    response->set_note(*note);
+    return Finish(context, absl::OkStatus());
+  }
+
+  ::grpc::ServerUnaryReactor* ListReceipts(::grpc::CallbackServerContext* context,
+                                           const v1::ListReceiptsRequest* request,
+                                           v1::ReceiptsResponse* response) override {
+    auto rows = audit_->Receipts(AdminToken(context), request->start(), request->end());
+    if (!rows.ok()) return Finish(context, rows.status());
+    Fill(*rows, response, 0);
+    return Finish(context, absl::OkStatus());
+  }
+
+  ::grpc::ServerUnaryReactor* QueryReceipts(::grpc::CallbackServerContext* context,
+                                            const v1::QueryReceiptsRequest* request,
+                                            v1::ReceiptsResponse* response) override {
+    receipts::ReceiptQuery q;
+    for (auto [text, out] :
+         {std::pair{&request->from(), &q.from}, std::pair{&request->to(), &q.to}}) {
+      if (text->empty()) continue;
+      absl::Time t;
+      std::string err;
+      if (!absl::ParseTime(absl::RFC3339_full, *text, &t, &err)) {
+        return Finish(context, KbsError(absl::StatusCode::kInvalidArgument, ErrorKind::kSerdeError,
+                                        "from/to must be RFC 3339 times"));
+      }
+      *out = t;
+    }
+    q.decision = request->decision();
+    q.resource = request->resource();
+    q.key_version = request->key_version();
+    q.image = request->image();
+    q.measurement = request->measurement();
+    q.tee = request->tee();
+    q.policy_version = request->policy_version();
+    q.rule = request->rule();
+    q.chip_id = request->chip_id();
+    q.after_index = request->after_index();
+    q.limit = request->limit() == 0 ? 100 : std::min<uint32_t>(request->limit(), 1000);
+    auto rows = audit_->Query(AdminToken(context), q);
+    if (!rows.ok()) return Finish(context, rows.status());
+    Fill(*rows, response, q.limit);
+    return Finish(context, absl::OkStatus());
+  }
+
+  ::grpc::ServerUnaryReactor* GetInclusionProof(::grpc::CallbackServerContext* context,
+                                                const v1::InclusionProofRequest* request,
+                                                v1::ProofResponse* response) override {
+    auto proof = audit_->InclusionProof(AdminToken(context), request->index(), request->size());
+    if (!proof.ok()) return Finish(context, proof.status());
+    return FinishProof(context, *proof, response);
+  }
+
+  ::grpc::ServerUnaryReactor* GetConsistencyProof(::grpc::CallbackServerContext* context,
+                                                  const v1::ConsistencyProofRequest* request,
+                                                  v1::ProofResponse* response) override {
+    auto proof = audit_->ConsistencyProof(AdminToken(context), request->size1(), request->size2());
+    if (!proof.ok()) return Finish(context, proof.status());
+    return FinishProof(context, *proof, response);
+  }
+
+  ::grpc::ServerUnaryReactor* ProveReceipt(::grpc::CallbackServerContext* context,
+                                           const v1::ProveReceiptRequest* request,
+                                           v1::ProveReceiptResponse* response) override {
+    auto proof = audit_->Prove(AdminToken(context), request->index());
+    if (!proof.ok()) return Finish(context, proof.status());
+    response->set_proof(*proof);
+    return Finish(context, absl::OkStatus());
+  }
+
+  ::grpc::ServerUnaryReactor* GetEvidence(::grpc::CallbackServerContext* context,
+                                          const v1::GetEvidenceRequest* request,
+                                          v1::GetEvidenceResponse* response) override {
+    auto evidence = audit_->Evidence(AdminToken(context), request->index());
+    if (!evidence.ok()) return Finish(context, evidence.status());
+    response->set_evidence_json(*evidence);
+    return Finish(context, absl::OkStatus());
+  }
+
+ private:
+  static void Fill(const std::vector<receipts::StoredReceipt>& rows, v1::ReceiptsResponse* out,
+                   size_t limit) {
+    for (const receipts::StoredReceipt& r : rows) {
+      v1::StoredReceipt* s = out->add_receipts();
+      s->set_index(r.index);
+      s->set_leaf(r.leaf);
+    }
+    if (limit > 0 && rows.size() == limit && !rows.empty()) {
+      out->set_has_next(true);
+      out->set_next_index(rows.back().index + 1);
+    }
+  }
+  // The proof JSON's base64 hashes as raw bytes.
+  ::grpc::ServerUnaryReactor* FinishProof(::grpc::CallbackServerContext* context,
+                                          const common::Json& proof, v1::ProofResponse* response) {
+    for (const common::Json& h : proof["hashes"]) {
+      std::string raw;
+      if (!absl::Base64Unescape(h.get<std::string>(), &raw)) {
+        return Finish(context, absl::InternalError("malformed proof hash"));
+      }
+      response->add_hashes(raw);
+    }
+    return Finish(context, absl::OkStatus());
+  }
+
+  Audit* audit_;
+};
+
 class GrpcServerImpl final : public GrpcServer {
  public:
-  explicit GrpcServerImpl(Broker* broker) : broker_(broker), admin_(broker) {}
+  GrpcServerImpl(Broker* broker, Audit* audit) : broker_(broker), admin_(broker) {
+    if (audit != nullptr) audit_.emplace(audit);
+  }
   ~GrpcServerImpl() override { Stop(); }
 
   absl::Status Init(const GrpcServerOptions& options) {
@@ -357,6 +485,7 @@ class GrpcServerImpl final : public GrpcServer {
     builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
     builder.RegisterService(&key_broker_);
     builder.RegisterService(&admin_);
+    if (audit_.has_value()) builder.RegisterService(&*audit_);
     const int threads = std::max(1, options.threads);
     for (int i = 0; i < threads; ++i) cqs_.push_back(builder.AddCompletionQueue());
     server_ = builder.BuildAndStart();
@@ -410,6 +539,7 @@ class GrpcServerImpl final : public GrpcServer {
   Broker* broker_;
   v1::KeyBroker::AsyncService key_broker_;
   AdminService admin_;
+  std::optional<AuditService> audit_;
   std::vector<std::unique_ptr<::grpc::ServerCompletionQueue>> cqs_;
   std::vector<std::thread> threads_;
   std::atomic<bool> stopping_{false};
@@ -420,8 +550,8 @@ class GrpcServerImpl final : public GrpcServer {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const GrpcServerOptions& options,
-                                                              Broker* broker) {
-  auto server = std::make_unique<GrpcServerImpl>(broker);
+                                                              Broker* broker, Audit* audit) {
+  auto server = std::make_unique<GrpcServerImpl>(broker, audit);
   absl::Status status = server->Init(options);
   if (!status.ok()) return status;
   return std::unique_ptr<GrpcServer>(std::move(server));

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "kbs/core/audit.h"
 #include "kbs/core/broker.h"
 
 namespace kbs::grpc_api {
@@ -26,9 +27,10 @@ struct GrpcServerOptions {
 class GrpcServer {
  public:
   virtual ~GrpcServer() = default;
-  // `broker` must outlive the server.
+  // `broker` (and `audit`, which may be null: no Audit service) must
+  // outlive the server.
   static absl::StatusOr<std::unique_ptr<GrpcServer>> Start(const GrpcServerOptions& options,
-                                                           Broker* broker);
+                                                           Broker* broker, Audit* audit = nullptr);
   virtual int port() const = 0;
   virtual void Stop() = 0;
 };

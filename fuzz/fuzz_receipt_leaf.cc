@@ -1,0 +1,16 @@
+// Fuzz target: the receipt leaf decoder (what auditors' tools read back),
+// and re-encoding of whatever it accepts.
+#include <cstdint>
+
+#include "kbs/receipts/receipt.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  absl::string_view leaf(reinterpret_cast<const char*>(data), size);
+  auto receipt = kbs::receipts::ParseReceiptLeaf(leaf);
+  if (receipt.ok()) {
+    auto again = kbs::receipts::ReceiptLeaf(*receipt);
+    // Accepted leaves are canonical: they re-encode to themselves.
+    if (!again.ok() || *again != leaf) __builtin_trap();
+  }
+  return 0;
+}
