@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <condition_variable>
 #include <cstdio>
 #include <filesystem>
@@ -87,6 +88,9 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
   log_options.origin = config.receipts_origin;
   log_options.checkpoint_interval = absl::Seconds(config.checkpoint_interval_secs);
   log_options.evidence_retention = absl::Hours(24 * config.evidence_retention_days);
+  // A copy of the latest signed checkpoint outside the database: deleting
+  // checkpoint rows cannot make the log forget what it signed.
+  log_options.checkpoint_file = (dir / "log-checkpoint.note").string();
   auto receipt_log =
       kbs::receipts::ReceiptLog::Open(db->get(), *std::move(note_signer), &clock, log_options);
   if (!receipt_log.ok()) return Fail("receipt log", receipt_log.status());
@@ -108,6 +112,14 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
   }
   auto admin = kbs::admin::AdminAuthenticator::Create(admin_pems, &clock);
   if (!admin.ok()) return Fail("admin public key", admin.status());
+  for (const std::string& pem : auditor_pems) {
+    // Separate roles: a key trusted as both would make an auditor an admin.
+    if (std::find(admin_pems.begin(), admin_pems.end(), pem) != admin_pems.end()) {
+      return Fail("auditor public key",
+                  absl::InvalidArgumentError("a key is trusted both as admin and as auditor; "
+                                             "give auditors their own keys"));
+    }
+  }
 
   kbs::verifier::VerifierSet verifiers;
   // SEV-SNP: certificates from the evidence, then the collateral directory,

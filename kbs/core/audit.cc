@@ -82,6 +82,10 @@ absl::StatusOr<std::string> Audit::Prove(absl::string_view token, uint64_t index
 
 absl::StatusOr<std::string> Audit::Evidence(absl::string_view token, uint64_t index) {
   KBS_RETURN_IF_ERROR(Authorize(token));
+  if (index >= log_->size()) {
+    return KbsError(absl::StatusCode::kNotFound, ErrorKind::kPluginInternalError,
+                    absl::StrCat("no receipt ", index));
+  }
   auto rows = log_->Range(index, index + 1);
   if (!rows.ok()) return Mapped(rows.status());
   if (rows->empty()) {

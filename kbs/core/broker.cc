@@ -461,12 +461,9 @@ absl::StatusOr<jose::FlattenedJwe> Broker::GetResource(const Credentials& creden
                     absl::StrCat("resource ", path, " denied by policy ", decision->policy_id, ": ",
                                  decision->client_reason));
   }
-  // The grant is durable before the key is touched.
-  receipt.decision = "granted";
-  receipt.reason = absl::StrCat("rule ", decision->rule, " allows");
-  if (absl::Status s = Record(receipt); !s.ok()) {
-    return KbsError(absl::StatusCode::kUnavailable, ErrorKind::kPluginInternalError, s.message());
-  }
+  // Read the key and encrypt it to the TEE (nothing is released yet), then
+  // make the grant durable, then answer: a receipt says "granted" only for
+  // a key that is actually delivered.
   auto value = deps_.keys->Get(path);
   if (!value.ok()) {
     if (value.status().code() == absl::StatusCode::kNotFound) {
@@ -488,6 +485,11 @@ absl::StatusOr<jose::FlattenedJwe> Broker::GetResource(const Credentials& creden
     return failed(KbsError(absl::StatusCode::kUnauthenticated, ErrorKind::kJweError,
                            absl::StrCat("cannot encrypt to the TEE key: ", jwe.status().message())),
                   absl::StrCat("JWE: ", jwe.status().message()));
+  }
+  receipt.decision = "granted";
+  receipt.reason = absl::StrCat("rule ", decision->rule, " allows");
+  if (absl::Status s = Record(receipt); !s.ok()) {
+    return KbsError(absl::StatusCode::kUnavailable, ErrorKind::kPluginInternalError, s.message());
   }
   KBS_LOG(kInfo, "release resource=", path, " tee=", attested->primary_tee(),
           " policy=", decision->policy_id, " rule=", decision->rule, " token=", attested->token_id);

@@ -403,7 +403,7 @@ HttpResponse Router::AuditRequest(const HttpRequest& request, absl::string_view 
   if (path == "receipts") {
     auto start = U64Param(params, "start", std::nullopt);
     if (!start.ok()) return ErrorResponse(start.status());
-    auto end = U64Param(params, "end", *start + 100);
+    auto end = U64Param(params, "end", *start > UINT64_MAX - 100 ? UINT64_MAX : *start + 100);
     if (!end.ok()) return ErrorResponse(end.status());
     auto rows = audit_->Receipts(token, *start, *end);
     if (!rows.ok()) return ErrorResponse(rows.status());

@@ -71,7 +71,11 @@ Json ReceiptToJson(const Receipt& r) {
 }
 
 absl::StatusOr<std::string> ReceiptLeaf(const Receipt& r) {
-  KBS_ASSIGN_OR_RETURN(std::string leaf, common::CanonicalizeJson(ReceiptToJson(r)));
+  // Strings in a receipt can carry client-supplied text (error details);
+  // invalid UTF-8 is replaced (U+FFFD) so the leaf is valid JSON that every
+  // auditor's tool reads, and hashes, the same way.
+  KBS_ASSIGN_OR_RETURN(Json clean, common::ParseTrustedJson(common::DumpJson(ReceiptToJson(r))));
+  KBS_ASSIGN_OR_RETURN(std::string leaf, common::CanonicalizeJson(clean));
   if (leaf.size() > kMaxLeafBytes) {
     return Invalid(absl::StrCat("larger than ", kMaxLeafBytes, " bytes"));
   }

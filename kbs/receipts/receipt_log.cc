@@ -116,9 +116,9 @@ absl::Status ForEachRow(storage::SqliteStatement* q, const std::function<absl::S
 }  // namespace
 
 absl::StatusOr<common::EvpPkeyPtr> LoadOrCreateLogKey(const std::string& path) {
-  KBS_ASSIGN_OR_RETURN(common::EvpPkeyPtr key,
-                       common::LoadOrCreatePrivateKey(path, common::GenerateEd25519Key,
-                                                      "receipt log key"));
+  KBS_ASSIGN_OR_RETURN(
+      common::EvpPkeyPtr key,
+      common::LoadOrCreatePrivateKey(path, common::GenerateEd25519Key, "receipt log key"));
   if (EVP_PKEY_id(key.get()) != EVP_PKEY_ED25519) {
     return absl::FailedPreconditionError(
         absl::StrCat("receipt log key ", path, " is not an Ed25519 key"));
@@ -185,6 +185,12 @@ absl::StatusOr<std::unique_ptr<ReceiptLog>> ReceiptLog::Open(storage::SqliteData
       return verified;
     }
   }
+  if (log->halted_.empty()) {
+    // A first checkpoint before any append, so a log with receipts always
+    // has one (and a log without any has lost them).
+    std::lock_guard<std::mutex> lock(log->checkpoint_mu_);
+    if (log->checkpoint_note_.empty()) KBS_RETURN_IF_ERROR(log->SignCheckpointLocked().status());
+  }
   log->writer_ = std::thread([l = log.get()] { l->WriterLoop(); });
   return log;
 }
@@ -244,6 +250,28 @@ absl::Status ReceiptLog::Verify() {
     checkpoint_note_ = signed_note;
     return absl::OkStatus();
   }));
+  // The copy kept outside the database wins when it is newer.
+  if (!options_.checkpoint_file.empty() && common::FileExists(options_.checkpoint_file)) {
+    KBS_ASSIGN_OR_RETURN(std::string note, common::ReadFile(options_.checkpoint_file, 1 << 16));
+    auto body = verifier.Open(note);
+    auto cp = body.ok() ? ParseCheckpointBody(*body) : absl::StatusOr<Checkpoint>(body.status());
+    if (!cp.ok() || cp->origin != options_.origin) {
+      return absl::DataLossError(absl::StrCat("the checkpoint kept in ", options_.checkpoint_file,
+                                              " does not verify under the log's key"));
+    }
+    if (!signed_cp.has_value() || cp->size > signed_cp->size) {
+      if (signed_cp.has_value() || cp->size > 0) {
+        KBS_LOG(kWarning,
+                "receipt log: the database's latest checkpoint is older than the one "
+                "kept in ",
+                options_.checkpoint_file);
+      }
+      signed_cp = *cp;
+      signed_note = note;
+      checkpoint_size_ = cp->size;
+      checkpoint_note_ = note;
+    }
+  }
   // What is stored, for auditors' reads and proofs even when halted.
   KBS_RETURN_IF_ERROR(db_->Run([&](storage::SqliteConnection& c) -> absl::Status {
     KBS_ASSIGN_OR_RETURN(storage::SqliteStatement * q, c.Prepare("SELECT COUNT(*) FROM receipts"));
@@ -253,6 +281,11 @@ absl::Status ReceiptLog::Verify() {
     return row.status();
   }));
 
+  if (!signed_cp.has_value() && size_ > 0 && !options_.checkpoint_file.empty()) {
+    // The first checkpoint is signed as soon as the log starts.
+    return absl::DataLossError(absl::StrCat(
+        "the log holds ", size_, " receipts but no signed checkpoint: checkpoints were deleted"));
+  }
   std::vector<std::optional<Hash>> frontier(64);
   uint64_t n = 0;
   absl::Time last = absl::UnixEpoch();
@@ -524,6 +557,9 @@ absl::StatusOr<std::string> ReceiptLog::SignCheckpointLocked() {
     q->Reset();
     return s;
   }));
+  if (!options_.checkpoint_file.empty()) {
+    KBS_RETURN_IF_ERROR(common::WriteFileAtomic(options_.checkpoint_file, note, 0600));
+  }
   checkpoint_size_ = size;
   checkpoint_note_ = note;
   checkpoint_at_ = now;
@@ -636,13 +672,16 @@ absl::StatusOr<std::vector<StoredReceipt>> ReceiptLog::Range(uint64_t start, uin
     return absl::InvalidArgumentError(
         absl::StrCat("a range is [start, end) with at most ", kMaxRange, " receipts"));
   }
+  // Past the end there is nothing (and no index beyond int64 reaches SQL).
+  end = std::min(end, size());
+  if (start >= end) return std::vector<StoredReceipt>();
   std::vector<StoredReceipt> out;
   KBS_RETURN_IF_ERROR(db_->Run([&](storage::SqliteConnection& c) -> absl::Status {
     KBS_ASSIGN_OR_RETURN(storage::SqliteStatement * q,
                          c.Prepare("SELECT idx, leaf FROM receipts WHERE idx >= ?1 AND idx < ?2 "
-                                   "ORDER BY idx"));
+                                   "ORDER BY idx LIMIT 1000"));
     q->BindInt64(1, static_cast<int64_t>(start));
-    q->BindInt64(2, static_cast<int64_t>(std::min<uint64_t>(end, INT64_MAX)));
+    q->BindInt64(2, static_cast<int64_t>(end));
     return ForEachRow(q, [&] {
       out.push_back({static_cast<uint64_t>(q->ColumnInt64(0)), q->ColumnBlob(1)});
       return absl::OkStatus();
@@ -652,6 +691,7 @@ absl::StatusOr<std::vector<StoredReceipt>> ReceiptLog::Range(uint64_t start, uin
 }
 
 absl::StatusOr<std::vector<StoredReceipt>> ReceiptLog::Query(const ReceiptQuery& query) {
+  if (query.after_index >= size()) return std::vector<StoredReceipt>();
   std::string sql = "SELECT idx, leaf FROM receipts WHERE idx >= ?1";
   std::vector<std::string> texts;  // bound from ?3 on
   auto eq = [&](absl::string_view column, const std::string& value) {

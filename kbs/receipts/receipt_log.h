@@ -65,6 +65,11 @@ class ReceiptLog final {
     size_t max_batch = 2048;
     // Raw evidence older than this is deleted (0: kept forever).
     absl::Duration evidence_retention = absl::ZeroDuration();
+    // When set, every signed checkpoint is also written here (atomically),
+    // outside the database, and start-up verification holds the database to
+    // the newest of the two: deleting checkpoint rows cannot make the log
+    // sign a rewritten history.
+    std::string checkpoint_file;
   };
 
   // Opens (creating tables), verifies the stored log and starts the writer.

@@ -37,6 +37,7 @@ class ReceiptLogTest : public ::testing::Test {
     ASSERT_TRUE(signer.ok()) << signer.status();
     ReceiptLog::Options options;
     options.origin = "kbs.test/receipts";
+    options.checkpoint_file = (dir_ / "log-checkpoint.note").string();
     auto log = ReceiptLog::Open(db_.get(), *std::move(signer), &clock_, options);
     ASSERT_TRUE(log.ok()) << log.status();
     log_ = *std::move(log);
@@ -171,6 +172,9 @@ TEST_F(ReceiptLogTest, TamperingHaltsTheLogAfterRestart) {
        "END WHERE level = 0 AND idx IN (1, 2)",
        "do not reproduce the checkpoint"},
       {"truncate", "DELETE FROM receipts WHERE idx >= 8", "receipts were lost"},
+      // The copy of the checkpoint outside the database still holds the log to it.
+      {"forget checkpoints", "DELETE FROM checkpoints; DELETE FROM receipts WHERE idx >= 8",
+       "receipts were lost"},
   };
   for (const Tamper& t : cases) {
     SCOPED_TRACE(t.name);
