@@ -1,6 +1,5 @@
 #include "common/keys.h"
 
-
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
