@@ -129,72 +129,82 @@ PodImage ParseImageReference(absl::string_view reference) {
   return out;
 }
 
-absl::StatusOr<ClaimSet> ClaimsFromEar(const Json& ear) {
+absl::StatusOr<std::vector<EarSubmodule>> EarSubmodules(const Json& ear) {
   const Json* submods = common::FindMember(ear, "submods");
   if (submods == nullptr || !submods->is_object()) return Invalid("the token has no `submods`");
   const Json* cpu0 = common::FindMember(*submods, "cpu0");
   if (cpu0 == nullptr || !cpu0->is_object()) return Invalid("the token has no `submods.cpu0`");
-  ValueMap root;
-  std::string primary;
-  std::vector<std::string> tees;
-  std::optional<std::vector<std::string>> image_refs;
-  // cpu0 first, then device submodules in order.
   std::vector<const Json*> ordered = {cpu0};
   for (auto it = submods->begin(); it != submods->end(); ++it) {
     if (it.key() != "cpu0") ordered.push_back(&it.value());
   }
+  std::vector<EarSubmodule> out;
   for (const Json* submod : ordered) {
     const Json* annotated = common::FindMember(*submod, kAnnotated);
     if (annotated == nullptr || !annotated->is_object()) {
       return Invalid("a submodule has no annotated evidence");
     }
-    std::string tee;
+    EarSubmodule m{"", submod, annotated, nullptr};
     for (auto it = annotated->begin(); it != annotated->end(); ++it) {
       if (IsAnnotationMember(it.key())) continue;
-      if (!tee.empty()) return Invalid("a submodule names two TEEs");
-      tee = it.key();
-      root.entries[tee] = Value::FromJson(it.value());
+      if (!m.tee.empty()) return Invalid("a submodule names two TEEs");
+      m.tee = it.key();
+      m.claims = &it.value();
     }
-    if (tee.empty()) return Invalid("a submodule names no TEE");
-    tees.push_back(tee);
-    if (submod != cpu0) continue;
-    primary = tee;
-    if (const Json* status = common::FindMember(*submod, "ear.status");
-        status != nullptr && status->is_string()) {
-      root.entries["trust_status"] = Value::String(status->get<std::string>());
+    if (m.tee.empty()) return Invalid("a submodule names no TEE");
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+absl::StatusOr<ClaimSet> ClaimsFromEar(const Json& ear) {
+  auto submodules = EarSubmodules(ear);
+  if (!submodules.ok()) return submodules.status();
+  ValueMap root;
+  std::vector<std::string> tees;
+  std::optional<std::vector<std::string>> image_refs;
+  for (const EarSubmodule& m : *submodules) {
+    root.entries[m.tee] = Value::FromJson(*m.claims);
+    tees.push_back(m.tee);
+  }
+  const EarSubmodule& primary = submodules->front();
+  const Json* submod = primary.submodule;
+  const Json* annotated = primary.annotated;
+  if (const Json* status = common::FindMember(*submod, "ear.status");
+      status != nullptr && status->is_string()) {
+    root.entries["trust_status"] = Value::String(status->get<std::string>());
+  }
+  if (const Json* ev = common::FindMember(*annotated, "evidence_sha256");
+      ev != nullptr && ev->is_string()) {
+    root.entries["evidence_sha256"] = Value::String(ev->get<std::string>());
+  }
+  if (const Json* digest = common::FindMember(*annotated, "init_data");
+      digest != nullptr && digest->is_string()) {
+    root.entries["init_data_digest"] = Value::String(digest->get<std::string>());
+  }
+  if (const Json* data = common::FindMember(*annotated, "init_data_claims");
+      data != nullptr && data->is_object()) {
+    root.entries["init_data"] = Value::FromJson(*data);
+  }
+  // trustee's layout for the images the init-data agent policy allows.
+  if (const Json* ids = common::FindMember(*submod, "ear.trustee.identifiers");
+      ids != nullptr && ids->is_object()) {
+    const Json* validated = common::FindMember(*ids, "validated");
+    const Json* images =
+        validated != nullptr ? common::FindMember(*validated, "container_images") : nullptr;
+    if (images != nullptr) {
+      auto refs = StringArray(*images, "container_images");
+      if (!refs.ok()) return refs.status();
+      image_refs = *std::move(refs);
     }
-    if (const Json* ev = common::FindMember(*annotated, "evidence_sha256");
-        ev != nullptr && ev->is_string()) {
-      root.entries["evidence_sha256"] = Value::String(ev->get<std::string>());
-    }
-    if (const Json* digest = common::FindMember(*annotated, "init_data");
-        digest != nullptr && digest->is_string()) {
-      root.entries["init_data_digest"] = Value::String(digest->get<std::string>());
-    }
-    if (const Json* data = common::FindMember(*annotated, "init_data_claims");
-        data != nullptr && data->is_object()) {
-      root.entries["init_data"] = Value::FromJson(*data);
-    }
-    // trustee's layout for the images the init-data agent policy allows.
-    if (const Json* ids = common::FindMember(*submod, "ear.trustee.identifiers");
-        ids != nullptr && ids->is_object()) {
-      const Json* validated = common::FindMember(*ids, "validated");
-      const Json* images =
-          validated != nullptr ? common::FindMember(*validated, "container_images") : nullptr;
-      if (images != nullptr) {
-        auto refs = StringArray(*images, "container_images");
-        if (!refs.ok()) return refs.status();
-        image_refs = *std::move(refs);
-      }
-      const Json* rules = validated != nullptr
-                              ? common::FindMember(*validated, "agent_policy_rules_sha256")
-                              : nullptr;
-      if (rules != nullptr && rules->is_string()) {
-        root.entries["agent_policy_rules_digest"] = Value::String(rules->get<std::string>());
-      }
+    const Json* rules = validated != nullptr
+                            ? common::FindMember(*validated, "agent_policy_rules_sha256")
+                            : nullptr;
+    if (rules != nullptr && rules->is_string()) {
+      root.entries["agent_policy_rules_digest"] = Value::String(rules->get<std::string>());
     }
   }
-  return Finish(std::move(root), std::move(primary), std::move(tees), std::move(image_refs));
+  return Finish(std::move(root), primary.tee, std::move(tees), std::move(image_refs));
 }
 
 absl::StatusOr<ClaimSet> ClaimsFromJson(const Json& claims) {

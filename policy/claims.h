@@ -45,6 +45,18 @@ struct ClaimSet {
   std::optional<std::vector<PodImage>> images;
 };
 
+// One attested TEE in EAR token claims (the layout kbs/token writes).
+struct EarSubmodule {
+  std::string tee;                          // the TEE named in its annotated evidence
+  const common::Json* submodule = nullptr;  // submods.<id>
+  const common::Json* annotated = nullptr;  // its "ear.veraison.annotated-evidence"
+  const common::Json* claims = nullptr;     // annotated[tee]
+};
+// The submodules of `ear`, cpu0 (the primary TEE) first, then devices.
+// InvalidArgument when the layout is not ours (no cpu0, a submodule naming
+// no TEE or two). Pointers are into `ear`.
+absl::StatusOr<std::vector<EarSubmodule>> EarSubmodules(const common::Json& ear);
+
 // From our EAR token claims (kbs/token): submods.<id>["ear.veraison.annotated-evidence"]
 // holds each TEE's claims; cpu0 also holds init_data and, when the
 // init-data carried an agent policy, ["ear.trustee.identifiers"].validated.container_images.

@@ -8,6 +8,7 @@
 #include "common/files.h"
 #include "common/keys.h"
 #include "common/status_macros.h"
+#include "policy/claims.h"
 
 namespace kbs::token {
 namespace {
@@ -15,11 +16,6 @@ namespace {
 using common::Json;
 
 constexpr absl::string_view kAnnotated = "ear.veraison.annotated-evidence";
-// Members of annotated evidence that are not a TEE's claims.
-bool IsBindingMember(absl::string_view key) {
-  return key == "report_data" || key == "runtime_data_claims" || key == "init_data" ||
-         key == "evidence_sha256" || key == "init_data_claims";
-}
 
 Json Submodule(const verifier::VerifiedClaims& claims, Json annotated) {
   annotated[claims.tee()] = claims.claims();
@@ -137,32 +133,11 @@ absl::StatusOr<std::shared_ptr<const AttestationResult>> TokenService::Verify(
 
 absl::StatusOr<std::shared_ptr<AttestationResult>> ResultFromEarClaims(Json claims) {
   auto result = std::make_shared<AttestationResult>();
-  const Json* submods = common::FindMember(claims, "submods");
-  if (submods == nullptr || !submods->is_object()) return Invalid("no `submods`");
-  const Json* cpu0 = common::FindMember(*submods, "cpu0");
-  if (cpu0 == nullptr || !cpu0->is_object()) return Invalid("no `submods.cpu0`");
-  // Primary TEE first, then devices in submodule order.
-  std::vector<const Json*> ordered = {cpu0};
-  for (auto it = submods->begin(); it != submods->end(); ++it) {
-    if (it.key() != "cpu0") ordered.push_back(&it.value());
-  }
-  for (const Json* submod : ordered) {
-    const Json* annotated = common::FindMember(*submod, kAnnotated);
-    if (annotated == nullptr || !annotated->is_object()) {
-      return Invalid("a submodule has no annotated evidence");
-    }
-    std::string tee;
-    for (auto it = annotated->begin(); it != annotated->end(); ++it) {
-      if (!IsBindingMember(it.key())) {
-        if (!tee.empty()) return Invalid("a submodule names two TEEs");
-        tee = it.key();
-      }
-    }
-    if (tee.empty()) return Invalid("a submodule names no TEE");
-    result->tees.push_back(std::move(tee));
-  }
-  const Json* runtime =
-      common::FindMember(*common::FindMember(*cpu0, kAnnotated), "runtime_data_claims");
+  // The layout is read in one place (policy/claims.h), as the policy reads it.
+  auto submodules = policy::EarSubmodules(claims);
+  if (!submodules.ok()) return Invalid(submodules.status().message());
+  for (const policy::EarSubmodule& m : *submodules) result->tees.push_back(m.tee);
+  const Json* runtime = common::FindMember(*submodules->front().annotated, "runtime_data_claims");
   const Json* pubkey = runtime != nullptr ? common::FindMember(*runtime, "tee-pubkey") : nullptr;
   if (pubkey == nullptr) return Invalid("no tee-pubkey in runtime_data_claims");
   auto key = jose::TeePublicKey::FromJson(*pubkey);
