@@ -52,7 +52,9 @@ std::u16string ToUtf16(absl::string_view s) {
   return out;
 }
 
-void AppendString(absl::string_view s, std::string& out) {
+}  // namespace
+
+void AppendJcsString(absl::string_view s, std::string& out) {
   static constexpr char kHex[] = "0123456789abcdef";
   out.push_back('"');
   for (char ch : s) {
@@ -92,6 +94,8 @@ void AppendString(absl::string_view s, std::string& out) {
   out.push_back('"');
 }
 
+namespace {
+
 absl::Status Append(const Json& value, std::string& out) {
   switch (value.type()) {
     case Json::value_t::null:
@@ -119,7 +123,7 @@ absl::Status Append(const Json& value, std::string& out) {
       return absl::OkStatus();
     }
     case Json::value_t::string:
-      AppendString(value.get_ref<const std::string&>(), out);
+      AppendJcsString(value.get_ref<const std::string&>(), out);
       return absl::OkStatus();
     case Json::value_t::array: {
       out.push_back('[');
@@ -145,7 +149,7 @@ absl::Status Append(const Json& value, std::string& out) {
       for (const auto& [unused, it] : members) {
         if (!first) out.push_back(',');
         first = false;
-        AppendString(it.key(), out);
+        AppendJcsString(it.key(), out);
         out.push_back(':');
         KBS_RETURN_IF_ERROR(Append(it.value(), out));
       }

@@ -17,6 +17,10 @@ namespace kbs::common {
 // binary JSON values.
 absl::StatusOr<std::string> CanonicalizeJson(const Json& value);
 
+// Appends `utf8` as a JCS string literal (RFC 8785 §3.2.2.2). The input must
+// be valid UTF-8 (it is copied as is, except for the escapes).
+void AppendJcsString(absl::string_view utf8, std::string& out);
+
 // ECMAScript Number::toString for a finite double (RFC 8785 §3.2.2.3).
 // InvalidArgument for NaN and infinities.
 absl::StatusOr<std::string> FormatJcsNumber(double value);

@@ -285,6 +285,10 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  // Past a file-size limit a write fails (EFBIG) instead of killing the
+  // process: the receipt log then fails closed and recovers like on a full
+  // disk.
+  signal(SIGXFSZ, SIG_IGN);
 
   // Debian's abseil keeps absl::Mutex deadlock detection on; gRPC takes
   // many mutexes per call and the cycle bookkeeping costs measurable CPU.

@@ -4,6 +4,7 @@
 // signed checkpoint and an earlier one; editing a row in the database makes
 // `kbsctl audit verify` name it and the restarted KBS refuse to release.
 #include <grpcpp/grpcpp.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <filesystem>
@@ -14,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/files.h"
+#include "common/jcs.h"
 #include "common/jose/jwt.h"
 #include "common/keys.h"
 #include "gmock/gmock.h"
@@ -139,6 +141,31 @@ TEST_F(AuditE2eTest, DecisionsAreProvableAndTamperingIsFound) {
   EXPECT_EQ(verify.exit_code, 0) << verify.output;
   EXPECT_THAT(verify.output, HasSubstr("consistent with your checkpoint at 3"));
 
+  // An export for a SIEM: every receipt with its proof, checked offline.
+  auto exported = Audit({"export", "--out", dir_ + "/log.jsonl", "--log-key", dir_ + "/log.pub"});
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  auto export_text = common::ReadFile(dir_ + "/log.jsonl");
+  ASSERT_TRUE(export_text.ok());
+  std::vector<std::string> export_lines = absl::StrSplit(*export_text, '\n', absl::SkipEmpty());
+  ASSERT_EQ(export_lines.size(), 4u);
+  auto line1 = common::ParseJson(export_lines[1]);
+  ASSERT_TRUE(line1.ok());
+  EXPECT_EQ((*line1)["receipt"]["decision"], "denied");
+  EXPECT_EQ(*common::CanonicalizeJson((*line1)["receipt"]), lines[1]);
+  auto checked = Run(
+      {"audit", "verify-proof", "--export", dir_ + "/log.jsonl", "--log-key", dir_ + "/log.pub"});
+  EXPECT_EQ(checked.exit_code, 0) << checked.output;
+  EXPECT_THAT(checked.output, HasSubstr("OK: 4 receipts"));
+  std::string edited = *export_text;
+  size_t at = edited.find("\"decision\":\"denied\"");
+  ASSERT_NE(at, std::string::npos);
+  edited.replace(at, 19, "\"decision\":\"granted\"");
+  ASSERT_TRUE(common::WriteFileAtomic(dir_ + "/edited.jsonl", edited).ok());
+  auto caught = Run({"audit", "verify-proof", "--export", dir_ + "/edited.jsonl", "--log-key",
+                     dir_ + "/log.pub"});
+  EXPECT_EQ(caught.exit_code, 1) << caught.output;
+  EXPECT_THAT(caught.output, HasSubstr("line 2: receipt 1"));
+
   // The same over gRPC: a tlog-proof that verifies with the log key.
   {
     auto key_pem = common::ReadFile(dir_ + "/auditor/admin.key");
@@ -199,6 +226,83 @@ TEST_F(AuditE2eTest, DecisionsAreProvableAndTamperingIsFound) {
   auto tampered = Audit({"verify", "--log-key", dir_ + "/log.pub"});
   EXPECT_EQ(tampered.exit_code, 1) << tampered.output;
   EXPECT_THAT(tampered.output, HasSubstr("receipt 1 does not match the signed log"));
+}
+
+// Deleting or swapping rows (editing is above): `kbsctl audit verify` names
+// the receipt and the restarted KBS refuses to release.
+TEST_F(AuditE2eTest, DeletedOrSwappedRowsAreNamed) {
+  Provision();
+  for (int i = 0; i < 6; ++i) {
+    auto got = Fetch(i % 2 == 0 ? kMeasurement : std::string(96, 'b'));
+    ASSERT_EQ(got.ok(), i % 2 == 0) << got.status();
+  }
+  ASSERT_EQ(Audit({"log-key", "--out", dir_ + "/log.pub"}).exit_code, 0);
+  ASSERT_EQ(Audit({"checkpoint", "--fresh"}).exit_code, 0);
+  ASSERT_EQ(kbs_->Stop(), 0);
+  const std::string data_dir = dir_ + "/original";
+  std::filesystem::copy(kbs_->data_dir(), data_dir, std::filesystem::copy_options::recursive);
+  kbs_.reset();
+  struct Case {
+    std::string name, sql, halted, verify;
+  };
+  const std::vector<Case> cases = {
+      {"delete", "DELETE FROM receipts WHERE idx = 4", "receipt 4 is missing",
+       "receipt 4 is missing from the log"},
+      {"swap",
+       "UPDATE receipts SET leaf = CASE idx WHEN 2 THEN (SELECT leaf FROM receipts WHERE idx = 3) "
+       "ELSE (SELECT leaf FROM receipts WHERE idx = 2) END WHERE idx IN (2, 3); "
+       "UPDATE merkle_nodes SET hash = CASE idx WHEN 2 THEN (SELECT hash FROM merkle_nodes WHERE "
+       "level = 0 AND idx = 3) ELSE (SELECT hash FROM merkle_nodes WHERE level = 0 AND idx = 2) "
+       "END WHERE level = 0 AND idx IN (2, 3)",
+       "do not reproduce the checkpoint", "receipt 2 does not match the signed log"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const std::string copy = dir_ + "/" + c.name;
+    std::filesystem::copy(data_dir, copy, std::filesystem::copy_options::recursive);
+    {
+      auto db = storage::SqliteDatabase::Open(copy + "/kbs.db", 1, "");
+      ASSERT_TRUE(db.ok());
+      ASSERT_TRUE(
+          (*db)->Run([&](storage::SqliteConnection& conn) { return conn.Exec(c.sql); }).ok());
+    }
+    Start(copy);
+    EXPECT_THAT(kbs_->Log(), HasSubstr(c.halted));
+    EXPECT_EQ(Fetch(kMeasurement).status().code(), absl::StatusCode::kUnavailable);
+    auto verify = Audit({"verify", "--log-key", dir_ + "/log.pub"});
+    EXPECT_EQ(verify.exit_code, 1) << verify.output;
+    EXPECT_THAT(verify.output, HasSubstr(c.verify));
+    ASSERT_EQ(kbs_->Stop(), 0);
+    kbs_.reset();
+  }
+}
+
+// The disk fills up (here: a file-size limit on the running KBS, so every
+// write past the start of a file fails as on a full disk): releases fail
+// closed with a clear 503, and resume once there is room again.
+TEST_F(AuditE2eTest, AFullDiskFailsClosedAndRecovers) {
+  Provision();
+  ASSERT_TRUE(Fetch(kMeasurement).ok());
+  struct rlimit unlimited;
+  ASSERT_EQ(::prlimit(kbs_->pid(), RLIMIT_FSIZE, nullptr, &unlimited), 0);
+  struct rlimit full = unlimited;
+  full.rlim_cur = 1;
+  ASSERT_EQ(::prlimit(kbs_->pid(), RLIMIT_FSIZE, &full, nullptr), 0);
+  for (int i = 0; i < 3; ++i) {
+    auto refused = Fetch(kMeasurement);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable) << refused.status();
+    EXPECT_THAT(refused.status().message(), HasSubstr("receipt log cannot be written"));
+  }
+  ASSERT_EQ(::prlimit(kbs_->pid(), RLIMIT_FSIZE, &unlimited, nullptr), 0);
+  auto again = Fetch(kMeasurement);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(kbs_->Running());
+  // Only the two delivered keys (and no half-written receipt) are in the
+  // log, and it verifies.
+  ASSERT_EQ(Audit({"log-key", "--out", dir_ + "/log.pub"}).exit_code, 0);
+  auto verify = Audit({"verify", "--fresh", "--log-key", dir_ + "/log.pub"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.output;
+  EXPECT_THAT(verify.output, HasSubstr("OK: 2 receipts"));
 }
 
 TEST_F(AuditE2eTest, EveryDeliveredKeyIsInTheLogAfterACrash) {

@@ -1,13 +1,19 @@
 #include "kbs/cli/audit_commands.h"
 
+#include <filesystem>
+#include <fstream>
+#include <functional>
 #include <iostream>
+#include <optional>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "common/files.h"
 #include "common/http_client.h"
+#include "common/jcs.h"
 #include "common/json.h"
 #include "common/status_macros.h"
 #include "kbs/client/kbs_client.h"
@@ -22,6 +28,7 @@ using common::Json;
 using receipts::Hash;
 
 constexpr uint64_t kPage = 1000;
+constexpr uint64_t kLeafPage = 10000;  // the KBS's most per `leaves` request
 
 int Failed(const absl::Status& s, int code = 1) {
   std::cerr << "kbsctl: " << s.message() << "\n";
@@ -60,6 +67,18 @@ class AuditClient {
   absl::StatusOr<Json> GetJson(absl::string_view target) {
     KBS_ASSIGN_OR_RETURN(std::string body, Get(target));
     return common::ParseJson(body, {.max_depth = 8});
+  }
+  // Leaf bytes of receipts [start, end) (at most kLeafPage), in order, as
+  // views into `body`; a short answer names the first missing receipt.
+  absl::Status BareLeaves(uint64_t start, uint64_t end, std::string& body,
+                          std::vector<absl::string_view>& leaves) {
+    KBS_ASSIGN_OR_RETURN(body, Get(absl::StrCat("leaves?start=", start, "&end=", end)));
+    leaves = absl::StrSplit(body, '\n', absl::SkipEmpty());
+    if (leaves.size() != end - start) {
+      return absl::DataLossError(
+          absl::StrCat("receipt ", start + leaves.size(), " is missing from the log"));
+    }
+    return absl::OkStatus();
   }
   // Receipts [start, end) as stored, in order.
   absl::StatusOr<std::vector<std::pair<uint64_t, std::string>>> Receipts(uint64_t start,
@@ -238,59 +257,52 @@ int AuditVerifyProof(const AuditArgs& a) {
   return 0;
 }
 
-int AuditVerify(const AuditArgs& a) {
-  auto verifier = LoadLogKey(a.log_key);
-  if (!verifier.ok()) return Failed(verifier.status(), 2);
-  std::optional<receipts::Checkpoint> earlier;
-  if (!a.from_checkpoint.empty()) {
-    auto note = common::ReadFile(a.from_checkpoint, 1 << 16);
-    if (!note.ok()) return Failed(note.status(), 2);
-    auto cp = OpenCheckpoint(*verifier, *note);
-    if (!cp.ok()) return Failed(cp.status(), 2);
-    earlier = *cp;
+namespace {
+
+// Calls `fn` with every leaf of the first `size` receipts, downloaded in bulk.
+absl::Status ForEachLeaf(AuditClient& client, uint64_t size,
+                         const std::function<absl::Status(uint64_t, absl::string_view)>& fn) {
+  std::string body;
+  std::vector<absl::string_view> leaves;
+  for (uint64_t start = 0; start < size; start += kLeafPage) {
+    uint64_t end = std::min(size, start + kLeafPage);
+    KBS_RETURN_IF_ERROR(client.BareLeaves(start, end, body, leaves));
+    for (uint64_t i = 0; i < leaves.size(); ++i) KBS_RETURN_IF_ERROR(fn(start + i, leaves[i]));
   }
-  auto client = AuditClient::Connect(a);
-  if (!client.ok()) return Failed(client.status());
-  auto note = client->Get("checkpoint");
-  if (!note.ok()) return Failed(note.status());
-  auto cp = OpenCheckpoint(*verifier, *note);
-  if (!cp.ok()) return Failed(cp.status());
-  receipts::MemoryTree tree;
-  for (uint64_t start = 0; start < cp->size; start += kPage) {
-    uint64_t end = std::min(cp->size, start + kPage);
-    auto leaves = client->Receipts(start, end);
-    if (!leaves.ok()) return Failed(leaves.status());
-    uint64_t expected = start;
-    for (const auto& [index, leaf] : *leaves) {
-      if (index != expected) {
-        std::cerr << "kbsctl: receipt " << expected << " is missing from the log\n";
-        return 1;
-      }
-      auto r = receipts::ParseReceiptLeaf(leaf);
-      if (!r.ok() || r->index != index) {
-        std::cerr << "kbsctl: receipt " << index << " is not the receipt signed at that index ("
-                  << (r.ok() ? absl::StrCat("it states index ", r->index)
-                             : std::string(r.status().message()))
-                  << ")\n";
-        return 1;
-      }
-      tree.Append(leaf);
-      ++expected;
-    }
-    if (expected != end) {
-      std::cerr << "kbsctl: receipt " << expected << " is missing from the log\n";
-      return 1;
-    }
-  }
-  if (tree.Root() != cp->root) {
+  return absl::OkStatus();
+}
+
+struct VerifiedLog {
+  std::string note;  // the latest signed checkpoint, verbatim
+  receipts::Checkpoint checkpoint;
+  receipts::MemoryTree tree;  // of every receipt it covers
+};
+
+// Downloads every receipt the latest checkpoint covers, rebuilds the tree
+// and checks it against that checkpoint (signed with the auditor's copy of
+// the log key) and against `earlier`, a checkpoint the auditor kept.
+// `fresh`: have the KBS sign a checkpoint covering every receipt first.
+// DataLoss names the first receipt that breaks the signed log.
+absl::Status VerifyLog(AuditClient& client, const receipts::NoteVerifier& verifier,
+                       const std::optional<receipts::Checkpoint>& earlier, bool fresh,
+                       VerifiedLog& out) {
+  KBS_ASSIGN_OR_RETURN(out.note, client.Get(fresh ? "checkpoint?fresh=1" : "checkpoint"));
+  KBS_ASSIGN_OR_RETURN(out.checkpoint, OpenCheckpoint(verifier, out.note));
+  const receipts::Checkpoint& cp = out.checkpoint;
+  receipts::MemoryTree& tree = out.tree;
+  KBS_RETURN_IF_ERROR(ForEachLeaf(client, cp.size, [&](uint64_t, absl::string_view leaf) {
+    tree.Append(leaf);
+    return absl::OkStatus();
+  }));
+  if (tree.Root() != cp.root) {
     // Find the first receipt that breaks the signed tree: the smallest m
     // whose prefix root is not consistent with the checkpoint.
-    uint64_t lo = 1, hi = cp->size;  // the answer is in [lo, hi]
+    uint64_t lo = 1, hi = cp.size;  // the answer is in [lo, hi]
     while (lo < hi) {
       uint64_t mid = lo + (hi - lo) / 2;
       auto root = receipts::RootAt(tree, mid);
       auto proof =
-          client->GetJson(absl::StrCat("proof/consistency?size1=", mid, "&size2=", cp->size));
+          client.GetJson(absl::StrCat("proof/consistency?size1=", mid, "&size2=", cp.size));
       bool consistent = false;
       if (root.ok() && proof.ok()) {
         std::vector<Hash> hashes;
@@ -305,7 +317,7 @@ int AuditVerify(const AuditArgs& a) {
           std::copy(raw.begin(), raw.end(), x.begin());
           hashes.push_back(x);
         }
-        consistent = receipts::VerifyConsistency(mid, cp->size, hashes, *root, cp->root).ok();
+        consistent = receipts::VerifyConsistency(mid, cp.size, hashes, *root, cp.root).ok();
       }
       if (consistent) {
         lo = mid + 1;
@@ -313,23 +325,170 @@ int AuditVerify(const AuditArgs& a) {
         hi = mid;
       }
     }
-    std::cerr << "kbsctl: receipt " << lo - 1
-              << " does not match the signed log: the log was altered\n";
-    return 1;
+    return absl::DataLossError(
+        absl::StrCat("receipt ", lo - 1, " does not match the signed log: the log was altered"));
   }
   if (earlier.has_value()) {
-    auto root = earlier->size <= cp->size ? receipts::RootAt(tree, earlier->size)
-                                          : absl::StatusOr<Hash>(absl::OutOfRangeError(""));
-    if (earlier->size > cp->size || !root.ok() || *root != earlier->root) {
-      std::cerr << "kbsctl: the log is not consistent with your checkpoint at size "
-                << earlier->size << ": it was rewritten\n";
-      return 1;
+    auto root = earlier->size <= cp.size ? receipts::RootAt(tree, earlier->size)
+                                         : absl::StatusOr<Hash>(absl::OutOfRangeError(""));
+    if (earlier->size > cp.size || !root.ok() || *root != earlier->root) {
+      return absl::DataLossError(
+          absl::StrCat("the log is not consistent with your checkpoint at size ", earlier->size,
+                       ": it was rewritten"));
     }
   }
-  std::cout << "OK: " << cp->size << " receipts re-hashed; root matches the checkpoint signed by "
-            << verifier->name();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<receipts::Checkpoint>> LoadEarlier(
+    const AuditArgs& a, const receipts::NoteVerifier& verifier) {
+  if (a.from_checkpoint.empty()) return std::optional<receipts::Checkpoint>();
+  KBS_ASSIGN_OR_RETURN(std::string note, common::ReadFile(a.from_checkpoint, 1 << 16));
+  KBS_ASSIGN_OR_RETURN(receipts::Checkpoint cp, OpenCheckpoint(verifier, note));
+  return std::optional<receipts::Checkpoint>(cp);
+}
+
+}  // namespace
+
+namespace {
+
+// AuditVerify and AuditExport: the auditor's log key and kept checkpoint,
+// then VerifyLog. 0, or the exit code after saying why.
+int LoadAndVerify(const AuditArgs& a, bool fresh, VerifiedLog& log, std::string& log_name,
+                  std::optional<receipts::Checkpoint>& earlier) {
+  auto verifier = LoadLogKey(a.log_key);
+  if (!verifier.ok()) return Failed(verifier.status(), 2);
+  log_name = verifier->name();
+  auto kept = LoadEarlier(a, *verifier);
+  if (!kept.ok()) return Failed(kept.status(), 2);
+  earlier = *kept;
+  auto client = AuditClient::Connect(a);
+  if (!client.ok()) return Failed(client.status());
+  if (absl::Status s = VerifyLog(*client, *verifier, earlier, fresh, log); !s.ok()) {
+    return Failed(s);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int AuditVerify(const AuditArgs& a) {
+  VerifiedLog log;
+  std::string name;
+  std::optional<receipts::Checkpoint> earlier;
+  if (int code = LoadAndVerify(a, a.fresh, log, name, earlier); code != 0) return code;
+  std::cout << "OK: " << log.checkpoint.size
+            << " receipts re-hashed; root matches the checkpoint signed by " << name;
   if (earlier.has_value()) std::cout << "; consistent with your checkpoint at " << earlier->size;
   std::cout << "\n";
+  return 0;
+}
+
+int AuditExport(const AuditArgs& a) {
+  if (a.out.empty() || a.out == "-") {
+    return Failed(absl::InvalidArgumentError("--out FILE is required"), 2);
+  }
+  VerifiedLog log;
+  std::string name;
+  std::optional<receipts::Checkpoint> earlier;
+  // Everything appended so far, under a checkpoint signed now.
+  if (int code = LoadAndVerify(a, /*fresh=*/true, log, name, earlier); code != 0) return code;
+  auto client = AuditClient::Connect(a);
+  if (!client.ok()) return Failed(client.status());
+  // Second pass: each line is one receipt with its tlog-proof against the
+  // verified checkpoint. The leaves must be the ones just verified.
+  const std::string tmp = absl::StrCat(a.out, ".partial");
+  std::ofstream file(tmp, std::ios::binary | std::ios::trunc);
+  if (!file) return Failed(absl::UnavailableError(absl::StrCat("cannot write ", tmp)));
+  std::string line;
+  absl::Status s =
+      ForEachLeaf(*client, log.checkpoint.size, [&](uint64_t i, absl::string_view leaf) {
+        KBS_ASSIGN_OR_RETURN(std::vector<Hash> stored, log.tree.ReadNodes({{0, i}}));
+        if (receipts::LeafHash(leaf) != stored[0]) {
+          return absl::DataLossError(
+              absl::StrCat("receipt ", i, " changed while it was being exported"));
+        }
+        KBS_ASSIGN_OR_RETURN(std::vector<Hash> path,
+                             receipts::InclusionProof(log.tree, i, log.checkpoint.size));
+        line.clear();
+        absl::StrAppend(&line, "{\"index\":", i, ",\"proof\":");
+        common::AppendJcsString(receipts::EncodeTlogProof({i, std::move(path), log.note, ""}),
+                                line);
+        absl::StrAppend(&line, ",\"receipt\":", leaf, "}\n");
+        file << line;
+        return file ? absl::OkStatus() : absl::UnavailableError(absl::StrCat("cannot write ", tmp));
+      });
+  file.close();
+  if (s.ok() && !file) s = absl::UnavailableError(absl::StrCat("cannot write ", tmp));
+  std::error_code ec;
+  if (s.ok()) {
+    std::filesystem::rename(tmp, a.out, ec);
+    if (ec)
+      s = absl::UnavailableError(absl::StrCat("cannot rename to ", a.out, ": ", ec.message()));
+  }
+  if (!s.ok()) {
+    std::filesystem::remove(tmp, ec);
+    return Failed(s);
+  }
+  std::cerr << "kbsctl: exported " << log.checkpoint.size << " receipts with proofs against the "
+            << "checkpoint at size " << log.checkpoint.size << " to " << a.out << "\n";
+  return 0;
+}
+
+int AuditVerifyExport(const AuditArgs& a) {
+  auto verifier = LoadLogKey(a.log_key);
+  if (!verifier.ok()) return Failed(verifier.status(), 2);
+  std::ifstream file(a.export_file, std::ios::binary);
+  if (!file) return Failed(absl::NotFoundError(absl::StrCat("cannot read ", a.export_file)), 2);
+  std::string line;
+  uint64_t n = 0;
+  std::optional<uint64_t> size;
+  // An export's lines share one checkpoint: its signature is checked once.
+  std::string verified_note;
+  receipts::Checkpoint verified;
+  while (std::getline(file, line)) {
+    ++n;
+    auto fail = [&](absl::string_view why) {
+      std::cerr << "kbsctl: " << a.export_file << " line " << n << ": " << why << "\n";
+      return 1;
+    };
+    if (line.size() > receipts::kMaxLeafBytes + receipts::kMaxTlogProofBytes + 4096) {
+      return fail("line too long");
+    }
+    auto json = common::ParseJson(line, {.max_depth = 8});
+    if (!json.ok() || !json->is_object()) return fail("not a JSON object");
+    const Json* index = common::FindMember(*json, "index");
+    const Json* proof_text = common::FindMember(*json, "proof");
+    const Json* receipt = common::FindMember(*json, "receipt");
+    if (index == nullptr || !index->is_number_unsigned() || proof_text == nullptr ||
+        !proof_text->is_string() || receipt == nullptr || !receipt->is_object()) {
+      return fail("expected {\"index\", \"proof\", \"receipt\"}");
+    }
+    // The receipt is its leaf bytes: JCS reproduces them exactly.
+    auto leaf = common::CanonicalizeJson(*receipt);
+    if (!leaf.ok()) return fail(leaf.status().message());
+    auto proof = receipts::ParseTlogProof(proof_text->get<std::string>());
+    if (!proof.ok()) return fail(proof.status().message());
+    if (proof->index != index->get<uint64_t>()) return fail("the proof is for another index");
+    if (proof->checkpoint_note != verified_note || verified_note.empty()) {
+      auto cp = receipts::VerifyTlogProof(*proof, *leaf, *verifier, verifier->name());
+      if (!cp.ok()) {
+        return fail(absl::StrCat("receipt ", proof->index, ": ", cp.status().message()));
+      }
+      verified_note = proof->checkpoint_note;
+      verified = *cp;
+    } else if (absl::Status s =
+                   receipts::VerifyInclusion(receipts::LeafHash(*leaf), proof->index, verified.size,
+                                             proof->path, verified.root);
+               !s.ok()) {
+      return fail(absl::StrCat("receipt ", proof->index, ": ", s.message()));
+    }
+    size = verified.size;
+  }
+  if (n == 0)
+    return Failed(absl::InvalidArgumentError(absl::StrCat(a.export_file, " is empty")), 2);
+  std::cout << "OK: " << n << " receipts in " << a.export_file << " are in the log at tree size "
+            << *size << " (checkpoint signed by " << verifier->name() << ")\n";
   return 0;
 }
 

@@ -13,7 +13,7 @@ namespace kbs::cli {
 
 struct AuditArgs {
   std::string url, cacert, token;  // token: an auditor JWT ("" for public calls)
-  std::string out, proof, entry, log_key, from_checkpoint, format = "jsonl";
+  std::string out, proof, entry, log_key, from_checkpoint, format = "jsonl", export_file;
   uint64_t index = 0;
   bool fresh = false;
   // list filters
@@ -29,6 +29,12 @@ int AuditList(const AuditArgs& a);
 int AuditProve(const AuditArgs& a);
 int AuditVerifyProof(const AuditArgs& a);
 int AuditVerify(const AuditArgs& a);
+// Verifies the log as AuditVerify does, then writes FILE.jsonl: one line per
+// receipt, {"index":N,"proof":"<c2sp tlog-proof>","receipt":{...leaf...}},
+// every proof against the verified checkpoint.
+int AuditExport(const AuditArgs& a);
+// Offline: checks every line of an export against the log key.
+int AuditVerifyExport(const AuditArgs& a);
 
 }  // namespace kbs::cli
 

@@ -362,14 +362,28 @@ int main(int argc, char** argv) {
   CLI::App* au_prove = audit->add_subcommand("prove", "Write the tlog-proof of a receipt");
   au_prove->add_option("index", au.index, "Receipt index")->required();
   au_prove->add_option("--out", au.out, "File (default: stdout)");
-  CLI::App* au_vp = audit->add_subcommand("verify-proof", "Verify a tlog-proof offline");
-  au_vp->add_option("--proof", au.proof, "tlog-proof file")->required();
-  au_vp->add_option("--entry", au.entry, "The receipt's leaf bytes")->required();
+  CLI::App* au_vp = audit->add_subcommand(
+      "verify-proof", "Verify a tlog-proof, or every line of an export, offline");
+  auto* proof_opt = au_vp->add_option("--proof", au.proof, "tlog-proof file");
+  auto* entry_opt = au_vp->add_option("--entry", au.entry, "The receipt's leaf bytes");
+  au_vp->add_option("--export", au.export_file, "A file written by `kbsctl audit export`")
+      ->excludes(proof_opt)
+      ->excludes(entry_opt);
+  proof_opt->needs(entry_opt);
+  entry_opt->needs(proof_opt);
   au_vp->add_option("--log-key", au.log_key, "The log's note verifier key")->required();
   CLI::App* au_verify = audit->add_subcommand(
       "verify", "Download every receipt, rebuild the tree and check it against the checkpoint");
   au_verify->add_option("--log-key", au.log_key, "The log's note verifier key")->required();
   au_verify->add_option("--from-checkpoint", au.from_checkpoint,
+                        "An earlier checkpoint you kept: the log must extend it");
+  au_verify->add_flag("--fresh", au.fresh,
+                      "Have the KBS sign a checkpoint covering every receipt first");
+  CLI::App* au_export = audit->add_subcommand(
+      "export", "Verify the log, then write every receipt with its proof as JSON lines");
+  au_export->add_option("--out", au.out, "FILE.jsonl")->required();
+  au_export->add_option("--log-key", au.log_key, "The log's note verifier key")->required();
+  au_export->add_option("--from-checkpoint", au.from_checkpoint,
                         "An earlier checkpoint you kept: the log must extend it");
 
   // attest
@@ -423,7 +437,13 @@ int main(int argc, char** argv) {
   if (keygen->parsed()) return Keygen(out_dir, key_type);
   if (verify->parsed()) return VerifyEvidence(ev);
   if (ptest->parsed()) return PolicyTest(pt);
-  if (au_vp->parsed()) return kbs::cli::AuditVerifyProof(au);
+  if (au_vp->parsed()) {
+    if (!au.export_file.empty()) return kbs::cli::AuditVerifyExport(au);
+    if (au.proof.empty()) {
+      return Fail(absl::InvalidArgumentError("--proof FILE --entry FILE or --export FILE"));
+    }
+    return kbs::cli::AuditVerifyProof(au);
+  }
   if (audit->parsed()) {
     au.url = g.url;
     au.cacert = g.cacert;
@@ -441,6 +461,7 @@ int main(int argc, char** argv) {
     if (au_list->parsed()) return kbs::cli::AuditList(au);
     if (au_prove->parsed()) return kbs::cli::AuditProve(au);
     if (au_verify->parsed()) return kbs::cli::AuditVerify(au);
+    if (au_export->parsed()) return kbs::cli::AuditExport(au);
   }
 
   auto client = Connect(g);

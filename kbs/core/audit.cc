@@ -50,6 +50,15 @@ absl::StatusOr<std::vector<receipts::StoredReceipt>> Audit::Receipts(absl::strin
   return out;
 }
 
+absl::StatusOr<std::string> Audit::LeafLines(absl::string_view token, uint64_t start,
+                                             uint64_t end) {
+  KBS_RETURN_IF_ERROR(Authorize(token));
+  std::string out;
+  if (end > start) out.reserve(std::min<uint64_t>(end - start, log_->size()) * 1024);
+  if (absl::Status s = log_->AppendLeafLines(start, end, out); !s.ok()) return Mapped(s);
+  return out;
+}
+
 absl::StatusOr<std::vector<receipts::StoredReceipt>> Audit::Query(absl::string_view token,
                                                                   const receipts::ReceiptQuery& q) {
   KBS_RETURN_IF_ERROR(Authorize(token));

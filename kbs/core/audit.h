@@ -28,8 +28,12 @@ class Audit final {
   absl::StatusOr<std::string> Checkpoint(absl::string_view token, bool fresh);
   // The log's C2SP note verifier key; public, no token needed.
   const std::string& LogKey() const { return log_->verifier_key(); }
+  // At most 1000 receipts per call.
   absl::StatusOr<std::vector<receipts::StoredReceipt>> Receipts(absl::string_view token,
                                                                 uint64_t start, uint64_t end);
+  // Receipts [start, end) as leaf bytes, one per line (up to
+  // ReceiptLog::kMaxRange): the bulk download.
+  absl::StatusOr<std::string> LeafLines(absl::string_view token, uint64_t start, uint64_t end);
   absl::StatusOr<std::vector<receipts::StoredReceipt>> Query(absl::string_view token,
                                                              const receipts::ReceiptQuery& q);
   // {"index","size","hashes":[base64]} / {"size1","size2","hashes":[...]}.

@@ -1,5 +1,6 @@
 #include "kbs/http/http_server.h"
 
+#include <array>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -23,14 +24,14 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 
-std::string Serialize(const HttpResponse& r, bool keep_alive) {
+// The status line and headers; the body is written after it, uncopied.
+std::string SerializeHead(const HttpResponse& r, bool keep_alive) {
   std::string out = absl::StrCat("HTTP/1.1 ", r.status, " ", ReasonPhrase(r.status), "\r\n");
   if (!r.content_type.empty()) absl::StrAppend(&out, "Content-Type: ", r.content_type, "\r\n");
   for (const auto& [name, value] : r.headers) absl::StrAppend(&out, name, ": ", value, "\r\n");
   absl::StrAppend(&out, "Content-Length: ", r.body.size(), "\r\n");
   if (!keep_alive) out += "Connection: close\r\n";
   out += "\r\n";
-  out += r.body;
   return out;
 }
 
@@ -138,14 +139,14 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
     HttpRequest& request = parser_->request();
     request.peer = peer_;
     bool keep_alive = parser_->keep_alive();
-    HttpResponse response = state_->router->Handle(request);
-    Write(response, keep_alive);
+    Write(state_->router->Handle(request), keep_alive);
   }
 
-  void Write(const HttpResponse& response, bool keep_alive) {
-    out_ = Serialize(response, keep_alive);
+  void Write(HttpResponse response, bool keep_alive) {
+    out_ = SerializeHead(response, keep_alive);
+    out_body_ = std::move(response.body);
     beast::get_lowest_layer(stream_).expires_after(ToChrono(state_->options.read_timeout));
-    asio::async_write(stream_, asio::buffer(out_),
+    asio::async_write(stream_, std::array{asio::buffer(out_), asio::buffer(out_body_)},
                       [self = this->shared_from_this(), keep_alive](beast::error_code ec, size_t) {
                         if (ec || !keep_alive) return self->Close();
                         self->ReadHeader(/*first=*/false);
@@ -166,7 +167,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   std::string peer_;
   beast::flat_buffer buffer_;
   std::optional<RequestParser> parser_;
-  std::string out_;
+  std::string out_, out_body_;
 };
 
 class BeastHttpServer final : public HttpServer {

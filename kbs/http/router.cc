@@ -409,6 +409,21 @@ HttpResponse Router::AuditRequest(const HttpRequest& request, absl::string_view 
     if (!rows.ok()) return ErrorResponse(rows.status());
     return JsonResponse(200, ReceiptsJson(*rows, false, 0));
   }
+  if (path == "leaves") {
+    // Bulk download for `kbsctl audit verify|export`: the leaf bytes, one
+    // per line (JCS has no raw newlines), up to 10,000 per request.
+    auto start = U64Param(params, "start", std::nullopt);
+    if (!start.ok()) return ErrorResponse(start.status());
+    auto end = U64Param(params, "end", *start > UINT64_MAX - 1000 ? UINT64_MAX : *start + 1000);
+    if (!end.ok()) return ErrorResponse(end.status());
+    auto lines = audit_->LeafLines(token, *start, *end);
+    if (!lines.ok()) return ErrorResponse(lines.status());
+    HttpResponse r;
+    r.status = 200;
+    r.content_type = "application/jsonl";
+    r.body = *std::move(lines);
+    return r;
+  }
   if (path == "query") {
     receipts::ReceiptQuery q;
     auto from = TimeParam(params, "from");

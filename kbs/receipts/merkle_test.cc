@@ -1,6 +1,5 @@
 #include "kbs/receipts/merkle.h"
 
-#include <chrono>
 #include <cstdio>
 #include <map>
 #include <ostream>
@@ -590,32 +589,6 @@ TEST(MemoryTreeTest, ReadNodesRejectsIncompleteNodes) {
     EXPECT_EQ(tree.ReadNodes(std::vector<NodeId>{id}).status().code(), absl::StatusCode::kNotFound)
         << id.level << "," << id.index;
   }
-}
-
-// Timing, not run by default (machines vary):
-//   kbs_receipts_test --gtest_also_run_disabled_tests --gtest_filter='*Timing*'
-TEST(MemoryTreeTest, DISABLED_Timing) {
-  using Clock = std::chrono::steady_clock;
-  const auto us = [](Clock::duration d) {
-    return static_cast<long long>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
-  };
-  MemoryTree tree;
-  Clock::time_point start = Clock::now();
-  for (uint64_t i = 0; i < 1000000; ++i) tree.Append(absl::StrCat(i));
-  std::printf("1,000,000 appends: %lld us\n", us(Clock::now() - start));
-  for (uint64_t i = 1000000; i < 10000000; ++i) tree.Append(absl::StrCat(i));
-  std::printf("10,000,000 appends: %lld us\n", us(Clock::now() - start));
-
-  start = Clock::now();
-  absl::StatusOr<std::vector<Hash>> inclusion = InclusionProof(tree, 1234567, 10000000);
-  std::printf("inclusion proof at 10,000,000 leaves: %lld us\n", us(Clock::now() - start));
-  start = Clock::now();
-  absl::StatusOr<std::vector<Hash>> consistency = ConsistencyProof(tree, 7654321, 10000000);
-  std::printf("consistency proof at 10,000,000 leaves: %lld us\n", us(Clock::now() - start));
-  start = Clock::now();
-  absl::StatusOr<Hash> root = RootAt(tree, 9999999);
-  std::printf("root at 9,999,999 leaves: %lld us\n", us(Clock::now() - start));
-  ASSERT_TRUE(inclusion.ok() && consistency.ok() && root.ok());
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "kbs/receipts/receipt.h"
 
+#include <algorithm>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/jcs.h"
@@ -11,6 +13,10 @@ namespace {
 using common::Json;
 
 constexpr size_t kMaxListItems = 256;
+
+std::string FormatReceiptTime(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", t, absl::UTCTimeZone());
+}
 
 Json Pairs(const std::vector<std::pair<std::string, std::string>>& pairs) {
   Json out = Json::object();
@@ -49,7 +55,7 @@ Json ReceiptToJson(const Receipt& r) {
   for (const ShadowVerdict& v : r.shadow) shadow.push_back({{"rule", v.rule}, {"allow", v.allow}});
   return Json{
       {"index", r.index},
-      {"time", absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", r.time, absl::UTCTimeZone())},
+      {"time", FormatReceiptTime(r.time)},
       {"decision", r.decision},
       {"reason", r.reason},
       {"resource", r.resource},
@@ -70,7 +76,9 @@ Json ReceiptToJson(const Receipt& r) {
   };
 }
 
-absl::StatusOr<std::string> ReceiptLeaf(const Receipt& r) {
+namespace {
+
+absl::StatusOr<std::string> GeneralLeaf(const Receipt& r) {
   // Strings in a receipt can carry client-supplied text (error details);
   // invalid UTF-8 is replaced (U+FFFD) so the leaf is valid JSON that every
   // auditor's tool reads, and hashes, the same way.
@@ -80,6 +88,137 @@ absl::StatusOr<std::string> ReceiptLeaf(const Receipt& r) {
     return Invalid(absl::StrCat("larger than ", kMaxLeafBytes, " bytes"));
   }
   return leaf;
+}
+
+bool IsAscii(absl::string_view s) {
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) >= 0x80) return false;
+  }
+  return true;
+}
+
+bool AllAscii(const Receipt& r) {
+  for (absl::string_view s :
+       {absl::string_view(r.decision), absl::string_view(r.reason), absl::string_view(r.resource),
+        absl::string_view(r.key_version), absl::string_view(r.tee),
+        absl::string_view(r.evidence_sha256), absl::string_view(r.tcb_status),
+        absl::string_view(r.chip_id), absl::string_view(r.policy_version),
+        absl::string_view(r.rule), absl::string_view(r.client_address),
+        absl::string_view(r.session_digest), absl::string_view(r.token_id)}) {
+    if (!IsAscii(s)) return false;
+  }
+  for (const auto& [k, v] : r.measurements) {
+    if (!IsAscii(k) || !IsAscii(v)) return false;
+  }
+  for (const auto& [k, v] : r.labels) {
+    if (!IsAscii(k) || !IsAscii(v)) return false;
+  }
+  for (const std::string& i : r.images) {
+    if (!IsAscii(i)) return false;
+  }
+  for (const ShadowVerdict& v : r.shadow) {
+    if (!IsAscii(v.rule)) return false;
+  }
+  return true;
+}
+
+void Member(absl::string_view key, absl::string_view value, std::string& out) {
+  out.push_back('"');
+  out.append(key.data(), key.size());
+  out += "\":";
+  common::AppendJcsString(value, out);
+  out.push_back(',');
+}
+
+// An object of strings from pairs, as ReceiptToJson builds it: a repeated
+// key keeps its last value. ASCII keys: UTF-16 order is byte order.
+void AsciiObject(absl::string_view key,
+                 const std::vector<std::pair<std::string, std::string>>& pairs, std::string& out) {
+  std::vector<const std::pair<std::string, std::string>*> sorted;
+  sorted.reserve(pairs.size());
+  for (const auto& p : pairs) sorted.push_back(&p);
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const auto* a, const auto* b) { return a->first < b->first; });
+  out.push_back('"');
+  out.append(key.data(), key.size());
+  out += "\":{";
+  bool first = true;
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    if (i + 1 < sorted.size() && sorted[i + 1]->first == sorted[i]->first) continue;
+    if (!first) out.push_back(',');
+    first = false;
+    common::AppendJcsString(sorted[i]->first, out);
+    out.push_back(':');
+    common::AppendJcsString(sorted[i]->second, out);
+  }
+  out += "},";
+}
+
+}  // namespace
+
+LeafTemplate::LeafTemplate(const Receipt& r) {
+  if (!AllAscii(r)) {
+    general_ = r;
+    return;
+  }
+  // Members in JCS order (ASCII names: byte order).
+  std::string out = "{";
+  Member("chip_id", r.chip_id, out);
+  Member("client_address", r.client_address, out);
+  Member("decision", r.decision, out);
+  Member("evidence_sha256", r.evidence_sha256, out);
+  out += "\"images\":[";
+  for (size_t i = 0; i < r.images.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    common::AppendJcsString(r.images[i], out);
+  }
+  out += "],\"index\":";
+  head_ = std::move(out);
+  out = ",";
+  Member("key_version", r.key_version, out);
+  AsciiObject("labels", r.labels, out);
+  AsciiObject("measurements", r.measurements, out);
+  Member("policy_version", r.policy_version, out);
+  Member("reason", r.reason, out);
+  Member("resource", r.resource, out);
+  Member("rule", r.rule, out);
+  Member("session_digest", r.session_digest, out);
+  out += "\"shadow\":[";
+  for (size_t i = 0; i < r.shadow.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    out += r.shadow[i].allow ? "{\"allow\":true,\"rule\":" : "{\"allow\":false,\"rule\":";
+    common::AppendJcsString(r.shadow[i].rule, out);
+    out.push_back('}');
+  }
+  out += "],";
+  Member("tcb_status", r.tcb_status, out);
+  Member("tee", r.tee, out);
+  out += "\"time\":\"";
+  mid_ = std::move(out);
+  out = "\",";
+  Member("token_id", r.token_id, out);
+  out.back() = '}';
+  tail_ = std::move(out);
+}
+
+absl::StatusOr<std::string> LeafTemplate::Fill(uint64_t index, absl::Time time) const {
+  if (general_.has_value()) {
+    Receipt r = *general_;
+    r.index = index;
+    r.time = time;
+    return GeneralLeaf(r);
+  }
+  // JCS writes numbers as doubles: exact (and plain digits) below 2^53.
+  if (index >= (uint64_t{1} << 53)) return Invalid("index beyond 2^53");
+  std::string leaf = absl::StrCat(head_, index, mid_, FormatReceiptTime(time), tail_);
+  if (leaf.size() > kMaxLeafBytes) {
+    return Invalid(absl::StrCat("larger than ", kMaxLeafBytes, " bytes"));
+  }
+  return leaf;
+}
+
+absl::StatusOr<std::string> ReceiptLeaf(const Receipt& r) {
+  return LeafTemplate(r).Fill(r.index, r.time);
 }
 
 absl::StatusOr<Receipt> ParseReceiptLeaf(absl::string_view leaf) {

@@ -7,6 +7,7 @@
 #define KBS_KBS_RECEIPTS_RECEIPT_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -49,8 +50,27 @@ struct Receipt {
 inline constexpr size_t kMaxLeafBytes = 64 * 1024;
 
 common::Json ReceiptToJson(const Receipt& r);
-// The leaf bytes: JCS(ReceiptToJson(r)).
+// The leaf bytes: JCS(ReceiptToJson(r)), with invalid UTF-8 replaced by
+// U+FFFD.
 absl::StatusOr<std::string> ReceiptLeaf(const Receipt& r);
+
+// The leaf bytes of a receipt whose index and time are not yet assigned:
+// appenders serialize in parallel, and the log's single writer only splices
+// in the two values it assigns. Fill(i, t) == ReceiptLeaf(r with index i and
+// time t).
+class LeafTemplate {
+ public:
+  explicit LeafTemplate(const Receipt& r);
+  absl::StatusOr<std::string> Fill(uint64_t index, absl::Time time) const;
+
+ private:
+  // All-ASCII receipts (the usual case) are serialized directly: the
+  // canonical bytes before the index, between index and time, after time.
+  std::string head_, mid_, tail_;
+  // Others keep the receipt and go through ReceiptToJson and JCS in Fill
+  // (UTF-8 repair, member order by UTF-16 code units).
+  std::optional<Receipt> general_;
+};
 // Decodes leaf bytes (bounded; InvalidArgument names the field). Accepts
 // only the canonical form: re-encoding must give the same bytes.
 absl::StatusOr<Receipt> ParseReceiptLeaf(absl::string_view leaf);

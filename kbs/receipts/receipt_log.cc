@@ -1,5 +1,8 @@
 #include "kbs/receipts/receipt_log.h"
 
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -32,12 +35,14 @@ CREATE TABLE IF NOT EXISTS receipts (
   leaf            BLOB NOT NULL       -- the JCS bytes the tree hashes
 ) STRICT;
 CREATE INDEX IF NOT EXISTS receipts_time ON receipts(time);
-CREATE INDEX IF NOT EXISTS receipts_resource ON receipts(resource, idx);
--- Multi-valued query keys: "image:<digest or reference>", "measurement:<hex>".
-CREATE TABLE IF NOT EXISTS receipt_terms (
-  term TEXT NOT NULL,
-  idx  INTEGER NOT NULL,
-  PRIMARY KEY (term, idx)
+-- Query keys: the first 8 bytes of SHA-256("<kind>:<value>") as a signed
+-- integer, for "resource:<path>", "image:<reference or digest>" and
+-- "measurement:<hex>" (QueryKey). Small keys keep group commits cheap; a
+-- match is re-checked against the receipt itself.
+CREATE TABLE IF NOT EXISTS receipt_keys (
+  key INTEGER NOT NULL,
+  idx INTEGER NOT NULL,
+  PRIMARY KEY (key, idx)
 ) STRICT, WITHOUT ROWID;
 -- Complete subtrees: level L, index i covers leaves [i << L, (i + 1) << L).
 CREATE TABLE IF NOT EXISTS merkle_nodes (
@@ -59,7 +64,7 @@ CREATE TABLE IF NOT EXISTS evidence (
 ) STRICT;)sql";
 
 constexpr size_t kMaxEvidenceBytes = 16 << 20;
-constexpr uint64_t kMaxRange = 1000;
+constexpr uint64_t kMaxQueryLimit = 1000;
 
 absl::Status Halted(absl::string_view why) {
   return absl::UnavailableError(absl::StrCat("receipt log halted: ", why));
@@ -97,6 +102,88 @@ void AddLeaf(uint64_t index, const Hash& h, std::vector<std::optional<Hash>>& fr
     if (nodes != nullptr) nodes->push_back({{level, index >> level}, carry});
   }
   frontier[level] = carry;
+}
+
+int64_t QueryKey(absl::string_view kind, absl::string_view value) {
+  std::string d = common::Sha256(absl::StrCat(kind, ":", value));
+  uint64_t k = 0;
+  for (int i = 0; i < 8; ++i) k = (k << 8) | static_cast<unsigned char>(d[i]);
+  return static_cast<int64_t>(k);
+}
+
+// The receipt_keys of a receipt, sorted and distinct.
+std::vector<int64_t> QueryKeys(const Receipt& r) {
+  std::vector<int64_t> keys;
+  if (!r.resource.empty()) keys.push_back(QueryKey("resource", r.resource));
+  for (const std::string& image : r.images) {
+    keys.push_back(QueryKey("image", image));
+    if (size_t at = image.find('@'); at != std::string::npos) {
+      keys.push_back(QueryKey("image", absl::string_view(image).substr(at + 1)));
+    }
+  }
+  for (const auto& [name, value] : r.measurements) keys.push_back(QueryKey("measurement", value));
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  return keys;
+}
+
+// Whether a receipt really has the image and measurement a query asked
+// for (receipt_keys can collide).
+bool MatchesTerms(const Receipt& r, const ReceiptQuery& q) {
+  if (!q.image.empty()) {
+    bool found = false;
+    for (const std::string& image : r.images) {
+      size_t at = image.find('@');
+      if (image == q.image || (at != std::string::npos && image.substr(at + 1) == q.image)) {
+        found = true;
+      }
+    }
+    if (!found) return false;
+  }
+  if (!q.measurement.empty()) {
+    bool found = false;
+    for (const auto& [name, value] : r.measurements) found = found || value == q.measurement;
+    if (!found) return false;
+  }
+  return true;
+}
+
+absl::Status ForEachRow(storage::SqliteStatement* q, const std::function<absl::Status()>& row);
+
+// The first release indexed text terms (receipt_terms) and resources
+// (receipts_resource); both become receipt_keys rows, rebuilt from the
+// leaves, in one transaction.
+absl::Status MigrateQueryKeys(storage::SqliteDatabase* db) {
+  return db->Run([](storage::SqliteConnection& c) -> absl::Status {
+    KBS_ASSIGN_OR_RETURN(storage::SqliteStatement * old,
+                         c.Prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                   "name = 'receipt_terms'"));
+    absl::StatusOr<bool> found = old->Step();
+    old->Reset();
+    if (!found.ok() || !*found) return found.status();
+    KBS_LOG(kInfo, "receipt log: rebuilding the query index (receipt_keys)");
+    return c.Transaction([&]() -> absl::Status {
+      KBS_ASSIGN_OR_RETURN(storage::SqliteStatement * leaves,
+                           c.Prepare("SELECT idx, leaf FROM receipts ORDER BY idx"));
+      KBS_ASSIGN_OR_RETURN(
+          storage::SqliteStatement * key,
+          c.Prepare("INSERT OR IGNORE INTO receipt_keys(key, idx) VALUES(?1, ?2)"));
+      KBS_RETURN_IF_ERROR(ForEachRow(leaves, [&]() -> absl::Status {
+        // An unreadable leaf is left to start-up verification.
+        auto r = ParseReceiptLeaf(leaves->ColumnBlob(1));
+        if (!r.ok()) return absl::OkStatus();
+        for (int64_t k : QueryKeys(*r)) {
+          key->BindInt64(1, k);
+          key->BindInt64(2, leaves->ColumnInt64(0));
+          absl::Status st = key->Run();
+          key->Reset();
+          KBS_RETURN_IF_ERROR(st);
+        }
+        return absl::OkStatus();
+      }));
+      return c.Exec("DROP TABLE receipt_terms; DROP INDEX IF EXISTS receipts_resource;");
+    });
+  });
 }
 
 absl::Status ForEachRow(storage::SqliteStatement* q, const std::function<absl::Status()>& row) {
@@ -175,6 +262,7 @@ absl::StatusOr<std::unique_ptr<ReceiptLog>> ReceiptLog::Open(storage::SqliteData
     return absl::InvalidArgumentError("receipt log: signer and clock are required");
   }
   KBS_RETURN_IF_ERROR(db->Run([](storage::SqliteConnection& c) { return c.Exec(kSchema); }));
+  KBS_RETURN_IF_ERROR(MigrateQueryKeys(db));
   std::unique_ptr<ReceiptLog> log(new ReceiptLog(db, std::move(signer), clock, std::move(options)));
   absl::Status verified = log->Verify();
   if (!verified.ok()) {
@@ -340,22 +428,48 @@ absl::Status ReceiptLog::Verify() {
   return absl::OkStatus();
 }
 
+void ReceiptLog::Pending::Wait() {
+  while (done.load(std::memory_order_acquire) == 0) {
+    // Returns at once if `done` is no longer 0 (EAGAIN) or on EINTR.
+    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&done), FUTEX_WAIT_PRIVATE, 0, nullptr, nullptr,
+            0);
+  }
+}
+
+void ReceiptLog::Pending::Wake() {
+  done.store(1, std::memory_order_release);
+  // The Pending is shared: it outlives this call even if the waiter returns.
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&done), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr,
+          0);
+}
+
 absl::StatusOr<Receipt> ReceiptLog::Append(Receipt receipt) {
-  Pending p;
-  p.receipt = std::move(receipt);
-  std::unique_lock<std::mutex> lock(mu_);
-  if (!halted_.empty()) return Halted(halted_);
-  if (stop_) return absl::UnavailableError("receipt log is shutting down");
-  queue_.push_back(&p);
+  // Serialization happens here, on the appender's thread; the writer only
+  // splices in index and time.
+  auto p = std::make_shared<Pending>(LeafTemplate(receipt));
+  p->keys = QueryKeys(receipt);
+  p->receipt = std::move(receipt);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!halted_.empty()) return Halted(halted_);
+    if (stop_) return absl::UnavailableError("receipt log is shutting down");
+    queue_.push_back(p);
+  }
   cv_.notify_one();
-  p.done.wait(lock, [&] { return p.result.has_value(); });
-  return *std::move(p.result);
+  p->Wait();
+  for (const std::shared_ptr<Pending>& w : p->wake) w->Wake();
+  p->wake.clear();
+  if (!p->status.ok()) return p->status;
+  Receipt out = std::move(p->receipt);
+  out.index = p->index;
+  out.time = p->time;
+  return out;
 }
 
 void ReceiptLog::WriterLoop() {
   std::vector<PendingEvidence> evidence;
   while (true) {
-    std::vector<Pending*> batch;
+    std::vector<std::shared_ptr<Pending>> batch;
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait_for(
@@ -364,38 +478,32 @@ void ReceiptLog::WriterLoop() {
           [&] { return stop_ || !queue_.empty() || !evidence_queue_.empty(); });
       if (stop_ && queue_.empty() && evidence_queue_.empty()) return;
       while (!queue_.empty() && batch.size() < options_.max_batch) {
-        batch.push_back(queue_.front());
+        batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
       evidence.swap(evidence_queue_);
     }
     if (!batch.empty() || !evidence.empty()) {
-      std::vector<absl::StatusOr<Receipt>> results(batch.size(),
-                                                   absl::InternalError("receipt not processed"));
-      CommitBatch(batch, evidence, results);
+      CommitBatch(batch, evidence);
       evidence.clear();
-      // Each appender owns its Pending and returns as soon as it sees its
-      // result: nothing here may touch a Pending after this block.
-      std::lock_guard<std::mutex> lock(mu_);
-      for (size_t i = 0; i < batch.size(); ++i) {
-        batch[i]->result = std::move(results[i]);
-        batch[i]->done.notify_one();  // under mu_: the Pending is still alive
+      for (size_t i = 2; i < batch.size(); ++i) batch[(i - 2) / 2]->wake.push_back(batch[i]);
+      for (size_t i = 0; i < std::min<size_t>(2, batch.size()); ++i) {
+        batch[i]->Wake();
       }
     }
     MaybeCheckpoint();
   }
 }
 
-void ReceiptLog::CommitBatch(const std::vector<Pending*>& batch,
-                             std::vector<PendingEvidence>& evidence,
-                             std::vector<absl::StatusOr<Receipt>>& results) {
+void ReceiptLog::CommitBatch(const std::vector<std::shared_ptr<Pending>>& batch,
+                             std::vector<PendingEvidence>& evidence) {
   uint64_t n;
   std::vector<std::optional<Hash>> frontier;
   absl::Time last;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!halted_.empty()) {
-      for (auto& r : results) r = Halted(halted_);
+      for (const auto& p : batch) p->status = Halted(halted_);
       return;
     }
     n = size_;
@@ -403,25 +511,24 @@ void ReceiptLog::CommitBatch(const std::vector<Pending*>& batch,
     last = last_time_;
   }
   struct Row {
-    size_t slot;  // in batch / results
-    Receipt receipt;
+    Pending* pending;
     std::string leaf;
   };
   std::vector<Row> rows;
+  rows.reserve(batch.size());
   std::vector<std::pair<NodeId, Hash>> nodes;
-  for (size_t i = 0; i < batch.size(); ++i) {
-    Receipt r = batch[i]->receipt;
-    r.index = n;
+  for (const std::shared_ptr<Pending>& p : batch) {
     // Microsecond resolution (what the leaf states), never going back.
-    r.time = std::max(last, absl::FromUnixMicros(absl::ToUnixMicros(clock_->Now())));
-    auto leaf = ReceiptLeaf(r);
+    absl::Time time = std::max(last, absl::FromUnixMicros(absl::ToUnixMicros(clock_->Now())));
+    auto leaf = p->leaf.Fill(n, time);
     if (!leaf.ok()) {
-      results[i] = leaf.status();
+      p->status = leaf.status();
       continue;
     }
-    last = r.time;
+    p->index = n;
+    p->time = last = time;
     AddLeaf(n, LeafHash(*leaf), frontier, &nodes);
-    rows.push_back({i, std::move(r), *std::move(leaf)});
+    rows.push_back({p.get(), *std::move(leaf)});
     ++n;
   }
   if (rows.empty() && evidence.empty()) return;
@@ -444,16 +551,16 @@ void ReceiptLog::CommitBatch(const std::vector<Pending*>& batch,
           c.Prepare("INSERT INTO receipts(idx, time, decision, resource, key_version, tee, "
                     "policy_version, rule, chip_id, evidence_sha256, leaf) "
                     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"));
-      KBS_ASSIGN_OR_RETURN(storage::SqliteStatement * term,
-                           c.Prepare("INSERT OR IGNORE INTO receipt_terms(term, idx) "
-                                     "VALUES(?1, ?2)"));
+      KBS_ASSIGN_OR_RETURN(storage::SqliteStatement * key,
+                           c.Prepare("INSERT INTO receipt_keys(key, idx) VALUES(?1, ?2)"));
       KBS_ASSIGN_OR_RETURN(
           storage::SqliteStatement * node,
           c.Prepare("INSERT INTO merkle_nodes(level, idx, hash) VALUES(?1, ?2, ?3)"));
       for (const Row& row : rows) {
-        const Receipt& r = row.receipt;
-        ins->BindInt64(1, static_cast<int64_t>(r.index));
-        ins->BindInt64(2, absl::ToUnixMicros(r.time));
+        const Pending& p = *row.pending;
+        const Receipt& r = p.receipt;
+        ins->BindInt64(1, static_cast<int64_t>(p.index));
+        ins->BindInt64(2, absl::ToUnixMicros(p.time));
         ins->BindText(3, r.decision);
         ins->BindText(4, r.resource);
         ins->BindText(5, r.key_version);
@@ -466,23 +573,21 @@ void ReceiptLog::CommitBatch(const std::vector<Pending*>& batch,
         absl::Status st = ins->Run();
         ins->Reset();
         KBS_RETURN_IF_ERROR(st);
-        std::vector<std::string> terms;
-        for (const std::string& image : r.images) {
-          terms.push_back(absl::StrCat("image:", image));
-          if (size_t at = image.find('@'); at != std::string::npos) {
-            terms.push_back(absl::StrCat("image:", image.substr(at + 1)));
-          }
+      }
+      // In key order: neighbouring inserts touch the same pages.
+      std::vector<std::pair<int64_t, int64_t>> keys;
+      for (const Row& row : rows) {
+        for (int64_t k : row.pending->keys) {
+          keys.emplace_back(k, static_cast<int64_t>(row.pending->index));
         }
-        for (const auto& [name, value] : r.measurements) {
-          terms.push_back(absl::StrCat("measurement:", value));
-        }
-        for (const std::string& t : terms) {
-          term->BindText(1, t);
-          term->BindInt64(2, static_cast<int64_t>(r.index));
-          st = term->Run();
-          term->Reset();
-          KBS_RETURN_IF_ERROR(st);
-        }
+      }
+      std::sort(keys.begin(), keys.end());
+      for (const auto& [k, idx] : keys) {
+        key->BindInt64(1, k);
+        key->BindInt64(2, idx);
+        absl::Status st = key->Run();
+        key->Reset();
+        KBS_RETURN_IF_ERROR(st);
       }
       for (const auto& [id, hash] : nodes) {
         node->BindInt64(1, id.level);
@@ -500,16 +605,13 @@ void ReceiptLog::CommitBatch(const std::vector<Pending*>& batch,
             " evidence records failed: ", s.message());
     absl::Status err =
         absl::UnavailableError(absl::StrCat("the receipt log cannot be written: ", s.message()));
-    for (Row& row : rows) results[row.slot] = err;
+    for (Row& row : rows) row.pending->status = err;
     return;
   }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    size_ = n;
-    frontier_ = std::move(frontier);
-    last_time_ = last;
-  }
-  for (Row& row : rows) results[row.slot] = std::move(row.receipt);
+  std::lock_guard<std::mutex> lock(mu_);
+  size_ = n;
+  frontier_ = std::move(frontier);
+  last_time_ = last;
 }
 
 absl::StatusOr<std::string> ReceiptLog::SignCheckpointLocked() {
@@ -528,11 +630,17 @@ absl::StatusOr<std::string> ReceiptLog::SignCheckpointLocked() {
     KBS_ASSIGN_OR_RETURN(std::string body, verifier.Open(checkpoint_note_));
     KBS_ASSIGN_OR_RETURN(Checkpoint previous, ParseCheckpointBody(body));
     DbNodes nodes(db_);
-    absl::Status consistent = [&]() -> absl::Status {
-      KBS_ASSIGN_OR_RETURN(std::vector<Hash> proof,
-                           receipts::ConsistencyProof(nodes, previous.size, size));
-      return VerifyConsistency(previous.size, size, proof, previous.root, root);
-    }();
+    // A failed read is retried at the next interval; only a proof that
+    // does not verify halts the log.
+    absl::StatusOr<std::vector<Hash>> proof =
+        receipts::ConsistencyProof(nodes, previous.size, size);
+    if (!proof.ok() && proof.status().code() != absl::StatusCode::kDataLoss) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot read the tree to sign a checkpoint: ", proof.status().message()));
+    }
+    absl::Status consistent =
+        proof.ok() ? VerifyConsistency(previous.size, size, *proof, previous.root, root)
+                   : proof.status();
     if (!consistent.ok()) {
       std::string why =
           absl::StrCat("the tree at size ", size, " is not consistent with the checkpoint at size ",
@@ -667,31 +775,47 @@ absl::StatusOr<std::string> ReceiptLog::Evidence(absl::string_view sha256_hex) {
   return out;
 }
 
-absl::StatusOr<std::vector<StoredReceipt>> ReceiptLog::Range(uint64_t start, uint64_t end) {
-  if (end < start || end - start > kMaxRange) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("a range is [start, end) with at most ", kMaxRange, " receipts"));
-  }
-  // Past the end there is nothing (and no index beyond int64 reaches SQL).
-  end = std::min(end, size());
-  if (start >= end) return std::vector<StoredReceipt>();
+absl::StatusOr<std::vector<StoredReceipt>> ReceiptLog::Range(uint64_t start, uint64_t end,
+                                                             uint64_t max) {
   std::vector<StoredReceipt> out;
-  KBS_RETURN_IF_ERROR(db_->Run([&](storage::SqliteConnection& c) -> absl::Status {
-    KBS_ASSIGN_OR_RETURN(storage::SqliteStatement * q,
-                         c.Prepare("SELECT idx, leaf FROM receipts WHERE idx >= ?1 AND idx < ?2 "
-                                   "ORDER BY idx LIMIT 1000"));
-    q->BindInt64(1, static_cast<int64_t>(start));
-    q->BindInt64(2, static_cast<int64_t>(end));
-    return ForEachRow(q, [&] {
-      out.push_back({static_cast<uint64_t>(q->ColumnInt64(0)), q->ColumnBlob(1)});
-      return absl::OkStatus();
-    });
+  KBS_RETURN_IF_ERROR(ForEachInRange(start, end, max, [&](uint64_t index, absl::string_view leaf) {
+    out.push_back({index, std::string(leaf)});
   }));
   return out;
 }
 
+absl::Status ReceiptLog::AppendLeafLines(uint64_t start, uint64_t end, std::string& out) {
+  return ForEachInRange(start, end, kMaxRange, [&](uint64_t, absl::string_view leaf) {
+    out.append(leaf.data(), leaf.size());
+    out.push_back('\n');
+  });
+}
+
+absl::Status ReceiptLog::ForEachInRange(
+    uint64_t start, uint64_t end, uint64_t max,
+    const std::function<void(uint64_t, absl::string_view)>& fn) {
+  max = std::min(max, kMaxRange);
+  if (end < start || end - start > max) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a range is [start, end) with at most ", max, " receipts"));
+  }
+  // Past the end there is nothing (and no index beyond int64 reaches SQL).
+  end = std::min(end, size());
+  if (start >= end) return absl::OkStatus();
+  return db_->Run([&](storage::SqliteConnection& c) -> absl::Status {
+    KBS_ASSIGN_OR_RETURN(storage::SqliteStatement * q,
+                         c.Prepare("SELECT idx, leaf FROM receipts WHERE idx >= ?1 AND idx < ?2 "
+                                   "ORDER BY idx"));
+    q->BindInt64(1, static_cast<int64_t>(start));
+    q->BindInt64(2, static_cast<int64_t>(end));
+    return ForEachRow(q, [&] {
+      fn(static_cast<uint64_t>(q->ColumnInt64(0)), q->ColumnBlobView(1));
+      return absl::OkStatus();
+    });
+  });
+}
+
 absl::StatusOr<std::vector<StoredReceipt>> ReceiptLog::Query(const ReceiptQuery& query) {
-  if (query.after_index >= size()) return std::vector<StoredReceipt>();
   std::string sql = "SELECT idx, leaf FROM receipts WHERE idx >= ?1";
   std::vector<std::string> texts;  // bound from ?3 on
   auto eq = [&](absl::string_view column, const std::string& value) {
@@ -706,37 +830,55 @@ absl::StatusOr<std::vector<StoredReceipt>> ReceiptLog::Query(const ReceiptQuery&
   eq("policy_version", query.policy_version);
   eq("rule", query.rule);
   eq("chip_id", query.chip_id);
-  auto term = [&](absl::string_view prefix, const std::string& value) {
-    if (value.empty()) return;
-    texts.push_back(absl::StrCat(prefix, value));
-    absl::StrAppend(&sql, " AND idx IN (SELECT idx FROM receipt_terms WHERE term = ?",
-                    texts.size() + 2, ")");
+  std::vector<int64_t> ints;  // bound from ?100 on
+  auto bind_int = [&](int64_t v) {
+    ints.push_back(v);
+    return absl::StrCat("?", 99 + ints.size());
   };
-  term("image:", query.image);
-  term("measurement:", query.measurement);
-  std::vector<int64_t> times;
+  auto keyed = [&](absl::string_view kind, const std::string& value) {
+    if (value.empty()) return;
+    absl::StrAppend(&sql, " AND idx IN (SELECT idx FROM receipt_keys WHERE key = ",
+                    bind_int(QueryKey(kind, value)), " AND idx >= ?1)");
+  };
+  keyed("resource", query.resource);
+  keyed("image", query.image);
+  keyed("measurement", query.measurement);
   if (query.from.has_value()) {
-    absl::StrAppend(&sql, " AND time >= ?", 100 + times.size());
-    times.push_back(absl::ToUnixMicros(*query.from));
+    absl::StrAppend(&sql, " AND time >= ", bind_int(absl::ToUnixMicros(*query.from)));
   }
   if (query.to.has_value()) {
-    absl::StrAppend(&sql, " AND time < ?", 100 + times.size());
-    times.push_back(absl::ToUnixMicros(*query.to));
+    absl::StrAppend(&sql, " AND time < ", bind_int(absl::ToUnixMicros(*query.to)));
   }
   absl::StrAppend(&sql, " ORDER BY idx LIMIT ?2");
-  size_t limit = std::clamp<size_t>(query.limit, 1, kMaxRange);
+  const bool recheck = !query.image.empty() || !query.measurement.empty();
+  const size_t limit = std::clamp<size_t>(query.limit, 1, kMaxQueryLimit);
   std::vector<StoredReceipt> out;
-  KBS_RETURN_IF_ERROR(db_->Run([&](storage::SqliteConnection& c) -> absl::Status {
-    KBS_ASSIGN_OR_RETURN(storage::SqliteStatement * q, c.Prepare(sql));
-    q->BindInt64(1, static_cast<int64_t>(std::min<uint64_t>(query.after_index, INT64_MAX)));
-    q->BindInt64(2, static_cast<int64_t>(limit));
-    for (size_t i = 0; i < texts.size(); ++i) q->BindText(static_cast<int>(i + 3), texts[i]);
-    for (size_t i = 0; i < times.size(); ++i) q->BindInt64(static_cast<int>(100 + i), times[i]);
-    return ForEachRow(q, [&] {
-      out.push_back({static_cast<uint64_t>(q->ColumnInt64(0)), q->ColumnBlob(1)});
-      return absl::OkStatus();
-    });
-  }));
+  uint64_t after = query.after_index;
+  // A key collision can drop a row from a page; keep reading until the page
+  // is full or the rows run out.
+  while (out.size() < limit && after < size()) {
+    size_t got = 0;
+    const size_t asked = limit - out.size();
+    KBS_RETURN_IF_ERROR(db_->Run([&](storage::SqliteConnection& c) -> absl::Status {
+      KBS_ASSIGN_OR_RETURN(storage::SqliteStatement * q, c.Prepare(sql));
+      q->BindInt64(1, static_cast<int64_t>(std::min<uint64_t>(after, INT64_MAX)));
+      q->BindInt64(2, static_cast<int64_t>(asked));
+      for (size_t i = 0; i < texts.size(); ++i) q->BindText(static_cast<int>(i + 3), texts[i]);
+      for (size_t i = 0; i < ints.size(); ++i) q->BindInt64(static_cast<int>(100 + i), ints[i]);
+      return ForEachRow(q, [&] {
+        ++got;
+        StoredReceipt row{static_cast<uint64_t>(q->ColumnInt64(0)), q->ColumnBlob(1)};
+        after = row.index + 1;
+        if (recheck) {
+          auto r = ParseReceiptLeaf(row.leaf);
+          if (!r.ok() || !MatchesTerms(*r, query)) return absl::OkStatus();
+        }
+        out.push_back(std::move(row));
+        return absl::OkStatus();
+      });
+    }));
+    if (got < asked) break;
+  }
   return out;
 }
 

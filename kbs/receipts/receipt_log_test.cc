@@ -1,10 +1,13 @@
 #include "kbs/receipts/receipt_log.h"
 
 #include <filesystem>
+#include <random>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/jcs.h"
 #include "common/keys.h"
+#include "common/status_macros.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -29,10 +32,10 @@ class ReceiptLogTest : public ::testing::Test {
     db_.reset();
     std::filesystem::remove_all(dir_);
   }
-  void Open() {
+  void Open(int pool = 3) {
     log_.reset();
     db_.reset();
-    db_ = *storage::SqliteDatabase::Open((dir_ / "kbs.db").string(), 3, "");
+    db_ = *storage::SqliteDatabase::Open((dir_ / "kbs.db").string(), pool, "");
     auto signer = NoteSigner::Create("kbs.test/receipts", *common::PrivateKeyFromPem(key_pem_));
     ASSERT_TRUE(signer.ok()) << signer.status();
     ReceiptLog::Options options;
@@ -140,6 +143,93 @@ TEST_F(ReceiptLogTest, QueriesFilterAndPage) {
   EXPECT_TRUE(log_->Query(q)->empty());
 }
 
+TEST_F(ReceiptLogTest, TheFirstReleasesQueryIndexIsRebuilt) {
+  for (int i = 0; i < 30; ++i) ASSERT_TRUE(log_->Append(Make(i)).ok());
+  // The first release's layout: text terms and a resource index.
+  Exec(
+      "DELETE FROM receipt_keys; CREATE TABLE receipt_terms (term TEXT NOT NULL, idx INTEGER NOT "
+      "NULL, PRIMARY KEY (term, idx)) STRICT, WITHOUT ROWID; CREATE INDEX receipts_resource ON "
+      "receipts(resource, idx)");
+  Open();
+  EXPECT_EQ(log_->halted_reason(), "");
+  ReceiptQuery q;
+  q.resource = "models/m1/key";
+  EXPECT_EQ(log_->Query(q)->size(), 6u);
+  q = {};
+  q.measurement = "meas1";
+  EXPECT_EQ(log_->Query(q)->size(), 15u);
+  auto old = db_->Run([](storage::SqliteConnection& c) -> absl::Status {
+    KBS_ASSIGN_OR_RETURN(storage::SqliteStatement * s,
+                         c.Prepare("SELECT count(*) FROM sqlite_master WHERE name IN "
+                                   "('receipt_terms', 'receipts_resource')"));
+    auto row = s->Step();
+    int64_t n = row.ok() && *row ? s->ColumnInt64(0) : -1;
+    s->Reset();
+    return n == 0 ? absl::OkStatus() : absl::InternalError(absl::StrCat(n, " old objects left"));
+  });
+  EXPECT_TRUE(old.ok()) << old;
+}
+
+// A database that turns read-only or full fails appends closed (Unavailable,
+// saying why); nothing is half-written, and appends resume once it is
+// writable again. (One pooled connection, so the pragma reaches the writer.)
+TEST_F(ReceiptLogTest, ReadOnlyOrFullDatabaseFailsClosedAndRecovers) {
+  Open(/*pool=*/1);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(log_->Append(Make(i)).ok());
+  struct Fault {
+    std::string name, on, off, why;
+  };
+  const std::vector<Fault> faults = {
+      {"read-only", "PRAGMA query_only = 1", "PRAGMA query_only = 0", "readonly"},
+      {"full", "PRAGMA max_page_count = 1", "PRAGMA max_page_count = 1073741823", "full"},
+  };
+  for (const Fault& f : faults) {
+    SCOPED_TRACE(f.name);
+    const uint64_t before = log_->size();
+    if (f.name == "full") {
+      // Only the pages the database already has.
+      auto pages = db_->Run([](storage::SqliteConnection& c) -> absl::Status {
+        KBS_ASSIGN_OR_RETURN(storage::SqliteStatement * q, c.Prepare("PRAGMA page_count"));
+        auto row = q->Step();
+        int64_t n = row.ok() && *row ? q->ColumnInt64(0) : 0;
+        q->Reset();
+        return c.Exec(absl::StrCat("PRAGMA max_page_count = ", n));
+      });
+      ASSERT_TRUE(pages.ok()) << pages;
+    } else {
+      Exec(f.on);
+    }
+    // Enough receipts to need a new page.
+    for (int i = 0; i < 40; ++i) {
+      auto r = log_->Append(Make(100 + i));
+      if (!r.ok()) {
+        EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+        EXPECT_THAT(r.status().message(), HasSubstr("the receipt log cannot be written"));
+        EXPECT_THAT(r.status().message(), HasSubstr(f.why));
+        break;
+      }
+      ASSERT_NE(f.name, "read-only") << "a read-only database took a receipt";
+      ASSERT_LT(i, 39) << "the full database never filled";
+    }
+    const uint64_t stuck = log_->size();
+    EXPECT_EQ(log_->Append(Make(999)).status().code(), absl::StatusCode::kUnavailable);
+    EXPECT_EQ(log_->size(), stuck);
+    EXPECT_EQ(log_->halted_reason(), "");
+    Exec(f.off);
+    auto resumed = log_->Append(Make(1000));
+    ASSERT_TRUE(resumed.ok()) << resumed.status();
+    EXPECT_EQ(resumed->index, stuck);
+    EXPECT_GE(stuck, before);
+  }
+  // Everything stored is provable under a fresh checkpoint.
+  auto note = log_->LatestCheckpoint(true);
+  ASSERT_TRUE(note.ok()) << note.status();
+  auto proof = log_->Prove(log_->size() - 1);
+  ASSERT_TRUE(proof.ok()) << proof.status();
+  Open();
+  EXPECT_EQ(log_->halted_reason(), "");
+}
+
 TEST_F(ReceiptLogTest, EvidenceIsKeptCompressed) {
   std::string evidence = absl::StrCat("{\"report\":\"", std::string(5000, 'a'), "\"}");
   auto digest = log_->StoreEvidence(evidence);
@@ -226,6 +316,70 @@ TEST(ReceiptTest, LeafIsCanonicalJsonAndRoundTrips) {
   extra.insert(1, "\"zz\":1,");
   EXPECT_FALSE(ParseReceiptLeaf(extra).ok());
   EXPECT_FALSE(ParseReceiptLeaf("{\"index\":-1}").ok());
+}
+
+// The direct serializer that appenders use against the generic path:
+// RFC 8785 applied to ReceiptToJson by common/jcs.
+TEST(ReceiptTest, LeafTemplateMatchesGenericCanonicalization) {
+  std::mt19937 rng(7);
+  const std::vector<std::string> pieces = {"a",  "Z",      "\"",     "\\",         "\n",
+                                           "\t", "\x01",   "\x1f",   "\x7f",       "/",
+                                           " ",  "\u00e9", "\u20ac", "\U0001F600", "\uFFFD"};
+  auto text = [&](int max, bool ascii) {
+    std::string out;
+    int n = static_cast<int>(rng() % (max + 1));
+    for (int i = 0; i < n; ++i) {
+      const std::string& p = pieces[rng() % pieces.size()];
+      if (ascii && static_cast<unsigned char>(p[0]) >= 0x80) continue;
+      out += p;
+    }
+    return out;
+  };
+  for (int round = 0; round < 2000; ++round) {
+    const bool ascii = round % 2 == 0;
+    Receipt r;
+    r.index = rng() % 1000000;
+    r.time = absl::FromUnixMicros(1800000000000000 + rng());
+    r.decision = std::vector<std::string>{"granted", "denied", "failed"}[rng() % 3];
+    r.reason = text(12, ascii);
+    r.resource = text(6, ascii);
+    r.key_version = text(2, ascii);
+    r.tee = text(2, ascii);
+    r.evidence_sha256 = text(4, ascii);
+    for (int i = static_cast<int>(rng() % 4); i > 0; --i) {
+      r.measurements.emplace_back(text(3, ascii), text(4, ascii));
+      r.labels.emplace_back(text(3, ascii), text(4, ascii));
+      r.images.push_back(text(5, ascii));
+      r.shadow.push_back({text(3, ascii), rng() % 2 == 0});
+    }
+    if (!r.labels.empty()) r.labels.push_back({r.labels.front().first, "repeated key"});
+    r.tcb_status = text(2, ascii);
+    r.chip_id = text(4, ascii);
+    r.policy_version = text(4, ascii);
+    r.rule = text(4, ascii);
+    r.client_address = text(4, ascii);
+    r.session_digest = text(4, ascii);
+    r.token_id = text(4, ascii);
+    auto want = common::CanonicalizeJson(ReceiptToJson(r));
+    ASSERT_TRUE(want.ok());
+    auto got = LeafTemplate(r).Fill(r.index, r.time);
+    ASSERT_TRUE(got.ok()) << got.status();
+    ASSERT_EQ(*got, *want) << "round " << round;
+    auto back = ParseReceiptLeaf(*got);
+    ASSERT_TRUE(back.ok()) << back.status();
+  }
+}
+
+TEST(ReceiptTest, InvalidUtf8IsReplacedNotCopied) {
+  Receipt r;
+  r.decision = "failed";
+  r.reason = "bad \xff\xfe evidence \xc3";
+  auto leaf = ReceiptLeaf(r);
+  ASSERT_TRUE(leaf.ok()) << leaf.status();
+  EXPECT_THAT(*leaf, HasSubstr("bad \xEF\xBF\xBD"));
+  EXPECT_TRUE(ParseReceiptLeaf(*leaf).ok());
+  r.reason = std::string(kMaxLeafBytes, 'x');
+  EXPECT_EQ(ReceiptLeaf(r).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

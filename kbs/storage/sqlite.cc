@@ -2,6 +2,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/log.h"
 #include "common/status_macros.h"
 
 namespace kbs::storage {
@@ -70,6 +71,13 @@ std::string SqliteStatement::ColumnBlob(int index) const {
   const void* blob = sqlite3_column_blob(stmt_, index);
   int len = sqlite3_column_bytes(stmt_, index);
   return blob == nullptr ? std::string() : std::string(static_cast<const char*>(blob), len);
+}
+
+absl::string_view SqliteStatement::ColumnBlobView(int index) const {
+  const void* blob = sqlite3_column_blob(stmt_, index);
+  int len = sqlite3_column_bytes(stmt_, index);
+  return blob == nullptr ? absl::string_view()
+                         : absl::string_view(static_cast<const char*>(blob), len);
 }
 
 void SqliteStatement::Reset() {
@@ -148,10 +156,54 @@ absl::StatusOr<std::unique_ptr<SqliteDatabase>> SqliteDatabase::Open(const std::
   for (int i = 0; i < std::max(1, pool_size); ++i) {
     KBS_ASSIGN_OR_RETURN(std::unique_ptr<SqliteConnection> conn, SqliteConnection::Open(path));
     if (i == 0 && !schema.empty()) KBS_RETURN_IF_ERROR(conn->Exec(schema));
+    // Replaces SQLite's auto-checkpoint (itself a WAL hook).
+    sqlite3_wal_hook(conn->db_, &SqliteDatabase::OnWalCommit, db.get());
     db->idle_.push_back(conn.get());
     db->all_.push_back(std::move(conn));
   }
+  KBS_ASSIGN_OR_RETURN(db->checkpointer_, SqliteConnection::Open(path));
+  sqlite3_wal_autocheckpoint(db->checkpointer_->db_, 0);
+  db->checkpoint_thread_ = std::thread([d = db.get()] { d->CheckpointLoop(); });
   return db;
+}
+
+SqliteDatabase::~SqliteDatabase() {
+  {
+    std::lock_guard<std::mutex> lock(checkpoint_mu_);
+    stop_ = true;
+  }
+  checkpoint_cv_.notify_one();
+  if (checkpoint_thread_.joinable()) checkpoint_thread_.join();
+}
+
+int SqliteDatabase::OnWalCommit(void* self, sqlite3* db, const char* name, int pages) {
+  if (pages >= kCheckpointPages) {
+    auto* d = static_cast<SqliteDatabase*>(self);
+    {
+      std::lock_guard<std::mutex> lock(d->checkpoint_mu_);
+      d->checkpoint_wanted_ = true;
+    }
+    d->checkpoint_cv_.notify_one();
+  }
+  return SQLITE_OK;
+}
+
+void SqliteDatabase::CheckpointLoop() {
+  std::unique_lock<std::mutex> lock(checkpoint_mu_);
+  while (true) {
+    checkpoint_cv_.wait(lock, [this] { return stop_ || checkpoint_wanted_; });
+    if (stop_) return;
+    checkpoint_wanted_ = false;
+    lock.unlock();
+    int wal_pages = 0;
+    int copied = 0;
+    int rc = sqlite3_wal_checkpoint_v2(checkpointer_->db_, nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                                       &wal_pages, &copied);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+      KBS_LOG(kWarning, "SQLite checkpoint failed: ", sqlite3_errmsg(checkpointer_->db_));
+    }
+    lock.lock();
+  }
 }
 
 absl::Status SqliteDatabase::Run(const std::function<absl::Status(SqliteConnection&)>& fn) {

@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -41,6 +42,8 @@ class SqliteStatement final {
   int64_t ColumnInt64(int index) const;
   std::string ColumnText(int index) const;
   std::string ColumnBlob(int index) const;
+  // Valid until the next Step or Reset.
+  absl::string_view ColumnBlobView(int index) const;
   // Resets and clears bindings for the next use.
   void Reset();
 
@@ -63,6 +66,7 @@ class SqliteConnection final {
   int64_t Changes() const;
 
  private:
+  friend class SqliteDatabase;
   explicit SqliteConnection(sqlite3* db) : db_(db) {}
   sqlite3* db_;
   std::map<std::string, std::unique_ptr<SqliteStatement>, std::less<>> statements_;
@@ -71,22 +75,41 @@ class SqliteConnection final {
 absl::Status SqliteError(sqlite3* db, int rc, absl::string_view what);
 
 // A fixed pool of connections to one database file. Thread-safe.
+//
+// WAL checkpoints run on a background thread with its own connection
+// (PASSIVE: never blocking readers or writers) once the WAL holds
+// kCheckpointPages pages, instead of inside whichever commit crossed the
+// threshold: a commit then costs its own pages and one fsync, not a copy of
+// the whole WAL into the database as well.
 class SqliteDatabase final {
  public:
+  static constexpr int kCheckpointPages = 1000;
+
   // Opens `pool_size` connections and applies `schema` (idempotent DDL) once.
   static absl::StatusOr<std::unique_ptr<SqliteDatabase>> Open(const std::string& path,
                                                               int pool_size,
                                                               absl::string_view schema);
+  ~SqliteDatabase();
 
   // Borrows a connection for the duration of `fn`.
   absl::Status Run(const std::function<absl::Status(SqliteConnection&)>& fn);
 
  private:
   SqliteDatabase() = default;
+  static int OnWalCommit(void* self, sqlite3* db, const char* name, int pages);
+  void CheckpointLoop();
+
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::unique_ptr<SqliteConnection>> all_;
   std::vector<SqliteConnection*> idle_;
+
+  std::unique_ptr<SqliteConnection> checkpointer_;
+  std::mutex checkpoint_mu_;
+  std::condition_variable checkpoint_cv_;
+  bool checkpoint_wanted_ = false;  // guarded by checkpoint_mu_
+  bool stop_ = false;               // guarded by checkpoint_mu_
+  std::thread checkpoint_thread_;
 };
 
 }  // namespace kbs::storage

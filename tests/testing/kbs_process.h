@@ -44,6 +44,7 @@ class KbsProcess {
   std::string http_url() const;      // http://127.0.0.1:PORT
   std::string grpc_address() const;  // 127.0.0.1:PORT
   int http_port() const { return http_port_; }
+  pid_t pid() const { return pid_; }
   const std::string& data_dir() const { return data_dir_; }
   const std::string& work_dir() const { return work_dir_; }
   const std::string& admin_key_file() const { return admin_key_; }
