@@ -816,12 +816,38 @@ absl::Status ReceiptLog::ForEachInRange(
 }
 
 absl::StatusOr<std::vector<StoredReceipt>> ReceiptLog::Query(const ReceiptQuery& query) {
-  std::string sql = "SELECT idx, leaf FROM receipts WHERE idx >= ?1";
-  std::vector<std::string> texts;  // bound from ?3 on
+  // Receipt times never decrease with the index, so a time range is an
+  // index range: two seeks in the time index.
+  uint64_t first = query.after_index, end = size();
+  auto first_at_or_after = [&](absl::Time t) -> absl::StatusOr<uint64_t> {
+    uint64_t out = size();
+    KBS_RETURN_IF_ERROR(db_->Run([&](storage::SqliteConnection& c) -> absl::Status {
+      KBS_ASSIGN_OR_RETURN(
+          storage::SqliteStatement * q,
+          c.Prepare("SELECT idx FROM receipts WHERE time >= ?1 ORDER BY time, idx LIMIT 1"));
+      q->BindInt64(1, absl::ToUnixMicros(t));
+      absl::StatusOr<bool> row = q->Step();
+      if (row.ok() && *row) out = static_cast<uint64_t>(q->ColumnInt64(0));
+      q->Reset();
+      return row.status();
+    }));
+    return out;
+  };
+  if (query.from.has_value()) {
+    KBS_ASSIGN_OR_RETURN(uint64_t from, first_at_or_after(*query.from));
+    first = std::max(first, from);
+  }
+  if (query.to.has_value()) {
+    KBS_ASSIGN_OR_RETURN(end, first_at_or_after(*query.to));
+  }
+  // Driven by the first keyed filter's rows when there is one (in index
+  // order, stopping at the page's end), otherwise by the receipts.
+  std::string from = "receipts r", where = "r.idx >= ?1 AND r.idx < ?3", order = "r.idx";
+  std::vector<std::string> texts;  // bound from ?4 on
   auto eq = [&](absl::string_view column, const std::string& value) {
     if (value.empty()) return;
     texts.push_back(value);
-    absl::StrAppend(&sql, " AND ", column, " = ?", texts.size() + 2);
+    absl::StrAppend(&where, " AND r.", column, " = ?", texts.size() + 3);
   };
   eq("decision", query.decision);
   eq("resource", query.resource);
@@ -830,41 +856,42 @@ absl::StatusOr<std::vector<StoredReceipt>> ReceiptLog::Query(const ReceiptQuery&
   eq("policy_version", query.policy_version);
   eq("rule", query.rule);
   eq("chip_id", query.chip_id);
-  std::vector<int64_t> ints;  // bound from ?100 on
-  auto bind_int = [&](int64_t v) {
-    ints.push_back(v);
-    return absl::StrCat("?", 99 + ints.size());
-  };
+  std::vector<int64_t> keys;  // bound from ?100 on
   auto keyed = [&](absl::string_view kind, const std::string& value) {
     if (value.empty()) return;
-    absl::StrAppend(&sql, " AND idx IN (SELECT idx FROM receipt_keys WHERE key = ",
-                    bind_int(QueryKey(kind, value)), " AND idx >= ?1)");
+    keys.push_back(QueryKey(kind, value));
+    std::string k = absl::StrCat("k", keys.size()), param = absl::StrCat("?", 99 + keys.size());
+    if (keys.size() == 1) {
+      from = absl::StrCat("receipt_keys ", k, " JOIN receipts r ON r.idx = ", k, ".idx");
+      absl::StrAppend(&where, " AND ", k, ".key = ", param, " AND ", k, ".idx >= ?1 AND ", k,
+                      ".idx < ?3");
+      order = absl::StrCat(k, ".idx");
+    } else {
+      absl::StrAppend(&where, " AND EXISTS (SELECT 1 FROM receipt_keys ", k, " WHERE ", k,
+                      ".key = ", param, " AND ", k, ".idx = r.idx)");
+    }
   };
   keyed("resource", query.resource);
   keyed("image", query.image);
   keyed("measurement", query.measurement);
-  if (query.from.has_value()) {
-    absl::StrAppend(&sql, " AND time >= ", bind_int(absl::ToUnixMicros(*query.from)));
-  }
-  if (query.to.has_value()) {
-    absl::StrAppend(&sql, " AND time < ", bind_int(absl::ToUnixMicros(*query.to)));
-  }
-  absl::StrAppend(&sql, " ORDER BY idx LIMIT ?2");
+  const std::string sql = absl::StrCat("SELECT r.idx, r.leaf FROM ", from, " WHERE ", where,
+                                       " ORDER BY ", order, " LIMIT ?2");
   const bool recheck = !query.image.empty() || !query.measurement.empty();
   const size_t limit = std::clamp<size_t>(query.limit, 1, kMaxQueryLimit);
   std::vector<StoredReceipt> out;
-  uint64_t after = query.after_index;
   // A key collision can drop a row from a page; keep reading until the page
   // is full or the rows run out.
-  while (out.size() < limit && after < size()) {
+  uint64_t after = first;
+  while (out.size() < limit && after < end) {
     size_t got = 0;
     const size_t asked = limit - out.size();
     KBS_RETURN_IF_ERROR(db_->Run([&](storage::SqliteConnection& c) -> absl::Status {
       KBS_ASSIGN_OR_RETURN(storage::SqliteStatement * q, c.Prepare(sql));
       q->BindInt64(1, static_cast<int64_t>(std::min<uint64_t>(after, INT64_MAX)));
       q->BindInt64(2, static_cast<int64_t>(asked));
-      for (size_t i = 0; i < texts.size(); ++i) q->BindText(static_cast<int>(i + 3), texts[i]);
-      for (size_t i = 0; i < ints.size(); ++i) q->BindInt64(static_cast<int>(100 + i), ints[i]);
+      q->BindInt64(3, static_cast<int64_t>(end));
+      for (size_t i = 0; i < texts.size(); ++i) q->BindText(static_cast<int>(i + 4), texts[i]);
+      for (size_t i = 0; i < keys.size(); ++i) q->BindInt64(static_cast<int>(100 + i), keys[i]);
       return ForEachRow(q, [&] {
         ++got;
         StoredReceipt row{static_cast<uint64_t>(q->ColumnInt64(0)), q->ColumnBlob(1)};

@@ -141,6 +141,28 @@ TEST_F(ReceiptLogTest, QueriesFilterAndPage) {
   q = {};
   q.from = clock_.Now() + absl::Hours(1);
   EXPECT_TRUE(log_->Query(q)->empty());
+  // Time ranges: [from, to), alone or with other filters.
+  const absl::Time t0 = clock_.Now();
+  clock_.Advance(absl::Hours(1));
+  for (int i = 30; i < 40; ++i) ASSERT_TRUE(log_->Append(Make(i)).ok());
+  q = {};
+  q.from = t0 + absl::Minutes(30);
+  EXPECT_EQ(log_->Query(q)->size(), 10u);
+  EXPECT_EQ(log_->Query(q)->front().index, 30u);
+  q = {};
+  q.to = t0 + absl::Minutes(30);
+  EXPECT_EQ(log_->Query(q)->size(), 30u);
+  q.to = t0;
+  EXPECT_TRUE(log_->Query(q)->empty());
+  q = {};
+  q.from = t0 + absl::Hours(1);
+  q.to = t0 + absl::Hours(2);
+  q.resource = "models/m1/key";
+  q.measurement = "meas1";
+  rows = log_->Query(q);
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  ASSERT_EQ(rows->size(), 1u);  // 31 (m1, meas1); 36 is m1 with meas0
+  EXPECT_EQ(rows->front().index, 31u);
 }
 
 TEST_F(ReceiptLogTest, TheFirstReleasesQueryIndexIsRebuilt) {
