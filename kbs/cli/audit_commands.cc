@@ -68,16 +68,12 @@ class AuditClient {
     KBS_ASSIGN_OR_RETURN(std::string body, Get(target));
     return common::ParseJson(body, {.max_depth = 8});
   }
-  // Leaf bytes of receipts [start, end) (at most kLeafPage), in order, as
-  // views into `body`; a short answer names the first missing receipt.
+  // Leaf bytes of receipts from `start` (up to `end`, at most kLeafPage;
+  // the KBS may send fewer, bounded by bytes), as views into `body`.
   absl::Status BareLeaves(uint64_t start, uint64_t end, std::string& body,
                           std::vector<absl::string_view>& leaves) {
     KBS_ASSIGN_OR_RETURN(body, Get(absl::StrCat("leaves?start=", start, "&end=", end)));
     leaves = absl::StrSplit(body, '\n', absl::SkipEmpty());
-    if (leaves.size() != end - start) {
-      return absl::DataLossError(
-          absl::StrCat("receipt ", start + leaves.size(), " is missing from the log"));
-    }
     return absl::OkStatus();
   }
   // Receipts [start, end) as stored, in order.
@@ -259,15 +255,33 @@ int AuditVerifyProof(const AuditArgs& a) {
 
 namespace {
 
-// Calls `fn` with every leaf of the first `size` receipts, downloaded in bulk.
+// Calls `fn` with every leaf of the first `size` receipts, downloaded in
+// bulk. Each leaf must state its own index (LeafIndex): a leaf missing,
+// repeated or out of place is named even before the tree is compared.
 absl::Status ForEachLeaf(AuditClient& client, uint64_t size,
                          const std::function<absl::Status(uint64_t, absl::string_view)>& fn) {
   std::string body;
   std::vector<absl::string_view> leaves;
-  for (uint64_t start = 0; start < size; start += kLeafPage) {
-    uint64_t end = std::min(size, start + kLeafPage);
-    KBS_RETURN_IF_ERROR(client.BareLeaves(start, end, body, leaves));
-    for (uint64_t i = 0; i < leaves.size(); ++i) KBS_RETURN_IF_ERROR(fn(start + i, leaves[i]));
+  for (uint64_t next = 0; next < size;) {
+    KBS_RETURN_IF_ERROR(client.BareLeaves(next, std::min(size, next + kLeafPage), body, leaves));
+    if (leaves.empty()) {
+      return absl::DataLossError(absl::StrCat("receipt ", next, " is missing from the log"));
+    }
+    for (absl::string_view leaf : leaves) {
+      absl::StatusOr<uint64_t> stated = receipts::LeafIndex(leaf);
+      if (!stated.ok()) {
+        return absl::DataLossError(
+            absl::StrCat("receipt ", next, " is not a receipt: ", stated.status().message()));
+      }
+      if (*stated != next) {
+        return absl::DataLossError(absl::StrCat("receipt ", next,
+                                                " is missing or out of place: the receipt at that "
+                                                "position states index ",
+                                                *stated));
+      }
+      KBS_RETURN_IF_ERROR(fn(next, leaf));
+      if (++next == size) break;
+    }
   }
   return absl::OkStatus();
 }
@@ -404,6 +418,11 @@ int AuditExport(const AuditArgs& a) {
   absl::Status s =
       ForEachLeaf(*client, log.checkpoint.size, [&](uint64_t i, absl::string_view leaf) {
         KBS_ASSIGN_OR_RETURN(std::vector<Hash> stored, log.tree.ReadNodes({{0, i}}));
+        // An export line carries a receipt, so each leaf must decode as one.
+        if (absl::Status valid = receipts::ParseReceiptLeaf(leaf).status(); !valid.ok()) {
+          return absl::DataLossError(
+              absl::StrCat("receipt ", i, " does not decode: ", valid.message()));
+        }
         if (receipts::LeafHash(leaf) != stored[0]) {
           return absl::DataLossError(
               absl::StrCat("receipt ", i, " changed while it was being exported"));
@@ -470,6 +489,15 @@ int AuditVerifyExport(const AuditArgs& a) {
     auto proof = receipts::ParseTlogProof(proof_text->get<std::string>());
     if (!proof.ok()) return fail(proof.status().message());
     if (proof->index != index->get<uint64_t>()) return fail("the proof is for another index");
+    if (proof->index != n - 1) {
+      return fail(absl::StrCat("expected receipt ", n - 1, ", found ", proof->index,
+                               " (an export lists every receipt in order)"));
+    }
+    const Json* stated = common::FindMember(*receipt, "index");
+    if (stated == nullptr || !stated->is_number_unsigned() ||
+        stated->get<uint64_t>() != proof->index) {
+      return fail("the receipt states another index");
+    }
     if (proof->checkpoint_note != verified_note || verified_note.empty()) {
       auto cp = receipts::VerifyTlogProof(*proof, *leaf, *verifier, verifier->name());
       if (!cp.ok()) {
@@ -485,8 +513,14 @@ int AuditVerifyExport(const AuditArgs& a) {
     }
     size = verified.size;
   }
-  if (n == 0)
+  if (n == 0) {
     return Failed(absl::InvalidArgumentError(absl::StrCat(a.export_file, " is empty")), 2);
+  }
+  if (n != *size) {
+    std::cerr << "kbsctl: " << a.export_file << " holds " << n << " receipts of a log of " << *size
+              << ": it is incomplete\n";
+    return 1;
+  }
   std::cout << "OK: " << n << " receipts in " << a.export_file << " are in the log at tree size "
             << *size << " (checkpoint signed by " << verifier->name() << ")\n";
   return 0;

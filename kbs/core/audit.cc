@@ -1,5 +1,7 @@
 #include "kbs/core/audit.h"
 
+#include <algorithm>
+
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -54,7 +56,9 @@ absl::StatusOr<std::string> Audit::LeafLines(absl::string_view token, uint64_t s
                                              uint64_t end) {
   KBS_RETURN_IF_ERROR(Authorize(token));
   std::string out;
-  if (end > start) out.reserve(std::min<uint64_t>(end - start, log_->size()) * 1024);
+  if (end > start) {
+    out.reserve(std::min({end - start, log_->size(), receipts::ReceiptLog::kMaxRange}) * 1024);
+  }
   if (absl::Status s = log_->AppendLeafLines(start, end, out); !s.ok()) return Mapped(s);
   return out;
 }

@@ -221,6 +221,54 @@ absl::StatusOr<std::string> ReceiptLeaf(const Receipt& r) {
   return LeafTemplate(r).Fill(r.index, r.time);
 }
 
+absl::StatusOr<uint64_t> LeafIndex(absl::string_view leaf) {
+  if (leaf.empty() || leaf[0] != '{') return Invalid("not a JSON object");
+  int depth = 0;
+  char last = 0;  // the last structural character outside strings
+  for (size_t i = 0; i < leaf.size(); ++i) {
+    const char c = leaf[i];
+    if (c == '"') {
+      const bool key = depth == 1 && (last == '{' || last == ',');
+      const size_t start = i + 1;
+      for (++i; i < leaf.size() && leaf[i] != '"'; ++i) {
+        if (leaf[i] == '\\') ++i;  // the escaped character cannot end the string
+      }
+      if (i >= leaf.size()) return Invalid("unterminated string");
+      if (!key || leaf.substr(start, i - start) != "index") continue;
+      // "index": a plain integer, no sign, no leading zero, then , or }.
+      size_t d = i + 1;
+      if (d >= leaf.size() || leaf[d] != ':') return Invalid("`index` must be a number");
+      ++d;
+      const size_t digits = d;
+      uint64_t value = 0;
+      while (d < leaf.size() && leaf[d] >= '0' && leaf[d] <= '9') {
+        value = value * 10 + static_cast<uint64_t>(leaf[d] - '0');
+        if (value >= (uint64_t{1} << 53)) return Invalid("`index` beyond 2^53");
+        ++d;
+      }
+      if (d == digits || (leaf[digits] == '0' && d - digits > 1) || d >= leaf.size() ||
+          (leaf[d] != ',' && leaf[d] != '}')) {
+        return Invalid("`index` must be a number");
+      }
+      return value;
+    }
+    switch (c) {
+      case '{':
+      case '[':
+        ++depth;
+        break;
+      case '}':
+      case ']':
+        --depth;
+        break;
+      default:
+        break;
+    }
+    if (c == '{' || c == '[' || c == '}' || c == ']' || c == ',' || c == ':') last = c;
+  }
+  return Invalid("no `index` member");
+}
+
 absl::StatusOr<Receipt> ParseReceiptLeaf(absl::string_view leaf) {
   if (leaf.size() > kMaxLeafBytes) return Invalid("leaf too large");
   auto json = common::ParseJson(leaf);

@@ -71,6 +71,11 @@ class LeafTemplate {
   // (UTF-8 repair, member order by UTF-16 code units).
   std::optional<Receipt> general_;
 };
+// The index a leaf states (its top-level "index" member), found in one scan
+// that tracks strings and nesting without decoding anything else: what
+// `kbsctl audit verify` checks for every leaf of a large log. InvalidArgument
+// when the leaf is not an object with a plain integer "index" below 2^53.
+absl::StatusOr<uint64_t> LeafIndex(absl::string_view leaf);
 // Decodes leaf bytes (bounded; InvalidArgument names the field). Accepts
 // only the canonical form: re-encoding must give the same bytes.
 absl::StatusOr<Receipt> ParseReceiptLeaf(absl::string_view leaf);

@@ -111,7 +111,10 @@ class ReceiptLog final {
   // The same range as Range(start, end, kMaxRange), each leaf appended to
   // `out` followed by a newline (JCS leaves hold no raw newline), with no
   // intermediate copies: the bulk download behind `kbsctl audit verify`.
-  absl::Status AppendLeafLines(uint64_t start, uint64_t end, std::string& out);
+  // Stops early (after at least one leaf) once `out` holds max_bytes.
+  static constexpr size_t kMaxLeafLineBytes = 32 << 20;
+  absl::Status AppendLeafLines(uint64_t start, uint64_t end, std::string& out,
+                               size_t max_bytes = kMaxLeafLineBytes);
   absl::StatusOr<std::vector<StoredReceipt>> Query(const ReceiptQuery& q);
   absl::StatusOr<std::vector<Hash>> InclusionProof(uint64_t index, uint64_t size);
   absl::StatusOr<std::vector<Hash>> ConsistencyProof(uint64_t size1, uint64_t size2);
@@ -158,8 +161,9 @@ class ReceiptLog final {
   void CommitBatch(const std::vector<std::shared_ptr<Pending>>& batch,
                    std::vector<PendingEvidence>& evidence);
   absl::StatusOr<std::string> SignCheckpointLocked();
+  // Calls `fn` for receipts [start, end) in order until it returns false.
   absl::Status ForEachInRange(uint64_t start, uint64_t end, uint64_t max,
-                              const std::function<void(uint64_t, absl::string_view)>& fn);
+                              const std::function<bool(uint64_t, absl::string_view)>& fn);
   void MaybeCheckpoint();
 
   storage::SqliteDatabase* db_;

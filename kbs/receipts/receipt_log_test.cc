@@ -389,6 +389,17 @@ TEST(ReceiptTest, LeafTemplateMatchesGenericCanonicalization) {
     ASSERT_EQ(*got, *want) << "round " << round;
     auto back = ParseReceiptLeaf(*got);
     ASSERT_TRUE(back.ok()) << back.status();
+    ASSERT_EQ(*LeafIndex(*got), r.index);
+  }
+}
+
+TEST(ReceiptTest, LeafIndexReadsOnlyTheTopLevelMember) {
+  EXPECT_EQ(*LeafIndex(R"({"a":{"index":5},"b":["\"index\":6"],"index":7,"z":1})"), 7u);
+  EXPECT_EQ(*LeafIndex(R"({"labels":{"index":"8"},"index":0})"), 0u);
+  for (const char* bad : {"", "[]", R"({"index":"1"})", R"({"index":01})", R"({"index":-1})",
+                          R"({"index":1.5})", R"({"index":9007199254740992})", R"({"a":"index"})",
+                          R"({"x":{"index":1}})", R"({"index)", R"({"index":1)"}) {
+    EXPECT_FALSE(LeafIndex(bad).ok()) << bad;
   }
 }
 
