@@ -76,12 +76,6 @@ class AuditClient {
     leaves = absl::StrSplit(body, '\n', absl::SkipEmpty());
     return absl::OkStatus();
   }
-  // Receipts [start, end) as stored, in order.
-  absl::StatusOr<std::vector<std::pair<uint64_t, std::string>>> Receipts(uint64_t start,
-                                                                         uint64_t end) {
-    KBS_ASSIGN_OR_RETURN(Json page, GetJson(absl::StrCat("receipts?start=", start, "&end=", end)));
-    return Leaves(page);
-  }
   static absl::StatusOr<std::vector<std::pair<uint64_t, std::string>>> Leaves(const Json& page) {
     const Json* list = common::FindMember(page, "receipts");
     if (list == nullptr || !list->is_array()) {
