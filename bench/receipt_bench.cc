@@ -31,13 +31,17 @@ struct Fixture {
 
 Fixture* Make() {
   auto* f = new Fixture;
-  f->dir =
-      (std::filesystem::temp_directory_path() / absl::StrCat("receiptbench_", ::getpid())).string();
+  static int fixtures = 0;  // one database per benchmark
+  f->dir = (std::filesystem::temp_directory_path() /
+            absl::StrCat("receiptbench_", ::getpid(), "_", fixtures++))
+               .string();
   std::filesystem::remove_all(f->dir);
   std::filesystem::create_directories(f->dir);
   f->db = *storage::SqliteDatabase::Open(f->dir + "/kbs.db", 4, "");
   auto signer = *NoteSigner::Create("bench/receipts", *common::GenerateEd25519Key());
-  f->log = *ReceiptLog::Open(f->db.get(), std::move(signer), &f->clock, {"bench/receipts"});
+  ReceiptLog::Options options;
+  options.origin = "bench/receipts";
+  f->log = *ReceiptLog::Open(f->db.get(), std::move(signer), &f->clock, options);
   return f;
 }
 

@@ -356,22 +356,21 @@ absl::StatusOr<std::optional<receipts::Checkpoint>> LoadEarlier(
   return std::optional<receipts::Checkpoint>(cp);
 }
 
-}  // namespace
-
-namespace {
-
 // AuditVerify and AuditExport: the auditor's log key and kept checkpoint,
-// then VerifyLog. 0, or the exit code after saying why.
+// then VerifyLog over `client` (connected here). 0, or the exit code after
+// saying why.
 int LoadAndVerify(const AuditArgs& a, bool fresh, VerifiedLog& log, std::string& log_name,
-                  std::optional<receipts::Checkpoint>& earlier) {
+                  std::optional<receipts::Checkpoint>& earlier,
+                  std::optional<AuditClient>& client) {
   auto verifier = LoadLogKey(a.log_key);
   if (!verifier.ok()) return Failed(verifier.status(), 2);
   log_name = verifier->name();
   auto kept = LoadEarlier(a, *verifier);
   if (!kept.ok()) return Failed(kept.status(), 2);
   earlier = *kept;
-  auto client = AuditClient::Connect(a);
-  if (!client.ok()) return Failed(client.status());
+  auto connected = AuditClient::Connect(a);
+  if (!connected.ok()) return Failed(connected.status());
+  client.emplace(*std::move(connected));
   if (absl::Status s = VerifyLog(*client, *verifier, earlier, fresh, log); !s.ok()) {
     return Failed(s);
   }
@@ -384,7 +383,8 @@ int AuditVerify(const AuditArgs& a) {
   VerifiedLog log;
   std::string name;
   std::optional<receipts::Checkpoint> earlier;
-  if (int code = LoadAndVerify(a, a.fresh, log, name, earlier); code != 0) return code;
+  std::optional<AuditClient> client;
+  if (int code = LoadAndVerify(a, a.fresh, log, name, earlier, client); code != 0) return code;
   std::cout << "OK: " << log.checkpoint.size
             << " receipts re-hashed; root matches the checkpoint signed by " << name;
   if (earlier.has_value()) std::cout << "; consistent with your checkpoint at " << earlier->size;
@@ -399,10 +399,11 @@ int AuditExport(const AuditArgs& a) {
   VerifiedLog log;
   std::string name;
   std::optional<receipts::Checkpoint> earlier;
+  std::optional<AuditClient> client;
   // Everything appended so far, under a checkpoint signed now.
-  if (int code = LoadAndVerify(a, /*fresh=*/true, log, name, earlier); code != 0) return code;
-  auto client = AuditClient::Connect(a);
-  if (!client.ok()) return Failed(client.status());
+  if (int code = LoadAndVerify(a, /*fresh=*/true, log, name, earlier, client); code != 0) {
+    return code;
+  }
   // Second pass: each line is one receipt with its tlog-proof against the
   // verified checkpoint. The leaves must be the ones just verified.
   const std::string tmp = absl::StrCat(a.out, ".partial");
@@ -455,7 +456,6 @@ int AuditVerifyExport(const AuditArgs& a) {
   if (!file) return Failed(absl::NotFoundError(absl::StrCat("cannot read ", a.export_file)), 2);
   std::string line;
   uint64_t n = 0;
-  std::optional<uint64_t> size;
   // An export's lines share one checkpoint: its signature is checked once.
   std::string verified_note;
   receipts::Checkpoint verified;
@@ -505,18 +505,17 @@ int AuditVerifyExport(const AuditArgs& a) {
                !s.ok()) {
       return fail(absl::StrCat("receipt ", proof->index, ": ", s.message()));
     }
-    size = verified.size;
   }
   if (n == 0) {
     return Failed(absl::InvalidArgumentError(absl::StrCat(a.export_file, " is empty")), 2);
   }
-  if (n != *size) {
-    std::cerr << "kbsctl: " << a.export_file << " holds " << n << " receipts of a log of " << *size
-              << ": it is incomplete\n";
+  if (n != verified.size) {
+    std::cerr << "kbsctl: " << a.export_file << " holds " << n << " receipts of a log of "
+              << verified.size << ": it is incomplete\n";
     return 1;
   }
   std::cout << "OK: " << n << " receipts in " << a.export_file << " are in the log at tree size "
-            << *size << " (checkpoint signed by " << verifier->name() << ")\n";
+            << verified.size << " (checkpoint signed by " << verifier->name() << ")\n";
   return 0;
 }
 

@@ -65,6 +65,7 @@ CREATE TABLE IF NOT EXISTS evidence (
 
 constexpr size_t kMaxEvidenceBytes = 16 << 20;
 constexpr uint64_t kMaxQueryLimit = 1000;
+constexpr uint64_t kMaxRangeRead = 1000;  // Range()
 
 absl::Status Halted(absl::string_view why) {
   return absl::UnavailableError(absl::StrCat("receipt log halted: ", why));
@@ -111,14 +112,21 @@ int64_t QueryKey(absl::string_view kind, absl::string_view value) {
   return static_cast<int64_t>(k);
 }
 
+// "sha256:<hex>" of a "name@sha256:<hex>" reference ("" without one): an
+// image filter matches the full reference or its digest.
+absl::string_view ImageDigest(absl::string_view image) {
+  size_t at = image.find('@');
+  return at == absl::string_view::npos ? absl::string_view() : image.substr(at + 1);
+}
+
 // The receipt_keys of a receipt, sorted and distinct.
 std::vector<int64_t> QueryKeys(const Receipt& r) {
   std::vector<int64_t> keys;
   if (!r.resource.empty()) keys.push_back(QueryKey("resource", r.resource));
   for (const std::string& image : r.images) {
     keys.push_back(QueryKey("image", image));
-    if (size_t at = image.find('@'); at != std::string::npos) {
-      keys.push_back(QueryKey("image", absl::string_view(image).substr(at + 1)));
+    if (absl::string_view digest = ImageDigest(image); !digest.empty()) {
+      keys.push_back(QueryKey("image", digest));
     }
   }
   for (const auto& [name, value] : r.measurements) keys.push_back(QueryKey("measurement", value));
@@ -133,10 +141,7 @@ bool MatchesTerms(const Receipt& r, const ReceiptQuery& q) {
   if (!q.image.empty()) {
     bool found = false;
     for (const std::string& image : r.images) {
-      size_t at = image.find('@');
-      if (image == q.image || (at != std::string::npos && image.substr(at + 1) == q.image)) {
-        found = true;
-      }
+      found = found || image == q.image || ImageDigest(image) == q.image;
     }
     if (!found) return false;
   }
@@ -148,7 +153,19 @@ bool MatchesTerms(const Receipt& r, const ReceiptQuery& q) {
   return true;
 }
 
-absl::Status ForEachRow(storage::SqliteStatement* q, const std::function<absl::Status()>& row);
+absl::Status ForEachRow(storage::SqliteStatement* q, const std::function<absl::Status()>& row) {
+  while (true) {
+    absl::StatusOr<bool> more = q->Step();
+    if (!more.ok() || !*more) {
+      q->Reset();
+      return more.status();
+    }
+    if (absl::Status s = row(); !s.ok()) {
+      q->Reset();
+      return s;
+    }
+  }
+}
 
 // The first release indexed text terms (receipt_terms) and resources
 // (receipts_resource); both become receipt_keys rows, rebuilt from the
@@ -193,20 +210,6 @@ absl::Status MigrateQueryKeys(storage::SqliteDatabase* db) {
       return c.Exec("DROP TABLE receipt_terms; DROP INDEX IF EXISTS receipts_resource;");
     });
   });
-}
-
-absl::Status ForEachRow(storage::SqliteStatement* q, const std::function<absl::Status()>& row) {
-  while (true) {
-    absl::StatusOr<bool> more = q->Step();
-    if (!more.ok() || !*more) {
-      q->Reset();
-      return more.status();
-    }
-    if (absl::Status s = row(); !s.ok()) {
-      q->Reset();
-      return s;
-    }
-  }
 }
 
 }  // namespace
@@ -784,13 +787,13 @@ absl::StatusOr<std::string> ReceiptLog::Evidence(absl::string_view sha256_hex) {
   return out;
 }
 
-absl::StatusOr<std::vector<StoredReceipt>> ReceiptLog::Range(uint64_t start, uint64_t end,
-                                                             uint64_t max) {
+absl::StatusOr<std::vector<StoredReceipt>> ReceiptLog::Range(uint64_t start, uint64_t end) {
   std::vector<StoredReceipt> out;
-  KBS_RETURN_IF_ERROR(ForEachInRange(start, end, max, [&](uint64_t index, absl::string_view leaf) {
-    out.push_back({index, std::string(leaf)});
-    return true;
-  }));
+  KBS_RETURN_IF_ERROR(
+      ForEachInRange(start, end, kMaxRangeRead, [&](uint64_t index, absl::string_view leaf) {
+        out.push_back({index, std::string(leaf)});
+        return true;
+      }));
   return out;
 }
 
@@ -807,7 +810,6 @@ absl::Status ReceiptLog::AppendLeafLines(uint64_t start, uint64_t end, std::stri
 absl::Status ReceiptLog::ForEachInRange(
     uint64_t start, uint64_t end, uint64_t max,
     const std::function<bool(uint64_t, absl::string_view)>& fn) {
-  max = std::min(max, kMaxRange);
   if (end < start || end - start > max) {
     return absl::InvalidArgumentError(
         absl::StrCat("a range is [start, end) with at most ", max, " receipts"));

@@ -103,12 +103,10 @@ class ReceiptLog final {
   // Empty when healthy.
   std::string halted_reason() const;
 
-  // Receipts [start, end) (clipped to the log's size); at most `max`
-  // (itself at most kMaxRange) per call.
-  static constexpr uint64_t kMaxRange = 10000;
-  absl::StatusOr<std::vector<StoredReceipt>> Range(uint64_t start, uint64_t end,
-                                                   uint64_t max = 1000);
-  // The same range as Range(start, end, kMaxRange), each leaf appended to
+  // Receipts [start, end) (clipped to the log's size), at most 1,000.
+  absl::StatusOr<std::vector<StoredReceipt>> Range(uint64_t start, uint64_t end);
+  static constexpr uint64_t kMaxRange = 10000;  // per AppendLeafLines
+  // Receipts [start, end) (at most kMaxRange), each leaf appended to
   // `out` followed by a newline (JCS leaves hold no raw newline), with no
   // intermediate copies: the bulk download behind `kbsctl audit verify`.
   // Stops early (after at least one leaf) once `out` holds max_bytes.
