@@ -93,6 +93,13 @@ class BeastHttpClient final : public HttpClient {
   }
 
  private:
+  // Beast's stream timeouts (expires_after) apply to asynchronous operations
+  // only: each step runs asynchronously to completion or timeout.
+  void Run() {
+    ioc_.restart();
+    ioc_.run();
+  }
+
   bool Connected() const { return plain_.has_value() || tls_.has_value(); }
 
   void Disconnect() {
@@ -114,7 +121,8 @@ class BeastHttpClient final : public HttpClient {
       tls_.emplace(ioc_, ssl_ctx_);
       auto& lowest = beast::get_lowest_layer(*tls_);
       lowest.expires_after(absl::ToChronoNanoseconds(options_.timeout));
-      lowest.connect(endpoints, ec);
+      lowest.async_connect(endpoints, [&ec](beast::error_code e, const tcp::endpoint&) { ec = e; });
+      Run();
       if (!ec) {
         // SNI and host-name verification.
         if (!SSL_set_tlsext_host_name(tls_->native_handle(), url_.host.c_str())) {
@@ -123,11 +131,17 @@ class BeastHttpClient final : public HttpClient {
         }
         tls_->set_verify_callback(asio::ssl::host_name_verification(url_.host));
       }
-      if (!ec) tls_->handshake(asio::ssl::stream_base::client, ec);
+      if (!ec) {
+        tls_->async_handshake(asio::ssl::stream_base::client,
+                              [&ec](beast::error_code e) { ec = e; });
+        Run();
+      }
     } else {
       plain_.emplace(ioc_);
       plain_->expires_after(absl::ToChronoNanoseconds(options_.timeout));
-      plain_->connect(endpoints, ec);
+      plain_->async_connect(endpoints,
+                            [&ec](beast::error_code e, const tcp::endpoint&) { ec = e; });
+      Run();
     }
     if (ec) {
       Disconnect();
@@ -144,12 +158,14 @@ class BeastHttpClient final : public HttpClient {
   absl::StatusOr<HttpResult> Exchange(Stream& stream, bhttp::request<bhttp::string_body>& req) {
     beast::error_code ec;
     beast::get_lowest_layer(stream).expires_after(absl::ToChronoNanoseconds(options_.timeout));
-    bhttp::write(stream, req, ec);
+    bhttp::async_write(stream, req, [&ec](beast::error_code e, size_t) { ec = e; });
+    Run();
     if (ec) return absl::UnavailableError(absl::StrCat("HTTP write failed: ", ec.message()));
     bhttp::response_parser<bhttp::string_body> parser;
     parser.header_limit(1 << 20);
     parser.body_limit(64 << 20);
-    bhttp::read(stream, buffer_, parser, ec);
+    bhttp::async_read(stream, buffer_, parser, [&ec](beast::error_code e, size_t) { ec = e; });
+    Run();
     if (ec) return absl::UnavailableError(absl::StrCat("HTTP read failed: ", ec.message()));
     bhttp::response<bhttp::string_body> res = parser.release();
     HttpResult out;

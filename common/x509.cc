@@ -14,17 +14,17 @@ namespace {
 
 using Asn1ObjectPtr = std::unique_ptr<ASN1_OBJECT, OpenSslDeleter<ASN1_OBJECT, ASN1_OBJECT_free>>;
 
-absl::Time FromAsn1Time(const ASN1_TIME* t) {
-  struct tm tm {};
-  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return absl::InfinitePast();
-  return absl::FromUnixSeconds(static_cast<int64_t>(timegm(&tm)));
-}
-
 std::string Rfc3339(absl::Time t) {
   return absl::FormatTime(absl::RFC3339_sec, t, absl::UTCTimeZone());
 }
 
 }  // namespace
+
+absl::Time FromAsn1Time(const ASN1_TIME* t) {
+  struct tm tm {};
+  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return absl::InfinitePast();
+  return absl::FromUnixSeconds(static_cast<int64_t>(timegm(&tm)));
+}
 
 absl::StatusOr<X509Ptr> ParseDerCertificate(absl::Span<const uint8_t> der) {
   const unsigned char* p = der.data();

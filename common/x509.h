@@ -37,6 +37,8 @@ bool IsSignedBy(const X509* cert, const X509* issuer);
 // `what` and the boundary otherwise.
 absl::Status CheckValidity(const X509* cert, absl::Time at, absl::string_view what);
 absl::Time NotBefore(const X509* cert);
+// InfinitePast when `t` is null or malformed.
+absl::Time FromAsn1Time(const ASN1_TIME* t);
 absl::Time NotAfter(const X509* cert);
 
 // The value (contents of the extnValue OCTET STRING) of the extension

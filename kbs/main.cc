@@ -15,8 +15,10 @@
 #include <mutex>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "common/files.h"
@@ -31,9 +33,13 @@
 #include "kbs/receipts/receipt_log.h"
 #include "kbs/session/session_store.h"
 #include "kbs/token/token_service.h"
+#include "verifier/dcap/collateral.h"
+#include "verifier/dcap/pcs.h"
 #include "verifier/sample/sample_verifier.h"
+#include "verifier/sgx/sgx_verifier.h"
 #include "verifier/snp/kds.h"
 #include "verifier/snp/snp_verifier.h"
+#include "verifier/tdx/tdx_verifier.h"
 
 namespace {
 
@@ -154,6 +160,48 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
     snp.collateral = snp_collateral.get();
     snp.collateral_timeout = absl::Seconds(config.snp_collateral_timeout_secs);
     (void)verifiers.Add(kbs::verifier::snp::SnpVerifier::Create(std::move(snp), &clock));
+  }
+  // TDX and SGX: Intel PCS (or a PCCS) first, so expired collateral is
+  // replaced, then the directory (offline set-ups, and PCS outages).
+  namespace dcap = kbs::verifier::dcap;
+  std::unique_ptr<dcap::DirectoryCollateral> dcap_directory;
+  std::unique_ptr<dcap::PcsCollateral> dcap_pcs;
+  std::unique_ptr<dcap::ChainedCollateral> dcap_collateral;
+  if (config.tdx_enabled || config.sgx_enabled) {
+    std::string dir = config.dcap_collateral_dir.empty()
+                          ? (std::filesystem::path(config.data_dir) / "dcap-collateral").string()
+                          : config.dcap_collateral_dir;
+    dcap_directory = std::make_unique<dcap::DirectoryCollateral>(dir);
+    std::vector<dcap::CollateralSource*> sources;
+    if (!config.dcap_pcs_url.empty()) {
+      dcap::PcsCollateral::Options pcs;
+      pcs.base_url = config.dcap_pcs_url;
+      pcs.root_ca_crl_url = config.dcap_root_ca_crl_url;
+      if (!config.dcap_pcs_api_key_file.empty()) {
+        auto key = kbs::common::ReadFile(config.dcap_pcs_api_key_file, 4096);
+        if (!key.ok()) return Fail("dcap.pcs_api_key_file", key.status());
+        pcs.api_key = std::string(absl::StripAsciiWhitespace(*key));
+      }
+      auto created = dcap::PcsCollateral::Create(pcs, dcap_directory.get(), &clock);
+      if (!created.ok()) return Fail("dcap.pcs_url", created.status());
+      dcap_pcs = *std::move(created);
+      sources.push_back(dcap_pcs.get());
+    }
+    sources.push_back(dcap_directory.get());
+    dcap_collateral = std::make_unique<dcap::ChainedCollateral>(sources);
+    dcap::QuoteVerifierOptions options;
+    for (const std::string& root : config.dcap_trusted_roots) {
+      absl::Status added = options.anchors.Add(root);
+      if (!added.ok()) return Fail("dcap.trusted_roots", added);
+    }
+    options.collateral = dcap_collateral.get();
+    options.collateral_timeout = absl::Seconds(config.dcap_collateral_timeout_secs);
+    if (config.tdx_enabled) {
+      (void)verifiers.Add(std::make_unique<kbs::verifier::tdx::TdxVerifier>(options, &clock));
+    }
+    if (config.sgx_enabled) {
+      (void)verifiers.Add(std::make_unique<kbs::verifier::sgx::SgxVerifier>(options, &clock));
+    }
   }
   if (config.allow_sample_tee) {
     (void)verifiers.Add(kbs::verifier::SampleVerifier::CreateCpu());

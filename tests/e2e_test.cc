@@ -17,10 +17,12 @@
 #include "kbs/client/kbs_client.h"
 #include "proto/kbs/v1/kbs.grpc.pb.h"
 #include "tests/proto/health.grpc.pb.h"
+#include "tests/testing/dcap_generator.h"
 #include "tests/testing/kbs_process.h"
 #include "tests/testing/raw_http.h"
 #include "tests/testing/snp_generator.h"
 #include "tests/testing/test_certs.h"
+#include "verifier/dcap/collateral.h"
 
 namespace kbs {
 namespace {
@@ -517,6 +519,127 @@ TEST(E2eSnpTest, SnpAttestationReleasesAndTamperingDoesNot) {
   // The sample TEE stays off on this KBS.
   EXPECT_EQ(Http(*kbs)->Auth("sample").status().code(), absl::StatusCode::kUnauthenticated);
   std::filesystem::remove_all(dir);
+}
+
+// Intel TDX through the whole stack: quotes from a test PKI whose root is
+// configured as a trust anchor, collateral from the offline directory.
+TEST(E2eTdxTest, TdxAttestationReleasesAndTamperingDoesNot) {
+  auto pki = testing::DcapTestPki::Create();
+  ASSERT_TRUE(pki.ok()) << pki.status();
+  ASSERT_TRUE((*pki)->IssuePck(testing::PckOptions{}).ok());
+  const absl::Time now = absl::Now();
+  const absl::Time issued = now - absl::Hours(24), next = now + absl::Hours(24 * 30);
+  auto pck_crl = (*pki)->MakePckCrl(true, {}, issued, next);
+  auto root_crl = (*pki)->MakeRootCrl({}, issued, next);
+  ASSERT_TRUE(pck_crl.ok() && root_crl.ok());
+  auto bundle = (*pki)->CollateralBundle(
+      testing::DcapTestPki::DefaultTdxTcbInfo(issued, next),
+      testing::DcapTestPki::DefaultQeIdentity(true, issued, next), true, *pck_crl, *root_crl);
+  ASSERT_TRUE(bundle.ok()) << bundle.status();
+  auto collateral = verifier::dcap::ParseCollateralBundle(common::DumpJson(*bundle));
+  ASSERT_TRUE(collateral.ok()) << collateral.status();
+  std::string dir =
+      std::filesystem::temp_directory_path() / ("kbs_tdx_e2e_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  verifier::dcap::CollateralRequest request;
+  request.fmspc = *common::HexDecode("00806f050000");
+  ASSERT_TRUE(verifier::dcap::DirectoryCollateral(dir).Store(request, *collateral).ok());
+  auto kbs = StartKbs({.allow_sample = false,
+                       .config_toml = absl::StrCat("[dcap]\ncollateral_dir = \"", dir,
+                                                   "\"\npcs_url = \"\"\ntrusted_roots = [\"",
+                                                   (*pki)->RootFingerprintHex(), "\"]\n")});
+  ASSERT_NE(kbs, nullptr);
+  Provision(*kbs);
+
+  bool tamper = false;
+  RcarOptions options;
+  options.tee = "tdx";
+  options.evidence_maker =
+      [&](absl::string_view report_data,
+          const std::optional<std::string>& init_digest) -> absl::StatusOr<Json> {
+    testing::TdReportFields td;
+    td.report_data = std::string(report_data);
+    td.mr_config_id = init_digest.value_or("");
+    auto quote = (*pki)->MakeQuote(testing::QuoteKind::kTdxV4, td, testing::EnclaveReportFields{},
+                                   testing::QeFields());
+    if (!quote.ok()) return quote.status();
+    if (tamper) (*quote)[48 + 136] ^= 1;  // MRTD
+    return testing::DcapTestPki::TdxEvidenceJson(*quote);
+  };
+  for (bool grpc : {false, true}) {
+    auto client = grpc ? Grpc(*kbs) : Http(*kbs);
+    tamper = false;
+    auto value = client::RunSampleRcar(*client, kResource, options);
+    ASSERT_TRUE(value.ok()) << value.status() << kbs->Log();
+    EXPECT_EQ(*value, kValue);
+    options.evidence.init_data_toml = "algorithm = \"sha384\"\n[data]\n\"k\" = \"v\"\n";
+    EXPECT_TRUE(client::RunSampleRcar(*client, kResource, options).ok());
+    options.evidence.init_data_toml.reset();
+    tamper = true;
+    auto tampered = client::RunSampleRcar(*client, kResource, options);
+    EXPECT_EQ(tampered.status().code(), absl::StatusCode::kUnauthenticated) << tampered.status();
+    EXPECT_THAT(tampered.status().message(), HasSubstr("quote signature does not verify"));
+  }
+
+  // kbsctl evidence verify, offline, on the same kind of quote.
+  testing::TdReportFields td;
+  auto quote = (*pki)->MakeQuote(testing::QuoteKind::kTdxV5Td15, td, testing::EnclaveReportFields{},
+                                 testing::QeFields());
+  ASSERT_TRUE(quote.ok());
+  ASSERT_TRUE(common::WriteFileAtomic(dir + "/quote.dat", *quote).ok());
+  ASSERT_TRUE(common::WriteFileAtomic(dir + "/bundle.json", common::DumpJson(*bundle)).ok());
+  auto verify = testing::RunCommand(
+      {testing::KbsctlBinary(), "evidence", "verify", "--tee", "tdx", "--quote", dir + "/quote.dat",
+       "--collateral", dir + "/bundle.json", "--trusted-root", (*pki)->RootFingerprintHex()});
+  EXPECT_EQ(verify.exit_code, 0) << verify.output;
+  EXPECT_THAT(verify.output, HasSubstr("\"tcb_status\": \"UpToDate\""));
+  auto by_dir = testing::RunCommand({testing::KbsctlBinary(), "evidence", "verify", "--tee", "tdx",
+                                     "--quote", dir + "/quote.dat", "--collateral-dir", dir,
+                                     "--trusted-root", (*pki)->RootFingerprintHex()});
+  EXPECT_EQ(by_dir.exit_code, 0) << by_dir.output;
+  std::string bad = *quote;
+  bad[60] ^= 1;
+  ASSERT_TRUE(common::WriteFileAtomic(dir + "/bad.dat", bad).ok());
+  auto refused = testing::RunCommand(
+      {testing::KbsctlBinary(), "evidence", "verify", "--tee", "tdx", "--quote", dir + "/bad.dat",
+       "--collateral", dir + "/bundle.json", "--trusted-root", (*pki)->RootFingerprintHex()});
+  EXPECT_EQ(refused.exit_code, 1) << refused.output;
+  EXPECT_THAT(refused.output, HasSubstr("quote signature does not verify"));
+  // Without the test root pinned, Intel's root is the only anchor.
+  auto unpinned =
+      testing::RunCommand({testing::KbsctlBinary(), "evidence", "verify", "--tee", "tdx", "--quote",
+                           dir + "/quote.dat", "--collateral", dir + "/bundle.json"});
+  EXPECT_EQ(unpinned.exit_code, 1) << unpinned.output;
+  EXPECT_THAT(unpinned.output, HasSubstr("not a pinned Intel SGX root"));
+  std::filesystem::remove_all(dir);
+}
+
+// kbsctl evidence verify on real Intel quotes, at their documented times.
+TEST(E2eTdxTest, KbsctlVerifiesRealIntelQuotes) {
+  const char* env = std::getenv("KBS_TESTDATA");
+  const std::string data = env != nullptr ? env : "../shared/testdata";
+  if (!std::filesystem::exists(data + "/tdx")) {
+    GTEST_SKIP() << "real Intel quotes not found: set KBS_TESTDATA to shared/testdata";
+  }
+  auto tdx = testing::RunCommand({testing::KbsctlBinary(), "evidence", "verify", "--tee", "tdx",
+                                  "--quote", data + "/tdx/phala-tdx-v4-quote.bin", "--collateral",
+                                  data + "/tdx/phala-tdx-v4-collateral.json", "--at",
+                                  "2025-07-01T00:00:00Z"});
+  EXPECT_EQ(tdx.exit_code, 0) << tdx.output;
+  EXPECT_THAT(tdx.output, HasSubstr("\"tcb_status\": \"UpToDate\""));
+  auto sgx = testing::RunCommand({testing::KbsctlBinary(), "evidence", "verify", "--tee", "sgx",
+                                  "--quote", data + "/sgx/phala-sgx-v3-quote.bin", "--collateral",
+                                  data + "/sgx/phala-sgx-v3-collateral.json", "--at",
+                                  "2025-07-01T00:00:00Z"});
+  EXPECT_EQ(sgx.exit_code, 0) << sgx.output;
+  EXPECT_THAT(sgx.output, HasSubstr("ConfigurationAndSWHardeningNeeded"));
+  EXPECT_THAT(sgx.output, HasSubstr("INTEL-SA-00615"));
+  auto outdated = testing::RunCommand(
+      {testing::KbsctlBinary(), "evidence", "verify", "--tee", "tdx", "--quote",
+       data + "/tdx/phala-tdx-v5-outdated-quote.bin", "--collateral",
+       data + "/tdx/phala-tdx-v5-outdated-collateral.json", "--at", "2026-03-01T00:00:00Z"});
+  EXPECT_EQ(outdated.exit_code, 1) << outdated.output;
+  EXPECT_THAT(outdated.output, HasSubstr("TCB level not supported"));
 }
 
 // The CLI forms operators and the acceptance checks use.

@@ -20,7 +20,10 @@
 #include "kbs/cli/audit_commands.h"
 #include "kbs/client/kbs_client.h"
 #include "policy/policy_engine.h"
+#include "verifier/dcap/collateral.h"
+#include "verifier/sgx/sgx_verifier.h"
 #include "verifier/snp/snp_verifier.h"
+#include "verifier/tdx/tdx_verifier.h"
 
 namespace {
 
@@ -100,7 +103,121 @@ struct EvidenceArgs {
   std::string tee, evidence_file, report_file, cert_file, chain_file, report_data_hex,
       host_data_hex, at, collateral_dir;
   std::vector<std::string> trusted_arks;
+  // TDX / SGX
+  std::string quote_file, collateral_file, eventlog_file, mr_config_id_hex;
+  std::vector<std::string> trusted_roots;
 };
+
+// The primary evidence of an evidence file: the TEE's evidence JSON itself,
+// or the `tee-evidence.primary_evidence` of a whole /attest body.
+absl::StatusOr<Json> ReadPrimaryEvidence(const std::string& path) {
+  KBS_ASSIGN_OR_RETURN(std::string text, kbs::common::ReadFile(path, 32 << 20));
+  KBS_ASSIGN_OR_RETURN(Json json, kbs::common::ParseJson(text));
+  if (const auto* te = kbs::common::FindMember(json, "tee-evidence"); te != nullptr) {
+    const Json* primary = kbs::common::FindMember(*te, "primary_evidence");
+    if (primary == nullptr) return absl::InvalidArgumentError("no primary_evidence");
+    return *primary;
+  }
+  return json;
+}
+
+absl::StatusOr<absl::Time> VerificationTime(const std::string& at) {
+  if (at.empty()) return absl::Now();
+  absl::Time t;
+  std::string err;
+  if (!absl::ParseTime(absl::RFC3339_full, at, &t, &err)) {
+    return absl::InvalidArgumentError("--at must be RFC 3339, e.g. 2025-06-01T00:00:00Z");
+  }
+  return t;
+}
+
+int PrintClaims(const absl::StatusOr<kbs::verifier::VerifiedClaims>& claims) {
+  if (!claims.ok()) {
+    std::cerr << "kbsctl: evidence verification failed: " << claims.status().message() << "\n";
+    return claims.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  }
+  std::cout << Json{{"tee", claims->tee()},
+                    {"ear.status", std::string(claims->trust_vector().Status())},
+                    {"claims", claims->claims()}}
+                   .dump(2, ' ', false, Json::error_handler_t::replace)
+            << "\n";
+  return 0;
+}
+
+// kbsctl evidence verify --tee tdx|sgx: a DCAP quote (raw, or in the agent's
+// evidence JSON), collateral from a directory or a bundle file.
+int VerifyDcapEvidence(const EvidenceArgs& a) {
+  namespace dcap = kbs::verifier::dcap;
+  const bool tdx = a.tee == "tdx";
+  std::string quote;
+  std::optional<std::string> eventlog;
+  if (!a.evidence_file.empty()) {
+    auto primary = ReadPrimaryEvidence(a.evidence_file);
+    if (!primary.ok()) return Fail(primary.status());
+    if (tdx) {
+      auto parsed = kbs::verifier::tdx::ParseTdxEvidence(*primary);
+      if (!parsed.ok()) return Fail(parsed.status());
+      quote = std::move(parsed->quote);
+      eventlog = std::move(parsed->cc_eventlog);
+    } else {
+      auto parsed = kbs::verifier::sgx::ParseSgxEvidence(*primary);
+      if (!parsed.ok()) return Fail(parsed.status());
+      quote = *std::move(parsed);
+    }
+  } else if (!a.quote_file.empty()) {
+    auto raw = kbs::common::ReadFile(a.quote_file, 1 << 20);
+    if (!raw.ok()) return Fail(raw.status());
+    quote = *std::move(raw);
+  } else {
+    return Fail(absl::InvalidArgumentError("give --evidence FILE.json or --quote FILE"));
+  }
+  if (!a.eventlog_file.empty()) {
+    if (!tdx) return Fail(absl::InvalidArgumentError("--eventlog is for --tee tdx"));
+    auto raw = kbs::common::ReadFile(a.eventlog_file, 16 << 20);
+    if (!raw.ok()) return Fail(raw.status());
+    eventlog = *std::move(raw);
+  }
+  dcap::QuoteVerifierOptions options;
+  for (const std::string& root : a.trusted_roots) {
+    if (auto s = options.anchors.Add(root); !s.ok()) return Fail(s);
+  }
+  std::optional<dcap::Collateral> bundle;
+  std::unique_ptr<dcap::DirectoryCollateral> directory;
+  if (!a.collateral_file.empty()) {
+    auto text = kbs::common::ReadFile(a.collateral_file, 16 << 20);
+    if (!text.ok()) return Fail(text.status());
+    auto parsed = dcap::ParseCollateralBundle(*text);
+    if (!parsed.ok()) return Fail(parsed.status());
+    bundle = *std::move(parsed);
+  } else if (!a.collateral_dir.empty()) {
+    directory = std::make_unique<dcap::DirectoryCollateral>(a.collateral_dir);
+    options.collateral = directory.get();
+  } else {
+    return Fail(absl::InvalidArgumentError(
+        "give --collateral-dir DIR or --collateral FILE.json (Intel TCB info, QE identity, "
+        "CRLs)"));
+  }
+  auto at = VerificationTime(a.at);
+  if (!at.ok()) return Fail(at.status());
+  std::optional<std::string> report_data, config_id;
+  for (auto [hex, out] :
+       {std::pair{&a.report_data_hex, &report_data}, std::pair{&a.mr_config_id_hex, &config_id}}) {
+    if (hex->empty()) continue;
+    auto raw = kbs::common::HexDecode(*hex);
+    if (!raw.ok()) return Fail(absl::InvalidArgumentError("expected data must be hex"));
+    *out = *std::move(raw);
+  }
+  kbs::common::SystemClock clock;
+  const dcap::Collateral* fixed = bundle.has_value() ? &*bundle : nullptr;
+  if (tdx) {
+    kbs::verifier::tdx::TdxVerifier verifier(options, &clock);
+    kbs::verifier::tdx::TdxExpectations expect{report_data, config_id, *at};
+    return PrintClaims(verifier.VerifyEvidence({quote, eventlog}, expect, fixed));
+  }
+  kbs::verifier::sgx::SgxVerifier verifier(options, &clock);
+  kbs::verifier::sgx::SgxExpectations expect{report_data, config_id, *at};
+  return PrintClaims(verifier.VerifyQuote(quote, expect, fixed));
+}
 
 // DER from a file holding DER or PEM.
 absl::StatusOr<std::string> ReadCertificate(const std::string& path) {
@@ -111,19 +228,12 @@ absl::StatusOr<std::string> ReadCertificate(const std::string& path) {
 }
 
 int VerifyEvidence(const EvidenceArgs& a) {
+  if (a.tee == "tdx" || a.tee == "sgx") return VerifyDcapEvidence(a);
   namespace snp = kbs::verifier::snp;
   snp::SnpEvidence evidence;
   if (!a.evidence_file.empty()) {
-    auto text = kbs::common::ReadFile(a.evidence_file, 16 << 20);
-    if (!text.ok()) return Fail(text.status());
-    auto json = kbs::common::ParseJson(*text);
-    if (!json.ok()) return Fail(json.status());
-    // Accept the primary evidence itself or a whole /attest body.
-    const kbs::common::Json* primary = &*json;
-    if (const auto* te = kbs::common::FindMember(*json, "tee-evidence"); te != nullptr) {
-      primary = kbs::common::FindMember(*te, "primary_evidence");
-      if (primary == nullptr) return Fail(absl::InvalidArgumentError("no primary_evidence"));
-    }
+    auto primary = ReadPrimaryEvidence(a.evidence_file);
+    if (!primary.ok()) return Fail(primary.status());
     auto parsed = snp::ParseSnpEvidence(*primary);
     if (!parsed.ok()) return Fail(parsed.status());
     evidence = *std::move(parsed);
@@ -166,13 +276,9 @@ int VerifyEvidence(const EvidenceArgs& a) {
   }
   snp::SnpExpectations expect;
   kbs::common::SystemClock clock;
-  expect.at = clock.Now();
-  if (!a.at.empty()) {
-    std::string err;
-    if (!absl::ParseTime(absl::RFC3339_full, a.at, &expect.at, &err)) {
-      return Fail(absl::InvalidArgumentError("--at must be RFC 3339, e.g. 2025-06-01T00:00:00Z"));
-    }
-  }
+  auto at = VerificationTime(a.at);
+  if (!at.ok()) return Fail(at.status());
+  expect.at = *at;
   for (auto [hex, out] : {std::pair{&a.report_data_hex, &expect.report_data},
                           std::pair{&a.host_data_hex, &expect.host_data}}) {
     if (hex->empty()) continue;
@@ -181,17 +287,7 @@ int VerifyEvidence(const EvidenceArgs& a) {
     *out = *std::move(raw);
   }
   auto verifier = snp::SnpVerifier::Create(std::move(options), &clock);
-  auto claims = verifier->VerifyEvidence(evidence, expect, chain);
-  if (!claims.ok()) {
-    std::cerr << "kbsctl: evidence verification failed: " << claims.status().message() << "\n";
-    return claims.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
-  }
-  std::cout << Json{{"tee", claims->tee()},
-                    {"ear.status", std::string(claims->trust_vector().Status())},
-                    {"claims", claims->claims()}}
-                   .dump(2, ' ', false, Json::error_handler_t::replace)
-            << "\n";
-  return 0;
+  return PrintClaims(verifier->VerifyEvidence(evidence, expect, chain));
 }
 
 struct PolicyTestArgs {
@@ -410,7 +506,9 @@ int main(int argc, char** argv) {
   CLI::App* verify = evidence->add_subcommand(
       "verify", "Verify evidence offline; print its claims (exit 0) or the failed check");
   EvidenceArgs ev;
-  verify->add_option("--tee", ev.tee, "TEE type")->required()->check(CLI::IsMember({"snp"}));
+  verify->add_option("--tee", ev.tee, "TEE type")
+      ->required()
+      ->check(CLI::IsMember({"snp", "tdx", "sgx"}));
   auto* evidence_opt = verify->add_option("--evidence", ev.evidence_file,
                                           "The agent's evidence JSON (primary_evidence)");
   verify->add_option("--report", ev.report_file, "Raw 1184-byte SNP report")
@@ -425,6 +523,14 @@ int main(int argc, char** argv) {
                      "Collateral directory (layout in docs/snp.md)");
   verify->add_option("--trusted-ark", ev.trusted_arks,
                      "Extra pinned ARK, <Milan|Genoa|Turin>:<sha256 hex>; repeatable");
+  verify->add_option("--quote", ev.quote_file, "Raw DCAP quote (tdx, sgx)")->excludes(evidence_opt);
+  verify->add_option("--collateral", ev.collateral_file,
+                     "Intel collateral bundle JSON (tdx, sgx; dcap-qvl/PCCS form)");
+  verify->add_option("--eventlog", ev.eventlog_file, "CC event log (CCEL) to replay (tdx)");
+  verify->add_option("--mr-config-id", ev.mr_config_id_hex,
+                     "Expected MRCONFIGID (tdx) or CONFIGID (sgx), hex: the init-data digest");
+  verify->add_option("--trusted-root", ev.trusted_roots,
+                     "Extra pinned Intel root, sha256 hex of its DER; repeatable");
 
   for (CLI::App* cmd : {admin,     keygen, resource, put,      del,          list,  policy,
                         set,       get,    history,  activate, clear_shadow, ptest, peval,

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -148,6 +149,15 @@ absl::StatusOr<KbsConfig> ParseConfig(absl::string_view toml_text) {
   KBS_RETURN_IF_ERROR(
       r.Integer("snp", "collateral_timeout", c.snp_collateral_timeout_secs, 1, 600));
   KBS_RETURN_IF_ERROR(r.StringList("snp", "trusted_arks", c.snp_trusted_arks));
+  KBS_RETURN_IF_ERROR(r.Bool("tdx", "enabled", c.tdx_enabled));
+  KBS_RETURN_IF_ERROR(r.Bool("sgx", "enabled", c.sgx_enabled));
+  KBS_RETURN_IF_ERROR(r.String("dcap", "collateral_dir", c.dcap_collateral_dir));
+  KBS_RETURN_IF_ERROR(r.String("dcap", "pcs_url", c.dcap_pcs_url));
+  KBS_RETURN_IF_ERROR(r.String("dcap", "root_ca_crl_url", c.dcap_root_ca_crl_url));
+  KBS_RETURN_IF_ERROR(r.String("dcap", "pcs_api_key_file", c.dcap_pcs_api_key_file));
+  KBS_RETURN_IF_ERROR(
+      r.Integer("dcap", "collateral_timeout", c.dcap_collateral_timeout_secs, 1, 600));
+  KBS_RETURN_IF_ERROR(r.StringList("dcap", "trusted_roots", c.dcap_trusted_roots));
   KBS_RETURN_IF_ERROR(
       r.Integer("policy", "max_expression_bytes", c.policy_max_expression_bytes, 16, 65536));
   KBS_RETURN_IF_ERROR(
@@ -259,6 +269,22 @@ absl::Status ValidateConfig(const KbsConfig& c) {
       return absl::InvalidArgumentError(absl::StrCat(
           "snp.trusted_arks entries are \"<Milan|Genoa|Turin>:<64 hex digits>\", not \"", ark,
           "\""));
+    }
+  }
+  for (const std::string* url : {&c.dcap_pcs_url, &c.dcap_root_ca_crl_url}) {
+    if (!url->empty() && !absl::StartsWith(*url, "https://") &&
+        !absl::StartsWith(*url, "http://")) {
+      return absl::InvalidArgumentError(
+          "dcap.pcs_url and dcap.root_ca_crl_url must be http(s):// URLs or empty");
+    }
+  }
+  for (const std::string& root : c.dcap_trusted_roots) {
+    if (root.size() != 64 || !std::all_of(root.begin(), root.end(), [](char ch) {
+          return absl::ascii_isxdigit(static_cast<unsigned char>(ch));
+        })) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "dcap.trusted_roots entries are 64 hex digits (SHA-256 of a root's DER), not \"",
+          root.substr(0, 80), "\""));
     }
   }
   if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warning" &&

@@ -39,6 +39,16 @@ struct KbsConfig {
   int64_t snp_kds_min_interval_secs = 10;
   int64_t snp_collateral_timeout_secs = 10;
   std::vector<std::string> snp_trusted_arks;  // "<Product>:<sha256 hex>"
+  // [tdx], [sgx], [dcap] (Intel DCAP collateral shared by both)
+  bool tdx_enabled = true;
+  bool sgx_enabled = true;
+  std::string dcap_collateral_dir;  // "" -> <data_dir>/dcap-collateral
+  std::string dcap_pcs_url = "https://api.trustedservices.intel.com";  // "" disables
+  std::string dcap_root_ca_crl_url =
+      "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der";  // "" skips
+  std::string dcap_pcs_api_key_file;  // Ocp-Apim-Subscription-Key, if the PCS needs one
+  int64_t dcap_collateral_timeout_secs = 10;
+  std::vector<std::string> dcap_trusted_roots;  // extra root fingerprints, sha256 hex
   // [token]
   // Release-policy condition limits (docs/policy.md "Conditions").
   int64_t policy_max_expression_bytes = 1024;

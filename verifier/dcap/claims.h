@@ -1,0 +1,30 @@
+// Claims shared by the TDX and SGX verifiers: the platform, the TCB status
+// and the collateral a quote was judged with (trustee's QVL "supplemental"
+// claims, evidence-formats.md §2.6).
+#ifndef KBS_VERIFIER_DCAP_CLAIMS_H_
+#define KBS_VERIFIER_DCAP_CLAIMS_H_
+
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "common/json.h"
+#include "verifier/dcap/quote_verifier.h"
+#include "verifier/trust_vector.h"
+
+namespace kbs::verifier::dcap {
+
+// Adds fmspc, tcb_status, advisory_ids, tcb_date, platform_id (PPID),
+// sgx_type, pce_svn, the collateral's dates and numbers, ... to `claims`.
+void AddPlatformClaims(const VerifiedQuote& q, common::Json& claims);
+
+// The hardware tier for a TCB status: affirming when up to date, a warning
+// when hardening, configuration or updates are needed, contraindicated when
+// revoked.
+int8_t HardwareTrust(absl::string_view tcb_status);
+
+// Zero-pads or truncates `value` to `size` (trustee's regularize_data).
+std::string Fit(absl::string_view value, size_t size);
+
+}  // namespace kbs::verifier::dcap
+
+#endif  // KBS_VERIFIER_DCAP_CLAIMS_H_
