@@ -28,10 +28,12 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
+#include "common/encoding.h"
 #include "common/files.h"
 #include "common/json.h"
 #include "common/keys.h"
@@ -40,7 +42,9 @@
 #include "kbs/client/sample_attester.h"
 #include "kbs/core/protocol.h"
 #include "proto/kbs/v1/kbs.grpc.pb.h"
+#include "tests/testing/dcap_generator.h"
 #include "tests/testing/snp_generator.h"
+#include "verifier/dcap/collateral.h"
 #include "verifier/snp/certs.h"
 
 namespace {
@@ -126,6 +130,79 @@ absl::StatusOr<kbs::client::EvidenceMaker> SnpEvidenceMaker(const std::string& d
                                                      shared_key.get(), product, fields));
         return kbs::testing::SnpTestChain::EvidenceJson(report, vcek);
       });
+}
+
+// TDX evidence from a test PKI written by `kbs-bench tdx-pki`: each quote is
+// signed with the attestation key (ECDSA P-256), as the TD's quoting enclave
+// would; the QE report and PCK chain are the PKI's.
+absl::StatusOr<kbs::client::EvidenceMaker> TdxEvidenceMaker(const std::string& dir) {
+  KBS_ASSIGN_OR_RETURN(std::string exported, kbs::common::ReadFile(dir + "/quote_signer.json"));
+  KBS_ASSIGN_OR_RETURN(kbs::testing::QuoteSigner signer,
+                       kbs::testing::QuoteSigner::Import(exported));
+  auto shared = std::make_shared<kbs::testing::QuoteSigner>(std::move(signer));
+  return kbs::client::EvidenceMaker(
+      [shared](absl::string_view report_data,
+               const std::optional<std::string>& init_digest) -> absl::StatusOr<Json> {
+        kbs::testing::TdReportFields td;
+        td.report_data = std::string(report_data);
+        td.mr_config_id = init_digest.value_or("");
+        KBS_ASSIGN_OR_RETURN(std::string quote, shared->Sign(kbs::testing::QuoteKind::kTdxV4, td));
+        return kbs::testing::DcapTestPki::TdxEvidenceJson(quote);
+      });
+}
+
+// `kbs-bench tdx-pki --out-dir DIR`: a test Intel PKI for benchmarks: DIR
+// is a DCAP collateral directory (TCB info and QE identity valid for 30
+// days), plus the quote signer and the root fingerprint to trust.
+int WriteTdxPki(const std::string& dir) {
+  namespace dcap = kbs::verifier::dcap;
+  auto pki = kbs::testing::DcapTestPki::Create();
+  absl::Status s = pki.status();
+  absl::StatusOr<kbs::testing::QuoteSigner> signer = absl::UnknownError("");
+  if (s.ok()) s = (*pki)->IssuePck(kbs::testing::PckOptions{}).status();
+  if (s.ok()) {
+    signer = (*pki)->MakeQuoteSigner(kbs::testing::QeFields());
+    s = signer.status();
+  }
+  const absl::Time issued = absl::Now() - absl::Hours(1), next = absl::Now() + absl::Hours(720);
+  absl::StatusOr<Json> bundle = absl::UnknownError("");
+  if (s.ok()) {
+    auto pck_crl = (*pki)->MakePckCrl(true, {}, issued, next);
+    auto root_crl = (*pki)->MakeRootCrl({}, issued, next);
+    s = pck_crl.ok() ? root_crl.status() : pck_crl.status();
+    if (s.ok()) {
+      bundle =
+          (*pki)->CollateralBundle(kbs::testing::DcapTestPki::DefaultTdxTcbInfo(issued, next),
+                                   kbs::testing::DcapTestPki::DefaultQeIdentity(true, issued, next),
+                                   true, *pck_crl, *root_crl);
+      s = bundle.status();
+    }
+  }
+  if (s.ok()) {
+    auto collateral = dcap::ParseCollateralBundle(kbs::common::DumpJson(*bundle));
+    s = collateral.status();
+    if (s.ok()) {
+      dcap::CollateralRequest request;
+      request.fmspc =
+          *kbs::common::HexDecode(absl::AsciiStrToLower(kbs::testing::kDcapDefaultFmspcHex));
+      s = dcap::DirectoryCollateral(dir).Store(request, *collateral);
+    }
+  }
+  if (s.ok()) {
+    auto exported = signer->Export();
+    s = exported.status();
+    if (s.ok()) s = kbs::common::WriteFileAtomic(dir + "/quote_signer.json", *exported, 0600);
+  }
+  if (s.ok()) {
+    s = kbs::common::WriteFileAtomic(dir + "/trusted_root", (*pki)->RootFingerprintHex() + "\n");
+  }
+  if (!s.ok()) {
+    std::cerr << "kbs-bench: " << s.message() << "\n";
+    return 1;
+  }
+  std::cout << "wrote a test Intel PKI to " << dir << " (collateral dir; trust root "
+            << (*pki)->RootFingerprintHex() << ")\n";
+  return 0;
 }
 
 // `kbs-bench snp-chain --out-dir DIR`: a test AMD chain for benchmarks.
@@ -448,8 +525,10 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   CLI::App* rcar = app.add_subcommand("rcar", "Full RCAR flows (auth, attest, resource)");
   CLI::App* snp_chain = app.add_subcommand("snp-chain", "Write a test AMD chain for --tee snp");
-  std::string chain_dir, snp_signer;
+  std::string chain_dir, snp_signer, tdx_signer, pki_dir;
   snp_chain->add_option("--out-dir", chain_dir, "Directory (also a collateral dir)")->required();
+  CLI::App* tdx_pki = app.add_subcommand("tdx-pki", "Write a test Intel PKI for --tee tdx");
+  tdx_pki->add_option("--out-dir", pki_dir, "Directory (also a DCAP collateral dir)")->required();
   Settings s;
   std::string key_type = "ec-p256";
   double duration = 10, warmup = 1;
@@ -471,10 +550,13 @@ int main(int argc, char** argv) {
   rcar->add_option("--key-type", key_type, "ec-p256, ec-p521 or rsa")
       ->check(CLI::IsMember({"ec-p256", "ec-p521", "rsa"}));
   rcar->add_flag("--bearer", s.bearer, "Fetch by Bearer token instead of the session");
-  rcar->add_option("--tee", s.tee, "sample or snp")->check(CLI::IsMember({"sample", "snp"}));
+  rcar->add_option("--tee", s.tee, "sample, snp or tdx")
+      ->check(CLI::IsMember({"sample", "snp", "tdx"}));
   rcar->add_option("--snp-signer", snp_signer, "Directory written by `kbs-bench snp-chain`");
+  rcar->add_option("--tdx-signer", tdx_signer, "Directory written by `kbs-bench tdx-pki`");
   CLI11_PARSE(app, argc, argv);
   if (snp_chain->parsed()) return WriteSnpChain(chain_dir);
+  if (tdx_pki->parsed()) return WriteTdxPki(pki_dir);
   s.key_type = *kbs::client::ParseTeeKeyType(key_type);
   if (s.tee == "snp") {
     if (snp_signer.empty()) {
@@ -482,6 +564,18 @@ int main(int argc, char** argv) {
       return 2;
     }
     auto maker = SnpEvidenceMaker(snp_signer);
+    if (!maker.ok()) {
+      std::cerr << "kbs-bench: " << maker.status().message() << "\n";
+      return 1;
+    }
+    s.evidence_maker = *std::move(maker);
+  }
+  if (s.tee == "tdx") {
+    if (tdx_signer.empty()) {
+      std::cerr << "kbs-bench: --tee tdx needs --tdx-signer DIR (see kbs-bench tdx-pki)\n";
+      return 2;
+    }
+    auto maker = TdxEvidenceMaker(tdx_signer);
     if (!maker.ok()) {
       std::cerr << "kbs-bench: " << maker.status().message() << "\n";
       return 1;

@@ -742,7 +742,8 @@ absl::StatusOr<std::string> ReceiptLog::StoreEvidence(absl::string_view evidence
   uLongf bound = compressBound(evidence.size());
   std::string packed(bound, '\0');
   if (compress2(reinterpret_cast<Bytef*>(packed.data()), &bound,
-                reinterpret_cast<const Bytef*>(evidence.data()), evidence.size(), 6) != Z_OK) {
+                reinterpret_cast<const Bytef*>(evidence.data()), evidence.size(),
+                Z_BEST_SPEED) != Z_OK) {
     return absl::InternalError("evidence compression failed");
   }
   packed.resize(bound);

@@ -22,16 +22,14 @@ absl::StatusOr<std::string> Take(ByteReader& r, size_t n, absl::string_view what
   return common::ToString(b);
 }
 
-absl::StatusOr<uint64_t> U64(ByteReader& r, absl::string_view what) { return r.U64(what); }
-
 absl::StatusOr<TdReport> ParseTdReport(ByteReader& r, bool td15) {
   TdReport t;
   KBS_ASSIGN_OR_RETURN(t.tee_tcb_svn, Take(r, 16, "TD report TEE_TCB_SVN"));
   KBS_ASSIGN_OR_RETURN(t.mr_seam, Take(r, 48, "TD report MRSEAM"));
   KBS_ASSIGN_OR_RETURN(t.mr_signer_seam, Take(r, 48, "TD report MRSIGNERSEAM"));
-  KBS_ASSIGN_OR_RETURN(t.seam_attributes, U64(r, "TD report SEAMATTRIBUTES"));
-  KBS_ASSIGN_OR_RETURN(t.td_attributes, U64(r, "TD report TDATTRIBUTES"));
-  KBS_ASSIGN_OR_RETURN(t.xfam, U64(r, "TD report XFAM"));
+  KBS_ASSIGN_OR_RETURN(t.seam_attributes, r.U64("TD report SEAMATTRIBUTES"));
+  KBS_ASSIGN_OR_RETURN(t.td_attributes, r.U64("TD report TDATTRIBUTES"));
+  KBS_ASSIGN_OR_RETURN(t.xfam, r.U64("TD report XFAM"));
   KBS_ASSIGN_OR_RETURN(t.mr_td, Take(r, 48, "TD report MRTD"));
   KBS_ASSIGN_OR_RETURN(t.mr_config_id, Take(r, 48, "TD report MRCONFIGID"));
   KBS_ASSIGN_OR_RETURN(t.mr_owner, Take(r, 48, "TD report MROWNER"));
@@ -49,15 +47,12 @@ absl::StatusOr<TdReport> ParseTdReport(ByteReader& r, bool td15) {
 
 absl::StatusOr<EnclaveReport> ReadEnclaveReport(ByteReader& r, absl::string_view what) {
   EnclaveReport e;
-  const size_t start = r.offset();
   KBS_ASSIGN_OR_RETURN(absl::Span<const uint8_t> raw, r.Bytes(kEnclaveReportSize, what));
   e.raw = common::ToString(raw);
   ByteReader b(raw);
-  auto field = [&](size_t n, absl::string_view name) -> absl::StatusOr<std::string> {
-    auto v = Take(b, n, absl::StrCat(what, " ", name));
-    return v;
+  auto field = [&](size_t n, absl::string_view name) {
+    return Take(b, n, absl::StrCat(what, " ", name));
   };
-  (void)start;
   KBS_ASSIGN_OR_RETURN(e.cpu_svn, field(16, "CPUSVN"));
   KBS_ASSIGN_OR_RETURN(e.misc_select, b.U32(absl::StrCat(what, " MISCSELECT")));
   KBS_ASSIGN_OR_RETURN(e.reserved1, field(12, "reserved"));

@@ -16,6 +16,7 @@ namespace kbs::verifier::dcap {
 namespace {
 
 constexpr size_t kMaxCachedChains = 10000;
+constexpr size_t kMaxCachedKeys = 10000;
 
 bool IsConfiguration(absl::string_view s) {
   return s == "ConfigurationNeeded" || s == "ConfigurationAndSWHardeningNeeded";
@@ -177,6 +178,22 @@ absl::Status CheckRevocation(const PckChain& chain, const VerifiedCollateral& co
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::shared_ptr<EVP_PKEY>> QuoteVerifier::AttestationKey(
+    const std::string& xy) const {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = attestation_keys_.find(xy);
+    if (it != attestation_keys_.end()) return it->second;
+  }
+  auto key = P256PublicKey(xy);
+  if (!key.ok()) return absl::UnauthenticatedError(key.status().message());
+  std::shared_ptr<EVP_PKEY> shared(key->release(), EVP_PKEY_free);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (attestation_keys_.size() >= kMaxCachedKeys) attestation_keys_.clear();
+  attestation_keys_[xy] = shared;
+  return shared;
+}
+
 absl::StatusOr<std::shared_ptr<const QuoteVerifier::CachedChain>> QuoteVerifier::GetChain(
     const Quote& quote, absl::Time at) const {
   const std::string key = common::Sha256(quote.pck_chain_pem);
@@ -295,9 +312,8 @@ absl::StatusOr<VerifiedQuote> QuoteVerifier::Verify(absl::Span<const uint8_t> by
         "the QE report does not bind the attestation key (REPORTDATA != SHA-256(attestation "
         "key || QE auth data))");
   }
-  auto att_key = P256PublicKey(quote.attestation_key);
-  if (!att_key.ok()) return absl::UnauthenticatedError(att_key.status().message());
-  if (!VerifyP256Signature(att_key->get(), quote.signed_bytes, quote.signature)) {
+  KBS_ASSIGN_OR_RETURN(std::shared_ptr<EVP_PKEY> att_key, AttestationKey(quote.attestation_key));
+  if (!VerifyP256Signature(att_key.get(), quote.signed_bytes, quote.signature)) {
     return absl::UnauthenticatedError(
         "the quote signature does not verify with the attestation key (header or body altered)");
   }

@@ -88,8 +88,13 @@ class QuoteVerifier {
       const CollateralRequest& request, const CachedChain& chain, absl::Time at,
       const Collateral* explicit_collateral) const;
 
+  // The attestation key as an OpenSSL key, cached by its bytes: a platform
+  // keeps its key while its QE runs, and decoding costs as much as a verify.
+  absl::StatusOr<std::shared_ptr<EVP_PKEY>> AttestationKey(const std::string& xy) const;
+
   QuoteVerifierOptions options_;
   mutable std::mutex mu_;
+  mutable std::map<std::string, std::shared_ptr<EVP_PKEY>> attestation_keys_;
   mutable std::map<std::string, std::shared_ptr<const CachedChain>> chains_;
   mutable std::map<std::string, CachedCollateral> collateral_;
 };
