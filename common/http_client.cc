@@ -3,6 +3,7 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -108,12 +109,27 @@ class BeastHttpClient final : public HttpClient {
     if (tls_) beast::get_lowest_layer(*tls_).socket().shutdown(tcp::socket::shutdown_both, ignored);
     plain_.reset();
     tls_.reset();
+    // Bytes of an abandoned response must not be read as the next one's.
+    buffer_.clear();
   }
 
   absl::Status Connect() {
     beast::error_code ec;
     tcp::resolver resolver(ioc_);
-    auto endpoints = resolver.resolve(url_.host, url_.port, ec);
+    tcp::resolver::results_type endpoints;
+    asio::steady_timer timer(ioc_, absl::ToChronoNanoseconds(options_.timeout));
+    bool resolved = false;
+    resolver.async_resolve(url_.host, url_.port,
+                           [&](beast::error_code e, tcp::resolver::results_type r) {
+                             resolved = true;
+                             ec = e;
+                             endpoints = std::move(r);
+                             timer.cancel();
+                           });
+    timer.async_wait([&](beast::error_code e) {
+      if (!e && !resolved) resolver.cancel();
+    });
+    Run();
     if (ec) {
       return absl::UnavailableError(absl::StrCat("cannot resolve ", url_.host, ": ", ec.message()));
     }

@@ -167,6 +167,11 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
   std::unique_ptr<dcap::DirectoryCollateral> dcap_directory;
   std::unique_ptr<dcap::PcsCollateral> dcap_pcs;
   std::unique_ptr<dcap::ChainedCollateral> dcap_collateral;
+  dcap::RootAnchors dcap_anchors = dcap::RootAnchors::IntelDefault();
+  for (const std::string& root : config.dcap_trusted_roots) {
+    absl::Status added = dcap_anchors.Add(root);
+    if (!added.ok()) return Fail("dcap.trusted_roots", added);
+  }
   if (config.tdx_enabled || config.sgx_enabled) {
     std::string dir = config.dcap_collateral_dir.empty()
                           ? (std::filesystem::path(config.data_dir) / "dcap-collateral").string()
@@ -177,6 +182,7 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
       dcap::PcsCollateral::Options pcs;
       pcs.base_url = config.dcap_pcs_url;
       pcs.root_ca_crl_url = config.dcap_root_ca_crl_url;
+      pcs.anchors = &dcap_anchors;
       if (!config.dcap_pcs_api_key_file.empty()) {
         auto key = kbs::common::ReadFile(config.dcap_pcs_api_key_file, 4096);
         if (!key.ok()) return Fail("dcap.pcs_api_key_file", key.status());
@@ -190,10 +196,7 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
     sources.push_back(dcap_directory.get());
     dcap_collateral = std::make_unique<dcap::ChainedCollateral>(sources);
     dcap::QuoteVerifierOptions options;
-    for (const std::string& root : config.dcap_trusted_roots) {
-      absl::Status added = options.anchors.Add(root);
-      if (!added.ok()) return Fail("dcap.trusted_roots", added);
-    }
+    options.anchors = dcap_anchors;
     options.collateral = dcap_collateral.get();
     options.collateral_timeout = absl::Seconds(config.dcap_collateral_timeout_secs);
     if (config.tdx_enabled) {

@@ -18,9 +18,8 @@ std::string Fit(absl::string_view value, size_t size) {
 }
 
 int8_t HardwareTrust(absl::string_view s) {
-  if (s == "UpToDate") return kAffirming;
-  if (s == "Revoked") return 96;  // AR4SI: hardware with known vulnerabilities
-  return kWarningUnsafeConfig;
+  // Revoked never gets here: it fails verification.
+  return s == "UpToDate" ? kAffirming : kWarningUnsafeConfig;
 }
 
 void AddPlatformClaims(const VerifiedQuote& q, common::Json& claims) {
@@ -49,6 +48,10 @@ void AddPlatformClaims(const VerifiedQuote& q, common::Json& claims) {
   claims["earliest_issue_date"] = Rfc3339(c.earliest_issue_date);
   claims["latest_issue_date"] = Rfc3339(c.not_before);
   claims["earliest_expiration_date"] = Rfc3339(c.not_after);
+  // Revocation is checked with the CRLs the collateral has; a policy that
+  // requires both can say `tdx.revocation_checked.pck_crl`.
+  claims["revocation_checked"] = {{"pck_crl", c.pck_crl != nullptr},
+                                  {"root_ca_crl", c.root_crl != nullptr}};
   if (c.pck_crl_number.has_value()) claims["pck_crl_num"] = *c.pck_crl_number;
   if (c.root_crl_number.has_value()) claims["root_ca_crl_num"] = *c.root_crl_number;
   claims["qe_svn"] = q.quote.qe_report.isv_svn;

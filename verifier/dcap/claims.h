@@ -17,9 +17,8 @@ namespace kbs::verifier::dcap {
 // sgx_type, pce_svn, the collateral's dates and numbers, ... to `claims`.
 void AddPlatformClaims(const VerifiedQuote& q, common::Json& claims);
 
-// The hardware tier for a TCB status: affirming when up to date, a warning
-// when hardening, configuration or updates are needed, contraindicated when
-// revoked.
+// The hardware tier for a usable TCB status: affirming when up to date, a
+// warning when hardening, configuration or updates are needed.
 int8_t HardwareTrust(absl::string_view tcb_status);
 
 // Zero-pads or truncates `value` to `size` (trustee's regularize_data).

@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/bytes.h"
 #include "common/encoding.h"
@@ -212,18 +213,21 @@ absl::StatusOr<ChainWindow> VerifySigned(absl::string_view what, absl::string_vi
                                          absl::string_view signature, absl::string_view chain_pem,
                                          const RootAnchors& anchors, absl::Time at) {
   auto certs = common::ParsePemCertificates(chain_pem);
-  if (!certs.ok() || certs->size() < 2) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what,
-                     " issuer chain is not a PEM bundle of the TCB Signing certificate "
-                     "and the root"));
+  if (!certs.ok() || certs->size() != 2) {
+    return absl::UnauthenticatedError(
+        absl::StrCat(what, " issuer chain is not the TCB Signing certificate and the root"));
   }
   const X509* leaf = (*certs)[0].get();
-  const X509* root = certs->back().get();
-  std::vector<const X509*> mid;
-  for (size_t i = 1; i + 1 < certs->size(); ++i) mid.push_back((*certs)[i].get());
-  KBS_ASSIGN_OR_RETURN(ChainWindow w, VerifyChain(leaf, mid, root, anchors, at,
-                                                  absl::StrCat(what, " issuer chain")));
+  const X509* root = (*certs)[1].get();
+  // Only Intel's TCB Signing key signs collateral: a PCK or CA key under the
+  // same root must not (Intel QVL checks the subject too).
+  if (!absl::StrContains(common::CommonName(leaf), "SGX TCB Signing")) {
+    return absl::UnauthenticatedError(absl::StrCat(what, " is signed by '",
+                                                   common::CommonName(leaf).substr(0, 64),
+                                                   "', not by an SGX TCB Signing certificate"));
+  }
+  KBS_ASSIGN_OR_RETURN(
+      ChainWindow w, VerifyChain(leaf, {}, root, anchors, at, absl::StrCat(what, " issuer chain")));
   if (signature.size() != 64 || !VerifyP256Signature(X509_get0_pubkey(leaf), text, signature)) {
     return absl::UnauthenticatedError(absl::StrCat(what, " signature does not verify with '",
                                                    common::CommonName(leaf).substr(0, 64), "'"));
@@ -233,8 +237,9 @@ absl::StatusOr<ChainWindow> VerifySigned(absl::string_view what, absl::string_vi
 
 absl::StatusOr<common::X509CrlPtr> Crl(absl::string_view der, absl::string_view what) {
   auto crl = common::ParseCrl(der);
-  if (!crl.ok())
-    return absl::InvalidArgumentError(absl::StrCat(what, ": ", crl.status().message()));
+  if (!crl.ok()) {
+    return absl::UnauthenticatedError(absl::StrCat(what, ": ", crl.status().message()));
+  }
   return crl;
 }
 
@@ -422,9 +427,12 @@ absl::StatusOr<std::shared_ptr<const VerifiedCollateral>> VerifyCollateral(
     v->not_before = std::max(v->not_before, CrlThisUpdate(v->root_crl.get()));
     v->not_after = std::min(v->not_after, CrlNextUpdate(v->root_crl.get()));
     v->root_crl_number = CrlNumber(v->root_crl.get());
-    if (common::IsRevoked(v->root_crl.get(), certs->front().get())) {
-      return absl::UnauthenticatedError(
-          "the TCB Signing certificate is revoked by the root CA CRL");
+    for (const std::string* chain : {&c.tcb_info_issuer_chain, &c.qe_identity_issuer_chain}) {
+      auto signer = common::ParsePemCertificates(*chain);
+      if (signer.ok() && common::IsRevoked(v->root_crl.get(), signer->front().get())) {
+        return absl::UnauthenticatedError(
+            "the TCB Signing certificate is revoked by the root CA CRL");
+      }
     }
   }
   if (!c.pck_crl.empty()) {

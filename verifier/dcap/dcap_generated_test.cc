@@ -153,7 +153,8 @@ TEST_F(GeneratedDcapTest, RevokedPckIsRefused) {
 TEST_F(GeneratedDcapTest, ExpiredCollateralIsRefused) {
   auto q = Verify(Quote(), MakeCollateral(), DcapTee::kTdx, kAt + absl::Hours(24 * 21));
   ASSERT_FALSE(q.ok());
-  EXPECT_EQ(q.status().code(), absl::StatusCode::kUnauthenticated);
+  // The quote was not judged: the KBS lacks usable collateral (503).
+  EXPECT_EQ(q.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(q.status().message(), HasSubstr("not current"));
   auto early = Verify(Quote(), MakeCollateral(), DcapTee::kTdx, kAt - absl::Hours(24 * 11));
   ASSERT_FALSE(early.ok());
@@ -171,9 +172,12 @@ TEST_F(GeneratedDcapTest, BadCollateralSignaturesAreRefused) {
   qe.qe_identity_signature[5] ^= 1;
   EXPECT_THAT(Verify(Quote(), qe).status().message(),
               HasSubstr("QE identity signature does not verify"));
+  // Collateral signed by another key under the same root (here the PCK
+  // Platform CA's chain) is refused even with a valid signature.
   Collateral chain = c;
-  chain.tcb_info_issuer_chain = pki_->PckCrlIssuerChainPem(true);  // not the TCB Signing key
-  EXPECT_FALSE(Verify(Quote(), chain).ok());
+  chain.tcb_info_issuer_chain = pki_->PckCrlIssuerChainPem(true);
+  EXPECT_THAT(std::string(Verify(Quote(), chain).status().message()),
+              HasSubstr("not by an SGX TCB Signing certificate"));
   Collateral crl = c;
   crl.pck_crl[crl.pck_crl.size() - 3] ^= 1;  // inside the CRL's signature
   EXPECT_FALSE(Verify(Quote(), crl).ok());
@@ -222,11 +226,20 @@ TEST_F(GeneratedDcapTest, TcbStatusFollowsIntelsRules) {
   other_qe.mr_signer = std::string(32, '\x01');
   EXPECT_THAT(Verify(Quote(QuoteKind::kTdxV4, {}, other_qe), MakeCollateral()).status().message(),
               HasSubstr("QE identity mismatch"));
-  // Revoked levels are a claim for the policy, with a contraindicated tier.
+  // A QE below every level is revoked (Intel QVL), and Revoked is terminal.
+  QeFields ancient_qe;
+  ancient_qe.isv_svn = 1;
+  auto revoked_qe = Verify(Quote(QuoteKind::kTdxV4, {}, ancient_qe), MakeCollateral());
+  EXPECT_EQ(revoked_qe.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(revoked_qe.status().message(), HasSubstr("QE Revoked"));
   tcb_info_["tcbLevels"][0]["tcbStatus"] = "Revoked";
   q = Verify(Quote(), MakeCollateral());
-  ASSERT_TRUE(q.ok()) << q.status();
-  EXPECT_EQ(q->tcb.status, "Revoked");
+  ASSERT_FALSE(q.ok());
+  EXPECT_EQ(q.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(q.status().message(), HasSubstr("TCB status Revoked"));
+  // A status Intel may add later is not taken as usable.
+  tcb_info_["tcbLevels"][0]["tcbStatus"] = "SomethingNew";
+  EXPECT_FALSE(Verify(Quote(), MakeCollateral()).ok());
 }
 
 // A CC event log of one Spec ID event and `digests` extending RTMR0.
@@ -278,6 +291,10 @@ TEST_F(GeneratedDcapTest, TdxVerifierBindsAndReplays) {
   auto ok = verifier.VerifyEvidence({quote, EventLog({digest})}, expect, &c);
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_EQ(ok->claims()["event_log"][0]["data"], "console=ttyS0");
+  EXPECT_EQ(ok->claims()["event_log"][0]["measured"], true);
+  // The digest is not the hash of the text: the text is not proven.
+  EXPECT_EQ(ok->claims()["event_log"][0]["data_verified"], false);
+  EXPECT_EQ(ok->claims()["revocation_checked"]["pck_crl"], true);
   EXPECT_EQ(ok->claims()["tcb_status"], "UpToDate");
   EXPECT_EQ(ok->claims()["debug"], false);
   EXPECT_EQ(ok->trust_vector().hardware, kAffirming);

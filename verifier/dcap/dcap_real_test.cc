@@ -100,7 +100,7 @@ TEST_F(RealQuotes, PhalaTdxV4OutsideTheCollateralWindowFails) {
   auto q = Verify("tdx/phala-tdx-v4-quote.bin", DcapTee::kTdx, "2025-08-01T00:00:00Z",
                   Bundle("tdx/phala-tdx-v4-collateral.json"));
   ASSERT_FALSE(q.ok());
-  EXPECT_EQ(q.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(q.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(q.status().message(), HasSubstr("not current"));
 }
 
@@ -126,7 +126,7 @@ TEST_F(RealQuotes, TrusteeDebugTdIsUpToDateAndDebug) {
   auto late =
       Verify("tdx/trustee-tdx-v4-spr-debug-quote.dat", DcapTee::kTdx, "2023-08-01T00:00:00Z", c);
   ASSERT_FALSE(late.ok());
-  EXPECT_EQ(late.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(late.status().code(), absl::StatusCode::kUnavailable);
 
   // Through the TDX verifier: claims, with debug visible to the policy.
   tdx::TdxVerifier verifier(QuoteVerifierOptions{}, nullptr);

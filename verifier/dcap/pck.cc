@@ -244,6 +244,11 @@ absl::StatusOr<PckChain> ParsePckChain(absl::string_view pem) {
     return absl::InvalidArgumentError(
         "quote PCK certificate chain is not in the order PCK, CA, root (issuer names differ)");
   }
+  if (!absl::StrContains(Subject(chain.pck.get()), "SGX PCK Certificate")) {
+    return absl::InvalidArgumentError(absl::StrCat("the quote's leaf certificate '",
+                                                   Subject(chain.pck.get()).substr(0, 64),
+                                                   "' is not an SGX PCK Certificate"));
+  }
   const std::string ca = Subject(chain.intermediate.get());
   if (absl::StrContains(ca, "Platform CA")) {
     chain.ca = PckCa::kPlatform;

@@ -339,7 +339,7 @@ std::optional<Collateral> PcsCollateral::Lookup(const CacheKey& key) {
 }
 
 void PcsCollateral::Remember(const CacheKey& key, const Collateral& collateral) {
-  absl::Time expires = Expiry(collateral);
+  absl::Time expires = std::min(Expiry(collateral), clock_->Now() + options_.refresh_interval);
   absl::Time now = clock_->Now();
   if (now >= expires) return;  // stale as served: the verifier will say so
   std::lock_guard<std::mutex> lock(cache_mu_);
@@ -374,6 +374,13 @@ absl::StatusOr<Collateral> PcsCollateral::Get(const CollateralRequest& request,
   // Another caller may have fetched the same set while this one waited.
   if (auto hit = Lookup(key)) return *std::move(hit);
   KBS_ASSIGN_OR_RETURN(Collateral collateral, FetchAll(request, deadline));
+  if (options_.anchors != nullptr) {
+    auto verified = VerifyCollateral(collateral, request.tee, *options_.anchors, clock_->Now());
+    if (!verified.ok()) {
+      return absl::UnavailableError(absl::StrCat("Intel PCS sent collateral that does not verify: ",
+                                                 verified.status().message()));
+    }
+  }
   Remember(key, collateral);
   if (cache_ != nullptr) {
     if (absl::Status s = cache_->Store(request, collateral); !s.ok()) {

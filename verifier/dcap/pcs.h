@@ -52,6 +52,13 @@ class PcsCollateral final : public CollateralSource {
     absl::Duration min_interval = absl::ZeroDuration();
     // First wait after a failed attempt; doubles up to 10 minutes.
     absl::Duration retry_backoff = absl::Seconds(1);
+    // Only sets whose signatures and chains verify against these roots (at
+    // the clock's time) are cached and written to the directory; others are
+    // Unavailable, so the directory's copy stays usable. Null: not checked.
+    const RootAnchors* anchors = nullptr;
+    // Sets are fetched again after this even before their nextUpdate, so new
+    // CRL entries take effect (Intel's PCCS refreshes daily).
+    absl::Duration refresh_interval = absl::Hours(24);
     common::HttpClientOptions http;
   };
 

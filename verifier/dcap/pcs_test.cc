@@ -256,8 +256,8 @@ TEST_F(PcsTest, FetchesCollateralAsServedAndKeepsItUntilNextUpdate) {
   EXPECT_EQ(c->pck_crl, pck_crl_);
   EXPECT_EQ(c->root_ca_crl, root_crl_);
 
-  // Within validity: from memory, no request.
-  clock_.Advance(absl::Hours(24 * 15));  // 2023-07-05
+  // Within validity and the refresh interval: from memory, no request.
+  clock_.Advance(absl::Hours(12));
   auto again = (*fetcher)->Get(Request(), absl::Seconds(10));
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(again->tcb_info, c->tcb_info);
@@ -265,10 +265,15 @@ TEST_F(PcsTest, FetchesCollateralAsServedAndKeepsItUntilNextUpdate) {
   EXPECT_EQ((*fetcher)->requests_sent(), 4);
   EXPECT_EQ(pcs.requests(), 4);
 
-  // The QE identity and the PCK CRL expire on 2023-07-08: fetched again.
-  clock_.Advance(absl::Hours(24 * 4));  // 2023-07-09
+  // After a day the set is fetched again (new CRL entries take effect).
+  clock_.Advance(absl::Hours(13));
   ASSERT_TRUE((*fetcher)->Get(Request(), absl::Seconds(10)).ok());
   EXPECT_EQ((*fetcher)->requests_sent(), 8);
+
+  // The QE identity and the PCK CRL expire on 2023-07-08: fetched again.
+  clock_.Advance(absl::Hours(24 * 18));  // 2023-07-09
+  ASSERT_TRUE((*fetcher)->Get(Request(), absl::Seconds(10)).ok());
+  EXPECT_EQ((*fetcher)->requests_sent(), 12);
 }
 
 TEST_F(PcsTest, StoresWhatItFetchesInTheDirectoryCache) {
@@ -296,6 +301,35 @@ TEST_F(PcsTest, StoresWhatItFetchesInTheDirectoryCache) {
   EXPECT_EQ(stored->tcb_info_issuer_chain, c->tcb_info_issuer_chain);
   EXPECT_EQ(stored->pck_crl, c->pck_crl);
   EXPECT_EQ(stored->root_ca_crl, c->root_ca_crl);
+}
+
+// With trust anchors, only collateral that verifies is kept: a set signed
+// under another root is Unavailable and never reaches the directory, whose
+// copy stays the fallback.
+TEST_F(PcsTest, KeepsOnlyCollateralThatVerifies) {
+  testing::FakeHttpServer pcs([this](const std::string& t) { return Serve(t); });
+  std::string dir = TempDir("pcs_verified");
+  DirectoryCollateral cache(dir);
+  RootAnchors intel = RootAnchors::IntelDefault();
+  PcsCollateral::Options options = OptionsFor(pcs);
+  options.anchors = &intel;
+  auto fetcher = PcsCollateral::Create(options, &cache, &clock_);
+  ASSERT_TRUE(fetcher.ok()) << fetcher.status();
+  ASSERT_TRUE((*fetcher)->Get(Request(), absl::Seconds(10)).ok());
+  EXPECT_TRUE(std::filesystem::exists(dir + "/tdx/qe_identity.json"));
+
+  std::string other_dir = TempDir("pcs_unverified");
+  DirectoryCollateral other_cache(other_dir);
+  RootAnchors other;
+  ASSERT_TRUE(other.Add(std::string(64, 'a')).ok());
+  options.anchors = &other;
+  auto strict = PcsCollateral::Create(options, &other_cache, &clock_);
+  ASSERT_TRUE(strict.ok()) << strict.status();
+  auto c = (*strict)->Get(Request(), absl::Seconds(10));
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(c.status().message(), HasSubstr("does not verify"));
+  EXPECT_FALSE(std::filesystem::exists(other_dir + "/tdx/qe_identity.json"));
 }
 
 TEST_F(PcsTest, UnknownFmspcIsNotFound) {

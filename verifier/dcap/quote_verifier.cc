@@ -17,6 +17,9 @@ namespace {
 
 constexpr size_t kMaxCachedChains = 10000;
 constexpr size_t kMaxCachedKeys = 10000;
+// Verified collateral is asked for again after this, so new CRL entries
+// take effect within a day (sources cache what they fetched).
+constexpr absl::Duration kCollateralRefresh = absl::Hours(24);
 
 bool IsConfiguration(absl::string_view s) {
   return s == "ConfigurationNeeded" || s == "ConfigurationAndSWHardeningNeeded";
@@ -150,10 +153,28 @@ absl::StatusOr<TcbEvaluation> EvaluateTcb(const Quote& quote, const PckExtension
     }
   }
   const TcbLevel* q = IdentityLevel(id.levels, qe.isv_svn);
-  // Below every level, Intel's QVL reports the QE out of date.
-  out.qe_status = q == nullptr ? "OutOfDate" : q->status;
+  // Below every level, Intel's QVL reports the QE revoked
+  // (EnclaveIdentityV2::getTcbStatus).
+  out.qe_status = q == nullptr ? "Revoked" : q->status;
   out.status = Converge(out.status, out.qe_status);
   if (q != nullptr) AddAdvisories(out.advisory_ids, q->advisory_ids);
+  // Revoked (and anything Intel may add later) is terminal, as in Intel's
+  // QVL and trustee: the quote is not trusted whatever the policy says.
+  static constexpr absl::string_view kUsable[] = {"UpToDate",
+                                                  "SWHardeningNeeded",
+                                                  "ConfigurationNeeded",
+                                                  "ConfigurationAndSWHardeningNeeded",
+                                                  "OutOfDate",
+                                                  "OutOfDateConfigurationNeeded"};
+  if (std::find(std::begin(kUsable), std::end(kUsable), out.status) == std::end(kUsable)) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        "TCB status ", out.status.substr(0, 40), " (platform ", out.platform_status.substr(0, 40),
+        out.module_status ? absl::StrCat(", TDX module ", out.module_status->substr(0, 40)) : "",
+        ", QE ", out.qe_status.substr(0, 40), ") for FMSPC ", fmspc,
+        out.advisory_ids.empty()
+            ? ""
+            : absl::StrCat(", advisories ", absl::StrJoin(out.advisory_ids, ","))));
+  }
   return out;
 }
 
@@ -222,11 +243,16 @@ absl::StatusOr<std::shared_ptr<const QuoteVerifier::CachedChain>> QuoteVerifier:
 absl::StatusOr<std::shared_ptr<const VerifiedCollateral>> QuoteVerifier::GetCollateral(
     const CollateralRequest& request, const CachedChain& chain, absl::Time at,
     const Collateral* explicit_collateral) const {
+  auto unusable = [&request](const absl::Status& s) {
+    return absl::UnavailableError(absl::StrCat("Intel collateral for ", DcapTeeName(request.tee),
+                                               " FMSPC ", common::HexEncode(request.fmspc),
+                                               " is unusable: ", s.message()));
+  };
   if (explicit_collateral != nullptr) {
-    KBS_ASSIGN_OR_RETURN(auto verified,
-                         VerifyCollateral(*explicit_collateral, request.tee, options_.anchors, at));
-    KBS_RETURN_IF_ERROR(CheckRevocation(chain.chain, *verified, at));
-    return verified;
+    auto verified = VerifyCollateral(*explicit_collateral, request.tee, options_.anchors, at);
+    if (!verified.ok()) return unusable(verified.status());
+    KBS_RETURN_IF_ERROR(CheckRevocation(chain.chain, **verified, at));
+    return *verified;
   }
   const std::string key = absl::StrCat(
       DcapTeeName(request.tee), "/", common::HexEncode(request.fmspc), "/", PckCaName(request.ca));
@@ -236,7 +262,7 @@ absl::StatusOr<std::shared_ptr<const VerifiedCollateral>> QuoteVerifier::GetColl
     std::lock_guard<std::mutex> lock(mu_);
     auto it = collateral_.find(key);
     if (it != collateral_.end() && at >= it->second.collateral->not_before &&
-        at <= it->second.collateral->not_after) {
+        at <= it->second.collateral->not_after && at < it->second.refresh_at) {
       cached = it->second.collateral;
       const auto& checked = it->second.crl_checked_cas;
       crl_checked = std::find(checked.begin(), checked.end(), chain.ca_sha256) != checked.end();
@@ -272,14 +298,16 @@ absl::StatusOr<std::shared_ptr<const VerifiedCollateral>> QuoteVerifier::GetColl
     }
     return fetched.status();
   }
-  KBS_ASSIGN_OR_RETURN(auto verified,
-                       VerifyCollateral(*fetched, request.tee, options_.anchors, at));
+  auto checked = VerifyCollateral(*fetched, request.tee, options_.anchors, at);
+  if (!checked.ok()) return unusable(checked.status());
+  std::shared_ptr<const VerifiedCollateral> verified = *std::move(checked);
   KBS_RETURN_IF_ERROR(CheckRevocation(chain.chain, *verified, at));
   std::lock_guard<std::mutex> lock(mu_);
   CachedCollateral& entry = collateral_[key];
   if (entry.collateral != verified) {
     entry.collateral = verified;
     entry.crl_checked_cas.clear();
+    entry.refresh_at = at + kCollateralRefresh;
   }
   entry.crl_checked_cas.push_back(chain.ca_sha256);
   return verified;

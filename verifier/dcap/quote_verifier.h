@@ -81,6 +81,7 @@ class QuoteVerifier {
     std::shared_ptr<const VerifiedCollateral> collateral;
     // Intermediates whose CRL checks passed against this collateral.
     std::vector<std::string> crl_checked_cas;
+    absl::Time refresh_at;
   };
   absl::StatusOr<std::shared_ptr<const CachedChain>> GetChain(const Quote& quote,
                                                               absl::Time at) const;

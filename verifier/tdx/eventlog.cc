@@ -366,6 +366,14 @@ common::Json EventLogClaims(const CcEventLog& log) {
     entry["type"] = name.empty() ? absl::StrFormat("0x%08x", event.type) : std::string(name);
     entry["type_value"] = event.type;
     if (!event.sha384.empty()) entry["digest"] = common::HexEncode(event.sha384);
+    // Only the digests are bound by the replay: an event is measured when it
+    // extends an RTMR, and its data is proven only when it hashes to the
+    // digest. A policy must not trust `data` without `data_verified`.
+    entry["measured"] = event.mr_index >= 1 && event.mr_index <= 4 && event.type != kEvNoAction;
+    entry["data_verified"] =
+        !event.sha384.empty() &&
+        common::ConstantTimeEquals(common::Digest(common::HashAlgorithm::kSha384, event.data),
+                                   event.sha384);
     if (std::optional<std::string> text = ClaimText(event.data)) entry["data"] = *std::move(text);
     claims.push_back(std::move(entry));
   }
