@@ -29,7 +29,8 @@
 #include "kbs/core/broker.h"
 #include "kbs/grpc/grpc_server.h"
 #include "kbs/http/http_server.h"
-#include "kbs/keystore/local_key_store.h"
+#include "kbs/keystore/local_kek.h"
+#include "kbs/keystore/sqlite_key_store.h"
 #include "kbs/receipts/receipt_log.h"
 #include "kbs/session/session_store.h"
 #include "kbs/token/token_service.h"
@@ -74,13 +75,14 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
   // over the same database would disagree.
   auto lock = kbs::common::LockFileExclusive((dir / "kbs.lock").string());
   if (!lock.ok()) return Fail("data directory", lock.status());
-  auto master_key = kbs::keystore::LoadOrCreateMasterKey((dir / "master.key").string());
-  if (!master_key.ok()) return Fail("master key", master_key.status());
+  auto kek = kbs::keystore::LocalKek::Open((dir / "master.key").string());
+  if (!kek.ok()) return Fail("master key", kek.status());
   auto signing_key = kbs::token::LoadOrCreateSigningKey((dir / "token-signing-key.pem").string());
   if (!signing_key.ok()) return Fail("token signing key", signing_key.status());
   auto db = kbs::storage::SqliteDatabase::Open((dir / "kbs.db").string(), threads + 2, "");
   if (!db.ok()) return Fail("database", db.status());
-  auto keys = kbs::keystore::LocalKeyStore::Create(db->get(), *std::move(master_key), &clock);
+  auto keys =
+      kbs::keystore::SqliteKeyStore::Create(db->get(), kek->get(), &clock, (*kek)->master_key());
   if (!keys.ok()) return Fail("key store", keys.status());
   auto policies = kbs::PolicyStore::Create(db->get(), &clock);
   if (!policies.ok()) return Fail("policy store", policies.status());
@@ -220,8 +222,9 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
 
   kbs::session::SessionStore sessions(
       {absl::Seconds(config.session_timeout_secs), static_cast<size_t>(config.max_sessions)});
-  kbs::Broker::Dependencies deps{&clock,      &sessions,       &verifiers,   tokens->get(),
-                                 keys->get(), policies->get(), admin->get(), receipt_log->get()};
+  kbs::Broker::Dependencies deps{&clock,        &sessions,          &verifiers,
+                                 tokens->get(), keys->get(),        policies->get(),
+                                 admin->get(),  receipt_log->get(), kek->get()};
   kbs::Broker::Options broker_options;
   broker_options.policy.sample_tee_enabled = config.allow_sample_tee;
   broker_options.policy.expression_limits.max_expression_bytes =

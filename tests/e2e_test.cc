@@ -521,6 +521,93 @@ TEST(E2eSnpTest, SnpAttestationReleasesAndTamperingDoesNot) {
   std::filesystem::remove_all(dir);
 }
 
+// Resource versions and generated keys, over HTTP and gRPC: releases get the
+// latest enabled version (named in a header and in the receipt), a client
+// may name a version, disabled and destroyed versions are not released,
+// and a KEK rotation keeps every value readable.
+TEST(E2eKeysTest, VersionsRotationAndGeneratedKeys) {
+  auto kbs = StartKbs({});
+  ASSERT_NE(kbs, nullptr);
+  Provision(*kbs);
+  auto admin = Http(*kbs);
+  const std::string token = kbs->AdminToken();
+  ASSERT_TRUE(admin->PutResource(token, kResource, "second value").ok());
+  for (bool grpc : {false, true}) {
+    auto client = grpc ? Grpc(*kbs) : Http(*kbs);
+    RcarOptions options;
+    int64_t released = 0;
+    options.released_version = &released;
+    auto latest = client::RunSampleRcar(*client, kResource, options);
+    ASSERT_TRUE(latest.ok()) << latest.status();
+    EXPECT_EQ(*latest, "second value");
+    EXPECT_EQ(released, 2);
+    options.version = 1;
+    auto first = client::RunSampleRcar(*client, kResource, options);
+    ASSERT_TRUE(first.ok()) << first.status();
+    EXPECT_EQ(*first, kValue);
+    EXPECT_EQ(released, 1);
+    options.version = 7;
+    EXPECT_EQ(client::RunSampleRcar(*client, kResource, options).status().code(),
+              absl::StatusCode::kNotFound);
+  }
+  // Disable version 2: releases fall back to 1; re-enable; destroy 1.
+  auto disabled = admin->SetResourceVersionState(token, kResource, 2, "disabled");
+  ASSERT_TRUE(disabled.ok()) << disabled.status();
+  EXPECT_EQ((*disabled)["state"], "disabled");
+  RcarOptions options;
+  int64_t released = 0;
+  options.released_version = &released;
+  EXPECT_EQ(*client::RunSampleRcar(*Http(*kbs), kResource, options), kValue);
+  options.version = 2;
+  EXPECT_EQ(client::RunSampleRcar(*Http(*kbs), kResource, options).status().code(),
+            absl::StatusCode::kNotFound);
+  options.version = 0;
+  ASSERT_TRUE(admin->SetResourceVersionState(token, kResource, 2, "enabled").ok());
+  ASSERT_TRUE(admin->SetResourceVersionState(token, kResource, 1, "destroyed").ok());
+  auto revived = admin->SetResourceVersionState(token, kResource, 1, "enabled");
+  ASSERT_FALSE(revived.ok());
+  EXPECT_THAT(revived.status().message(), HasSubstr("destroyed"));
+  options.version = 1;
+  EXPECT_EQ(client::RunSampleRcar(*Http(*kbs), kResource, options).status().code(),
+            absl::StatusCode::kNotFound);
+  auto versions = admin->ResourceVersions(token, kResource);
+  ASSERT_TRUE(versions.ok());
+  EXPECT_EQ((*versions)["versions"][0]["state"], "destroyed");
+  EXPECT_EQ((*versions)["versions"][1]["state"], "enabled");
+
+  // A generated key: nobody sees it but an attested TEE; rotation adds a
+  // version and both stay releasable.
+  auto created = Grpc(*kbs)->GenerateKey(token, "models/mistral/key", "aes256", false);
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_EQ((*created)["version"], 1);
+  EXPECT_EQ(admin->GenerateKey(token, "models/mistral/key", "aes256", false).status().code(),
+            absl::StatusCode::kAlreadyExists);
+  ASSERT_TRUE(admin->GenerateKey(token, "models/mistral/key", "ec-p256", true).ok());
+  options.version = 1;
+  auto v1 = client::RunSampleRcar(*Http(*kbs), "models/mistral/key", options);
+  ASSERT_TRUE(v1.ok()) << v1.status();
+  EXPECT_EQ(v1->size(), 32u);
+  options.version = 0;
+  auto v2 = client::RunSampleRcar(*Http(*kbs), "models/mistral/key", options);
+  ASSERT_TRUE(v2.ok());
+  EXPECT_THAT(*v2, HasSubstr("BEGIN PRIVATE KEY"));
+  EXPECT_EQ(released, 2);
+
+  // KEK rotation: every data key re-wrapped, values unchanged.
+  auto rotated = admin->RotateKek(token);
+  ASSERT_TRUE(rotated.ok()) << rotated.status();
+  EXPECT_EQ((*rotated)["kek"], "local:2");
+  EXPECT_EQ((*rotated)["rewrapped"], 3);  // kResource v2 and the generated two versions
+  options.version = 1;
+  EXPECT_EQ(*client::RunSampleRcar(*Http(*kbs), "models/mistral/key", options), *v1);
+
+  // The receipts name the version released.
+  auto list = testing::RunCommand({testing::KbsctlBinary(), "resource", "versions", kResource,
+                                   "--url", kbs->http_url(), "--admin-key", kbs->admin_key_file()});
+  EXPECT_EQ(list.exit_code, 0) << list.output;
+  EXPECT_THAT(list.output, HasSubstr("\"destroyed\""));
+}
+
 // Intel TDX through the whole stack: quotes from a test PKI whose root is
 // configured as a trust anchor, collateral from the offline directory.
 TEST(E2eTdxTest, TdxAttestationReleasesAndTamperingDoesNot) {

@@ -383,6 +383,40 @@ int main(int argc, char** argv) {
   CLI::App* del = resource->add_subcommand("delete", "Delete a resource");
   del->add_option("path", path, "REPO/TYPE/TAG")->required();
   CLI::App* list = resource->add_subcommand("list", "List resource metadata (never values)");
+  CLI::App* versions = resource->add_subcommand("versions", "List a resource's versions");
+  versions->add_option("path", path, "REPO/TYPE/TAG")->required();
+  int64_t version_number = 0;
+  std::vector<std::pair<CLI::App*, std::string>> state_commands;
+  for (const char* state : {"disable", "enable", "destroy"}) {
+    CLI::App* cmd = resource->add_subcommand(
+        state,
+        absl::StrCat(state == std::string("destroy")
+                         ? "Destroy a version (erases its value for good; keeps metadata)"
+                         : absl::StrCat(state == std::string("enable") ? "Re-enable" : "Disable",
+                                        " a version")));
+    cmd->add_option("path", path, "REPO/TYPE/TAG")->required();
+    cmd->add_option("--version", version_number, "Version number")->required();
+    state_commands.emplace_back(cmd, state == std::string("disable")  ? "disabled"
+                                     : state == std::string("enable") ? "enabled"
+                                                                      : "destroyed");
+  }
+
+  // key create|rotate: secrets generated inside the KBS
+  CLI::App* key = app.add_subcommand("key", "Generate keys inside the KBS (admin)");
+  key->require_subcommand(1);
+  std::string generated_type = "aes256";
+  CLI::App* key_create = key->add_subcommand("create", "Generate a new key resource");
+  CLI::App* key_rotate = key->add_subcommand("rotate", "Generate a new version of a key");
+  for (CLI::App* cmd : {key_create, key_rotate}) {
+    cmd->add_option("path", path, "REPO/TYPE/TAG")->required();
+    cmd->add_option("--type", generated_type, "aes256, ec-p256 or rsa3072")
+        ->check(CLI::IsMember({"aes256", "ec-p256", "rsa3072"}));
+  }
+  // kek rotate
+  CLI::App* kek = app.add_subcommand("kek", "The key-encryption key (admin)");
+  kek->require_subcommand(1);
+  CLI::App* kek_rotate = kek->add_subcommand(
+      "rotate", "Make a new KEK version current and re-wrap every stored data key");
 
   // policy set|get
   CLI::App* policy = app.add_subcommand("policy", "Manage the release policy (admin)");
@@ -532,12 +566,14 @@ int main(int argc, char** argv) {
   verify->add_option("--trusted-root", ev.trusted_roots,
                      "Extra pinned Intel root, sha256 hex of its DER; repeatable");
 
-  for (CLI::App* cmd : {admin,     keygen, resource, put,      del,          list,  policy,
-                        set,       get,    history,  activate, clear_shadow, ptest, peval,
-                        refvalues, rv_set, rv_get,   attest,   evidence,     verify}) {
+  for (CLI::App* cmd :
+       {admin,    keygen,   resource,     put,   del,        list,       policy, set,       get,
+        history,  activate, clear_shadow, ptest, peval,      refvalues,  rv_set, rv_get,    attest,
+        evidence, verify,   versions,     key,   key_create, key_rotate, kek,    kek_rotate}) {
     // Global options are accepted before or after the subcommand.
     cmd->fallthrough();
   }
+  for (const auto& [cmd, state] : state_commands) cmd->fallthrough();
   CLI11_PARSE(app, argc, argv);
 
   if (keygen->parsed()) return Keygen(out_dir, key_type);
@@ -616,6 +652,31 @@ int main(int argc, char** argv) {
   if (del->parsed()) {
     if (auto s = (*client)->DeleteResource(*token, path); !s.ok()) return Fail(s);
     std::cout << "deleted " << path << "\n";
+    return 0;
+  }
+  if (versions->parsed()) {
+    auto listed = (*client)->ResourceVersions(*token, path);
+    if (!listed.ok()) return Fail(listed.status());
+    std::cout << listed->dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
+    return 0;
+  }
+  for (const auto& [cmd, state] : state_commands) {
+    if (!cmd->parsed()) continue;
+    auto v = (*client)->SetResourceVersionState(*token, path, version_number, state);
+    if (!v.ok()) return Fail(v.status());
+    std::cout << v->dump() << "\n";
+    return 0;
+  }
+  if (key_create->parsed() || key_rotate->parsed()) {
+    auto md = (*client)->GenerateKey(*token, path, generated_type, key_rotate->parsed());
+    if (!md.ok()) return Fail(md.status());
+    std::cout << md->dump() << "\n";
+    return 0;
+  }
+  if (kek_rotate->parsed()) {
+    auto rotated = (*client)->RotateKek(*token);
+    if (!rotated.ok()) return Fail(rotated.status());
+    std::cout << rotated->dump() << "\n";
     return 0;
   }
   if (list->parsed()) {

@@ -14,6 +14,12 @@ namespace {
 
 using common::Json;
 
+Json VersionJson(const kbs::v1::ResourceVersion& v) {
+  return Json{{"version", v.version()},      {"state", v.state()}, {"size", v.size()},
+              {"sha256", v.sha256()},        {"kek", v.kek()},     {"created_at", v.created_at()},
+              {"updated_at", v.updated_at()}};
+}
+
 absl::StatusCode CodeForHttp(int status) {
   switch (status) {
     case 400:
@@ -56,12 +62,55 @@ class HttpKbsClient final : public KbsClient {
   }
 
   absl::StatusOr<std::string> GetResource(absl::string_view path, bool use_token) override {
+    return GetResourceVersion(path, use_token, 0, nullptr);
+  }
+
+  absl::StatusOr<std::string> GetResourceVersion(absl::string_view path, bool use_token,
+                                                 int64_t version,
+                                                 int64_t* released_version) override {
     std::vector<std::pair<std::string, std::string>> headers;
     if (use_token) headers.emplace_back("Authorization", absl::StrCat("Bearer ", token_));
-    auto r = Call("GET", absl::StrCat("/kbs/v0/resource/", path), "", headers,
-                  /*send_cookie=*/!use_token);
+    std::string target = absl::StrCat("/kbs/v0/resource/", path);
+    if (version > 0) absl::StrAppend(&target, "?version=", version);
+    auto r = Call("GET", target, "", headers, /*send_cookie=*/!use_token);
     if (!r.ok()) return r.status();
+    if (released_version != nullptr &&
+        !absl::SimpleAtoi(r->Header("kbs-resource-version"), released_version)) {
+      *released_version = 0;
+    }
     return r->body;
+  }
+
+  absl::StatusOr<Json> ResourceVersions(absl::string_view admin_token,
+                                        absl::string_view path) override {
+    KBS_ASSIGN_OR_RETURN(common::HttpResult r,
+                         Call("GET", absl::StrCat("/kbs/v0/admin/resource-versions/", path), "",
+                              Admin(admin_token, "")));
+    return common::ParseJson(r.body);
+  }
+  absl::StatusOr<Json> SetResourceVersionState(absl::string_view admin_token,
+                                               absl::string_view path, int64_t version,
+                                               absl::string_view state) override {
+    KBS_ASSIGN_OR_RETURN(
+        common::HttpResult r,
+        Call("POST", absl::StrCat("/kbs/v0/admin/resource-versions/", path),
+             common::DumpJson(Json{{"version", version}, {"state", std::string(state)}}),
+             Admin(admin_token, "application/json")));
+    return common::ParseJson(r.body);
+  }
+  absl::StatusOr<Json> GenerateKey(absl::string_view admin_token, absl::string_view path,
+                                   absl::string_view type, bool rotate) override {
+    KBS_ASSIGN_OR_RETURN(
+        common::HttpResult r,
+        Call("POST", absl::StrCat("/kbs/v0/admin/keys/", path),
+             common::DumpJson(Json{{"type", std::string(type)}, {"rotate", rotate}}),
+             Admin(admin_token, "application/json")));
+    return common::ParseJson(r.body);
+  }
+  absl::StatusOr<Json> RotateKek(absl::string_view admin_token) override {
+    KBS_ASSIGN_OR_RETURN(common::HttpResult r, Call("POST", "/kbs/v0/admin/kek/rotate", "{}",
+                                                    Admin(admin_token, "application/json")));
+    return common::ParseJson(r.body);
   }
 
   void ResetSession() override {
@@ -231,8 +280,65 @@ class GrpcKbsClient final : public KbsClient {
   }
 
   absl::StatusOr<std::string> GetResource(absl::string_view path, bool use_token) override {
+    return GetResourceVersion(path, use_token, 0, nullptr);
+  }
+
+  absl::StatusOr<Json> ResourceVersions(absl::string_view admin_token,
+                                        absl::string_view path) override {
+    v1::ListResourceVersionsRequest req;
+    req.set_path(std::string(path));
+    v1::ListResourceVersionsResponse resp;
+    ::grpc::ClientContext ctx;
+    Authorize(ctx, admin_token);
+    KBS_RETURN_IF_ERROR(FromGrpc(admin_->ListResourceVersions(&ctx, req, &resp), ctx));
+    Json list = Json::array();
+    for (const auto& v : resp.versions()) list.push_back(VersionJson(v));
+    return Json{{"path", std::string(path)}, {"versions", list}};
+  }
+  absl::StatusOr<Json> SetResourceVersionState(absl::string_view admin_token,
+                                               absl::string_view path, int64_t version,
+                                               absl::string_view state) override {
+    v1::SetResourceVersionStateRequest req;
+    req.set_path(std::string(path));
+    req.set_version(version);
+    req.set_state(std::string(state));
+    v1::ResourceVersion resp;
+    ::grpc::ClientContext ctx;
+    Authorize(ctx, admin_token);
+    KBS_RETURN_IF_ERROR(FromGrpc(admin_->SetResourceVersionState(&ctx, req, &resp), ctx));
+    return VersionJson(resp);
+  }
+  absl::StatusOr<Json> GenerateKey(absl::string_view admin_token, absl::string_view path,
+                                   absl::string_view type, bool rotate) override {
+    v1::GenerateKeyRequest req;
+    req.set_path(std::string(path));
+    req.set_type(std::string(type));
+    req.set_rotate(rotate);
+    v1::ResourceMetadata resp;
+    ::grpc::ClientContext ctx;
+    Authorize(ctx, admin_token);
+    KBS_RETURN_IF_ERROR(FromGrpc(admin_->GenerateKey(&ctx, req, &resp), ctx));
+    return Json{{"path", resp.path()},
+                {"size", resp.size()},
+                {"sha256", resp.sha256()},
+                {"version", resp.version()},
+                {"latest_version", resp.latest_version()}};
+  }
+  absl::StatusOr<Json> RotateKek(absl::string_view admin_token) override {
+    v1::RotateKekRequest req;
+    v1::RotateKekResponse resp;
+    ::grpc::ClientContext ctx;
+    Authorize(ctx, admin_token);
+    KBS_RETURN_IF_ERROR(FromGrpc(admin_->RotateKek(&ctx, req, &resp), ctx));
+    return Json{{"kek", resp.kek()}, {"rewrapped", resp.rewrapped()}};
+  }
+
+  absl::StatusOr<std::string> GetResourceVersion(absl::string_view path, bool use_token,
+                                                 int64_t version,
+                                                 int64_t* released_version) override {
     v1::GetResourceRequest req;
     req.set_path(std::string(path));
+    req.set_version(version);
     if (use_token) {
       req.set_token(token_);
     } else {
@@ -241,6 +347,7 @@ class GrpcKbsClient final : public KbsClient {
     v1::GetResourceResponse resp;
     ::grpc::ClientContext ctx;
     KBS_RETURN_IF_ERROR(FromGrpc(broker_->GetResource(&ctx, req, &resp), ctx));
+    if (released_version != nullptr) *released_version = resp.version();
     return resp.jwe_json();
   }
 
@@ -440,7 +547,9 @@ absl::StatusOr<std::string> RunSampleRcar(KbsClient& client, absl::string_view p
           : BuildSampleAttestation(nonce, key, options.evidence);
   KBS_ASSIGN_OR_RETURN(AttestRequest request, std::move(built));
   KBS_RETURN_IF_ERROR(client.Attest(request).status());
-  KBS_ASSIGN_OR_RETURN(std::string jwe, client.GetResource(path, options.use_token));
+  KBS_ASSIGN_OR_RETURN(std::string jwe,
+                       client.GetResourceVersion(path, options.use_token, options.version,
+                                                 options.released_version));
   return DecryptResource(jwe, key);
 }
 

@@ -8,6 +8,7 @@
 #include "common/crypto.h"
 #include "common/encoding.h"
 #include "common/jcs.h"
+#include "common/keys.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "kbs/core/errors.h"
@@ -376,8 +377,9 @@ absl::Status Broker::Record(receipts::Receipt receipt) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<jose::FlattenedJwe> Broker::GetResource(const Credentials& credentials,
-                                                       absl::string_view path) {
+absl::StatusOr<Broker::ReleasedResource> Broker::GetResource(const Credentials& credentials,
+                                                             absl::string_view path,
+                                                             std::optional<int64_t> version) {
   absl::Time now = deps_.clock->Now();
   KBS_ASSIGN_OR_RETURN(std::shared_ptr<const AttestationResult> attested,
                        Authenticate(credentials, now));
@@ -464,12 +466,21 @@ absl::StatusOr<jose::FlattenedJwe> Broker::GetResource(const Credentials& creden
   // Read the key and encrypt it to the TEE (nothing is released yet), then
   // make the grant durable, then answer: a receipt says "granted" only for
   // a key that is actually delivered.
-  auto value = deps_.keys->Get(path);
+  if (version.has_value()) receipt.key_version = absl::StrCat(*version);
+  auto value = deps_.keys->Get(path, version);
   if (!value.ok()) {
     if (value.status().code() == absl::StatusCode::kNotFound) {
       return failed(KbsError(absl::StatusCode::kNotFound, ErrorKind::kPluginInternalError,
-                             absl::StrCat("resource ", path, " not found")),
+                             version.has_value() ? absl::StrCat("resource ", path, " version ",
+                                                                *version, " not found")
+                                                 : absl::StrCat("resource ", path, " not found")),
                     "resource not found in the key store");
+    }
+    if (value.status().code() == absl::StatusCode::kFailedPrecondition) {
+      // A disabled or destroyed version, or none enabled.
+      return failed(KbsError(absl::StatusCode::kNotFound, ErrorKind::kPluginInternalError,
+                             value.status().message()),
+                    absl::StrCat("key store: ", value.status().message()));
     }
     KBS_LOG(kError, "key store failed for ", path, ": ", value.status().message());
     return failed(
@@ -480,7 +491,8 @@ absl::StatusOr<jose::FlattenedJwe> Broker::GetResource(const Credentials& creden
                  absl::StrCat("resource ", path, " could not be read from the key store")),
         absl::StrCat("key store: ", value.status().message()));
   }
-  auto jwe = jose::JweEncrypt(*attested->tee_pubkey, value->span());
+  receipt.key_version = absl::StrCat(value->version);
+  auto jwe = jose::JweEncrypt(*attested->tee_pubkey, value->value.span());
   if (!jwe.ok()) {
     return failed(KbsError(absl::StatusCode::kUnauthenticated, ErrorKind::kJweError,
                            absl::StrCat("cannot encrypt to the TEE key: ", jwe.status().message())),
@@ -491,9 +503,10 @@ absl::StatusOr<jose::FlattenedJwe> Broker::GetResource(const Credentials& creden
   if (absl::Status s = Record(receipt); !s.ok()) {
     return KbsError(absl::StatusCode::kUnavailable, ErrorKind::kPluginInternalError, s.message());
   }
-  KBS_LOG(kInfo, "release resource=", path, " tee=", attested->primary_tee(),
-          " policy=", decision->policy_id, " rule=", decision->rule, " token=", attested->token_id);
-  return jwe;
+  KBS_LOG(kInfo, "release resource=", path, " version=", value->version,
+          " tee=", attested->primary_tee(), " policy=", decision->policy_id,
+          " rule=", decision->rule, " token=", attested->token_id);
+  return ReleasedResource{*std::move(jwe), value->version};
 }
 
 absl::StatusOr<keystore::ResourceMetadata> Broker::PutResource(absl::string_view admin_token,
@@ -529,6 +542,83 @@ absl::StatusOr<std::vector<keystore::ResourceMetadata>> Broker::ListResources(
   auto list = deps_.keys->List();
   if (!list.ok()) return WithKind(list.status(), ErrorKind::kPluginInternalError);
   return list;
+}
+
+absl::StatusOr<std::vector<keystore::ResourceVersion>> Broker::ResourceVersions(
+    absl::string_view admin_token, absl::string_view path) {
+  if (absl::Status s = deps_.admin->Authorize(admin_token); !s.ok()) return AdminError(s);
+  auto versions = deps_.keys->Versions(path);
+  if (!versions.ok()) return WithKind(versions.status(), ErrorKind::kPluginInternalError);
+  return versions;
+}
+
+absl::StatusOr<keystore::ResourceVersion> Broker::SetResourceVersionState(
+    absl::string_view admin_token, absl::string_view path, int64_t version,
+    keystore::VersionState state) {
+  if (absl::Status s = deps_.admin->Authorize(admin_token); !s.ok()) return AdminError(s);
+  auto v = deps_.keys->SetState(path, version, state);
+  if (!v.ok()) return WithKind(v.status(), ErrorKind::kPluginInternalError);
+  KBS_LOG(kInfo, "admin resource=", path, " version=", version,
+          " state=", keystore::VersionStateName(state));
+  return v;
+}
+
+absl::StatusOr<keystore::ResourceMetadata> Broker::GenerateKey(absl::string_view admin_token,
+                                                               absl::string_view path,
+                                                               absl::string_view key_type,
+                                                               bool rotate) {
+  if (absl::Status s = deps_.admin->Authorize(admin_token); !s.ok()) return AdminError(s);
+  if (!IsValidResourcePath(path)) {
+    return KbsError(absl::StatusCode::kInvalidArgument, ErrorKind::kInvalidRequestPath,
+                    "invalid resource path: expected <repository>/<type>/<tag>");
+  }
+  std::lock_guard<std::mutex> admin(admin_mu_);
+  auto existing = deps_.keys->Versions(path);
+  if (existing.ok() && !rotate) {
+    return KbsError(absl::StatusCode::kAlreadyExists, ErrorKind::kPluginInternalError,
+                    absl::StrCat("resource ", path, " exists; rotate it to make a new version"));
+  }
+  if (!existing.ok() && rotate) {
+    return WithKind(existing.status(), ErrorKind::kPluginInternalError);
+  }
+  common::SecretBytes secret;
+  if (key_type == "aes256") {
+    KBS_ASSIGN_OR_RETURN(secret, common::RandomBytes(32));
+  } else if (key_type == "ec-p256" || key_type == "rsa3072") {
+    auto key = key_type == "ec-p256" ? common::GenerateEcKey(common::EcCurve::kP256)
+                                     : common::GenerateRsaKey(3072);
+    if (!key.ok()) return key.status();
+    KBS_ASSIGN_OR_RETURN(std::string pem, common::PrivateKeyToPem(key->get()));
+    secret = common::SecretBytes(common::AsSpan(pem));
+    std::fill(pem.begin(), pem.end(), '\0');
+  } else {
+    return KbsError(absl::StatusCode::kInvalidArgument, ErrorKind::kSerdeError,
+                    "key type must be aes256, ec-p256 or rsa3072");
+  }
+  auto md = deps_.keys->Put(path, secret.span());
+  if (!md.ok()) return WithKind(md.status(), ErrorKind::kPluginInternalError);
+  KBS_LOG(kInfo, "admin ", rotate ? "rotate" : "create", " key resource=", path, " type=", key_type,
+          " version=", md->version);
+  return md;
+}
+
+absl::StatusOr<Broker::KekRotation> Broker::RotateKek(absl::string_view admin_token) {
+  if (absl::Status s = deps_.admin->Authorize(admin_token); !s.ok()) return AdminError(s);
+  if (deps_.kek == nullptr) {
+    return KbsError(absl::StatusCode::kFailedPrecondition, ErrorKind::kPluginInternalError,
+                    "this KBS has no rotatable key-encryption key");
+  }
+  std::lock_guard<std::mutex> admin(admin_mu_);
+  KekRotation out;
+  auto id = deps_.kek->Rotate();
+  if (!id.ok()) return WithKind(id.status(), ErrorKind::kPluginInternalError);
+  out.kek_id = *id;
+  // Releases continue meanwhile: old KEK versions still unwrap.
+  auto n = deps_.keys->RewrapAll();
+  if (!n.ok()) return WithKind(n.status(), ErrorKind::kPluginInternalError);
+  out.rewrapped = *n;
+  KBS_LOG(kInfo, "admin KEK rotated to ", out.kek_id, "; re-wrapped ", out.rewrapped, " data keys");
+  return out;
 }
 
 std::vector<std::string> Broker::MissingSets(const policy::PolicyEngine& engine) const {

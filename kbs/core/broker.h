@@ -25,6 +25,7 @@
 #include "kbs/core/decision_metrics.h"
 #include "kbs/core/policy_store.h"
 #include "kbs/core/protocol.h"
+#include "kbs/keystore/kek.h"
 #include "kbs/keystore/key_store.h"
 #include "kbs/receipts/receipt_log.h"
 #include "kbs/session/session_store.h"
@@ -78,6 +79,9 @@ class Broker final {
     // a key is released only once its receipt is durable. Null only in
     // unit tests of other parts.
     receipts::ReceiptLog* receipts = nullptr;
+    // The key-encryption key under the key store (for `kek rotate`); null
+    // when the deployment does not rotate through the KBS.
+    keystore::Kek* kek = nullptr;
   };
   struct Options {
     policy::PolicyOptions policy;
@@ -95,9 +99,16 @@ class Broker final {
   absl::StatusOr<AttestResponse> Attest(absl::string_view session_id, const AttestRequest& request,
                                         absl::string_view client_address = "");
 
-  // Resource release: the JWE of the value at `path` for the attested TEE.
-  absl::StatusOr<jose::FlattenedJwe> GetResource(const Credentials& credentials,
-                                                 absl::string_view path);
+  // Resource release: the JWE of the value at `path` for the attested TEE:
+  // its latest enabled version, or `version` when the client names one (a
+  // sealed model names the key version it was sealed under).
+  struct ReleasedResource {
+    jose::FlattenedJwe jwe;
+    int64_t version = 0;
+  };
+  absl::StatusOr<ReleasedResource> GetResource(const Credentials& credentials,
+                                               absl::string_view path,
+                                               std::optional<int64_t> version = std::nullopt);
 
   // Admin operations; each authorizes `admin_token` first.
   absl::StatusOr<keystore::ResourceMetadata> PutResource(absl::string_view admin_token,
@@ -106,6 +117,26 @@ class Broker final {
   absl::Status DeleteResource(absl::string_view admin_token, absl::string_view path);
   absl::StatusOr<std::vector<keystore::ResourceMetadata>> ListResources(
       absl::string_view admin_token);
+  absl::StatusOr<std::vector<keystore::ResourceVersion>> ResourceVersions(
+      absl::string_view admin_token, absl::string_view path);
+  // Disables, enables or destroys one version.
+  absl::StatusOr<keystore::ResourceVersion> SetResourceVersionState(absl::string_view admin_token,
+                                                                    absl::string_view path,
+                                                                    int64_t version,
+                                                                    keystore::VersionState state);
+  // Generates a secret inside the KBS (no administrator sees it): "aes256"
+  // (32 random bytes), "ec-p256" or "rsa3072" (a PKCS#8 PEM private key).
+  // Without `rotate`, the resource must not exist yet (AlreadyExists); with
+  // it, it must (NotFound) and the secret becomes its new version.
+  absl::StatusOr<keystore::ResourceMetadata> GenerateKey(absl::string_view admin_token,
+                                                         absl::string_view path,
+                                                         absl::string_view key_type, bool rotate);
+  // Makes a new KEK version current and re-wraps every stored data key.
+  struct KekRotation {
+    std::string kek_id;
+    int64_t rewrapped = 0;
+  };
+  absl::StatusOr<KekRotation> RotateKek(absl::string_view admin_token);
   // Compiles `document` (YAML or JSON), then stores it as a new version and
   // activates it (or loads it in shadow beside the active one). On any
   // error the active policy stays; InvalidArgument lists every error.

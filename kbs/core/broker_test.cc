@@ -9,7 +9,7 @@
 #include "gtest/gtest.h"
 #include "kbs/client/sample_attester.h"
 #include "kbs/core/errors.h"
-#include "kbs/keystore/local_key_store.h"
+#include "kbs/keystore/sqlite_key_store.h"
 #include "tests/testing/in_process_kbs.h"
 
 namespace kbs {
@@ -57,9 +57,9 @@ class BrokerTest : public ::testing::Test {
 
   absl::StatusOr<std::string> Fetch(const Credentials& creds, const client::TeeKeyPair& key,
                                     const std::string& path = "repo/key/tag") {
-    auto jwe = broker_->GetResource(creds, path);
-    if (!jwe.ok()) return jwe.status();
-    return client::DecryptResource(jwe->ToJsonString(), key);
+    auto released = broker_->GetResource(creds, path);
+    if (!released.ok()) return released.status();
+    return client::DecryptResource(released->jwe.ToJsonString(), key);
   }
 
   std::unique_ptr<testing::InProcessKbs> kbs_;

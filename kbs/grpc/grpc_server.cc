@@ -64,6 +64,18 @@ void FillMetadata(const keystore::ResourceMetadata& md, v1::ResourceMetadata* ou
   out->set_sha256(md.sha256_hex);
   out->set_created_at(absl::ToUnixSeconds(md.created));
   out->set_updated_at(absl::ToUnixSeconds(md.updated));
+  out->set_version(md.version);
+  out->set_latest_version(md.latest_version);
+}
+
+void FillVersion(const keystore::ResourceVersion& v, v1::ResourceVersion* out) {
+  out->set_version(v.version);
+  out->set_state(std::string(keystore::VersionStateName(v.state)));
+  out->set_size(v.size);
+  out->set_sha256(v.sha256_hex);
+  out->set_kek(v.kek_id);
+  out->set_created_at(absl::ToUnixSeconds(v.created));
+  out->set_updated_at(absl::ToUnixSeconds(v.updated));
 }
 
 // KeyBroker handlers: decode, call the broker, encode. They run inline on
@@ -110,8 +122,15 @@ absl::Status HandleGetResource(Broker& broker, const ::grpc::ServerContext& cont
                                const v1::GetResourceRequest& request,
                                v1::GetResourceResponse& response) {
   Credentials creds{request.session_id(), request.token(), context.peer()};
-  auto jwe = broker.GetResource(creds, request.path());
-  if (!jwe.ok()) return jwe.status();
+  std::optional<int64_t> version;
+  if (request.version() < 0) {
+    return absl::InvalidArgumentError("version must be positive (0 for the latest)");
+  }
+  if (request.version() > 0) version = request.version();
+  auto released = broker.GetResource(creds, request.path(), version);
+  if (!released.ok()) return released.status();
+  const jose::FlattenedJwe* jwe = &released->jwe;
+  response.set_version(released->version);
   v1::Jwe* out = response.mutable_jwe();
   out->set_protected_(jwe->protected_header);
   out->set_encrypted_key(jwe->encrypted_key);
@@ -220,6 +239,51 @@ class AdminService final : public v1::Admin::CallbackService {
                                              const v1::DeleteResourceRequest* request,
                                              v1::DeleteResourceResponse*) override {
     return Finish(context, broker_->DeleteResource(AdminToken(context), request->path()));
+  }
+
+  ::grpc::ServerUnaryReactor* ListResourceVersions(
+      ::grpc::CallbackServerContext* context, const v1::ListResourceVersionsRequest* request,
+      v1::ListResourceVersionsResponse* response) override {
+    auto versions = broker_->ResourceVersions(AdminToken(context), request->path());
+    if (!versions.ok()) return Finish(context, versions.status());
+    for (const keystore::ResourceVersion& v : *versions) FillVersion(v, response->add_versions());
+    return Finish(context, absl::OkStatus());
+  }
+
+  ::grpc::ServerUnaryReactor* SetResourceVersionState(
+      ::grpc::CallbackServerContext* context, const v1::SetResourceVersionStateRequest* request,
+      v1::ResourceVersion* response) override {
+    std::optional<keystore::VersionState> state = keystore::VersionStateFromName(request->state());
+    if (!state.has_value() || request->version() <= 0) {
+      return Finish(context, absl::InvalidArgumentError(
+                                 "state must be enabled, disabled or destroyed, and version > 0"));
+    }
+    auto v = broker_->SetResourceVersionState(AdminToken(context), request->path(),
+                                              request->version(), *state);
+    if (!v.ok()) return Finish(context, v.status());
+    FillVersion(*v, response);
+    return Finish(context, absl::OkStatus());
+  }
+
+  ::grpc::ServerUnaryReactor* GenerateKey(::grpc::CallbackServerContext* context,
+                                          const v1::GenerateKeyRequest* request,
+                                          v1::ResourceMetadata* response) override {
+    auto md = broker_->GenerateKey(AdminToken(context), request->path(),
+                                   request->type().empty() ? "aes256" : request->type(),
+                                   request->rotate());
+    if (!md.ok()) return Finish(context, md.status());
+    FillMetadata(*md, response);
+    return Finish(context, absl::OkStatus());
+  }
+
+  ::grpc::ServerUnaryReactor* RotateKek(::grpc::CallbackServerContext* context,
+                                        const v1::RotateKekRequest*,
+                                        v1::RotateKekResponse* response) override {
+    auto rotated = broker_->RotateKek(AdminToken(context));
+    if (!rotated.ok()) return Finish(context, rotated.status());
+    response->set_kek(rotated->kek_id);
+    response->set_rewrapped(rotated->rewrapped);
+    return Finish(context, absl::OkStatus());
   }
 
   ::grpc::ServerUnaryReactor* ListResources(::grpc::CallbackServerContext* context,

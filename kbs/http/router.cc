@@ -33,11 +33,29 @@ HttpResponse PluginNotFound(absl::string_view path) {
                                         absl::StrCat("no handler for ", path.substr(0, 128))));
 }
 
+std::map<std::string, std::string> QueryParams(absl::string_view target);
+
+std::string Rfc3339(absl::Time t) {
+  return absl::FormatTime(absl::RFC3339_sec, t, absl::UTCTimeZone());
+}
+
+Json VersionJson(const keystore::ResourceVersion& v) {
+  return Json{{"version", v.version},
+              {"state", std::string(keystore::VersionStateName(v.state))},
+              {"size", v.size},
+              {"sha256", v.sha256_hex},
+              {"kek", v.kek_id},
+              {"created", Rfc3339(v.created)},
+              {"updated", Rfc3339(v.updated)}};
+}
+
 std::string MetadataJson(const keystore::ResourceMetadata& md) {
   return common::DumpJson(
       Json{{"path", md.path},
            {"size", md.size},
            {"sha256", md.sha256_hex},
+           {"version", md.version},
+           {"latest_version", md.latest_version},
            {"created", absl::FormatTime(absl::RFC3339_sec, md.created, absl::UTCTimeZone())},
            {"updated", absl::FormatTime(absl::RFC3339_sec, md.updated, absl::UTCTimeZone())}});
 }
@@ -164,9 +182,23 @@ HttpResponse Router::Dispatch(const HttpRequest& request, Route& route) {
     if (method == "GET") {
       route = Route::kResourceGet;
       Credentials creds{SessionIdFromCookie(request.Header("cookie")), admin_token, request.peer};
-      auto jwe = broker_->GetResource(creds, path);
-      if (!jwe.ok()) return ErrorResponse(jwe.status());
-      return JsonResponse(200, jwe->ToJsonString());
+      // `?version=N` selects a version; clients that send none get the
+      // latest enabled one (the CoCo protocol is unchanged).
+      std::optional<int64_t> version;
+      auto params = QueryParams(request.target);
+      if (auto it = params.find("version"); it != params.end()) {
+        int64_t v = 0;
+        if (!absl::SimpleAtoi(it->second, &v) || v <= 0) {
+          return ErrorResponse(KbsError(absl::StatusCode::kInvalidArgument, ErrorKind::kSerdeError,
+                                        "query parameter `version` must be a positive integer"));
+        }
+        version = v;
+      }
+      auto released = broker_->GetResource(creds, path, version);
+      if (!released.ok()) return ErrorResponse(released.status());
+      HttpResponse r = JsonResponse(200, released->jwe.ToJsonString());
+      r.headers.emplace_back("KBS-Resource-Version", absl::StrCat(released->version));
+      return r;
     }
     route = Route::kAdmin;
     if (method == "POST" || method == "PUT") {
@@ -192,6 +224,10 @@ HttpResponse Router::Dispatch(const HttpRequest& request, Route& route) {
   if (path == "reference-values" || absl::StartsWith(path, "reference-values/")) {
     route = Route::kAdmin;
     return RefValuesAdmin(request, path);
+  }
+  if (absl::StartsWith(path, "admin/")) {
+    route = Route::kAdmin;
+    if (auto r = KeyAdmin(request, path.substr(6)); r.has_value()) return *std::move(r);
   }
   if (path == "admin/resources" && method == "GET") {
     route = Route::kAdmin;
@@ -301,6 +337,72 @@ HttpResponse Router::PolicyAdmin(const HttpRequest& request, absl::string_view p
     return JsonResponse(200, common::DumpJson(*decision));
   }
   return PluginNotFound(request.target);
+}
+
+std::optional<HttpResponse> Router::KeyAdmin(const HttpRequest& request, absl::string_view path) {
+  const std::string token = BearerToken(request.Header("authorization"));
+  const std::string& method = request.method;
+  auto body_json = [&]() -> absl::StatusOr<Json> {
+    auto body = common::ParseJson(request.body.empty() ? "{}" : request.body);
+    if (!body.ok() || !body->is_object()) {
+      return KbsError(absl::StatusCode::kInvalidArgument, ErrorKind::kSerdeError,
+                      "the request body must be a JSON object");
+    }
+    return body;
+  };
+  // GET/POST admin/resource-versions/REPO/TYPE/TAG
+  if (absl::ConsumePrefix(&path, "resource-versions/")) {
+    if (method == "GET") {
+      auto versions = broker_->ResourceVersions(token, path);
+      if (!versions.ok()) return ErrorResponse(versions.status());
+      Json list = Json::array();
+      for (const keystore::ResourceVersion& v : *versions) list.push_back(VersionJson(v));
+      return JsonResponse(200, common::DumpJson(Json{{"path", path}, {"versions", list}}));
+    }
+    if (method == "POST") {
+      auto body = body_json();
+      if (!body.ok()) return ErrorResponse(body.status());
+      const Json* version = common::FindMember(*body, "version");
+      auto state_name = common::GetStringMember(*body, "state", "version request");
+      std::optional<keystore::VersionState> state =
+          state_name.ok() ? keystore::VersionStateFromName(*state_name) : std::nullopt;
+      if (version == nullptr || !version->is_number_integer() || version->get<int64_t>() <= 0 ||
+          !state.has_value()) {
+        return ErrorResponse(KbsError(
+            absl::StatusCode::kInvalidArgument, ErrorKind::kSerdeError,
+            "expected {\"version\": N, \"state\": \"enabled\"|\"disabled\"|\"destroyed\"}"));
+      }
+      auto v = broker_->SetResourceVersionState(token, path, version->get<int64_t>(), *state);
+      if (!v.ok()) return ErrorResponse(v.status());
+      return JsonResponse(200, common::DumpJson(VersionJson(*v)));
+    }
+    return PluginNotFound(request.target);
+  }
+  // POST admin/keys/REPO/TYPE/TAG {"type": "aes256", "rotate": false}
+  if (absl::ConsumePrefix(&path, "keys/") && method == "POST") {
+    auto body = body_json();
+    if (!body.ok()) return ErrorResponse(body.status());
+    std::string type = "aes256";
+    if (const Json* t = common::FindMember(*body, "type"); t != nullptr) {
+      if (!t->is_string()) {
+        return ErrorResponse(KbsError(absl::StatusCode::kInvalidArgument, ErrorKind::kSerdeError,
+                                      "`type` must be a string"));
+      }
+      type = t->get<std::string>();
+    }
+    auto rotate = OptionalBool(*body, "rotate");
+    if (!rotate.ok()) return ErrorResponse(rotate.status());
+    auto md = broker_->GenerateKey(token, path, type, *rotate);
+    if (!md.ok()) return ErrorResponse(md.status());
+    return JsonResponse(200, MetadataJson(*md));
+  }
+  if (path == "kek/rotate" && method == "POST") {
+    auto rotated = broker_->RotateKek(token);
+    if (!rotated.ok()) return ErrorResponse(rotated.status());
+    return JsonResponse(
+        200, common::DumpJson(Json{{"kek", rotated->kek_id}, {"rewrapped", rotated->rewrapped}}));
+  }
+  return std::nullopt;
 }
 
 namespace {

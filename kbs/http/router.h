@@ -31,6 +31,9 @@ class Router final {
  private:
   HttpResponse Dispatch(const HttpRequest& request, Route& route);
   HttpResponse PolicyAdmin(const HttpRequest& request, absl::string_view path);
+  // admin/resource-versions/..., admin/keys/..., admin/kek/rotate; nullopt
+  // for other admin paths.
+  std::optional<HttpResponse> KeyAdmin(const HttpRequest& request, absl::string_view path);
   HttpResponse RefValuesAdmin(const HttpRequest& request, absl::string_view path);
   HttpResponse AuditRequest(const HttpRequest& request, absl::string_view path);
 

@@ -52,8 +52,8 @@ std::unique_ptr<InProcessKbs> InProcessKbs::Create(const InProcessKbsOptions& op
                                        token::TokenService::Options{}, &kbs->clock_),
            "token service");
   kbs->db_ = Must(storage::SqliteDatabase::Open((kbs->dir_ / "kbs.db").string(), 2, ""), "db");
-  kbs->keys_ = Must(keystore::LocalKeyStore::Create(
-                        kbs->db_.get(), Must(common::RandomBytes(32), "master key"), &kbs->clock_),
+  kbs->kek_ = Must(keystore::LocalKek::Open((kbs->dir_ / "master.key").string()), "KEK");
+  kbs->keys_ = Must(keystore::SqliteKeyStore::Create(kbs->db_.get(), kbs->kek_.get(), &kbs->clock_),
                     "key store");
   kbs->policies_ = Must(PolicyStore::Create(kbs->db_.get(), &kbs->clock_), "policy store");
   kbs->admin_key_ = Must(common::GenerateEd25519Key(), "admin key");
@@ -75,6 +75,7 @@ InProcessKbs::~InProcessKbs() {
 absl::StatusOr<std::unique_ptr<Broker>> InProcessKbs::Reopen() {
   Broker::Dependencies deps{&clock_,     sessions_.get(), verifiers_.get(), tokens_.get(),
                             keys_.get(), policies_.get(), admin_.get()};
+  deps.kek = kek_.get();
   Broker::Options options;
   options.policy.sample_tee_enabled = options_.allow_sample;
   return Broker::Create(deps, options);

@@ -12,7 +12,8 @@
 #include "common/openssl_util.h"
 #include "kbs/admin/admin_auth.h"
 #include "kbs/core/broker.h"
-#include "kbs/keystore/local_key_store.h"
+#include "kbs/keystore/local_kek.h"
+#include "kbs/keystore/sqlite_key_store.h"
 #include "kbs/session/session_store.h"
 #include "kbs/token/token_service.h"
 #include "verifier/verifier_set.h"
@@ -49,7 +50,8 @@ class InProcessKbs {
   std::unique_ptr<session::SessionStore> sessions_;
   std::unique_ptr<token::TokenService> tokens_;
   std::unique_ptr<storage::SqliteDatabase> db_;
-  std::unique_ptr<keystore::LocalKeyStore> keys_;
+  std::unique_ptr<keystore::LocalKek> kek_;
+  std::unique_ptr<keystore::SqliteKeyStore> keys_;
   std::unique_ptr<PolicyStore> policies_;
   common::EvpPkeyPtr admin_key_;
   std::unique_ptr<admin::AdminAuthenticator> admin_;
