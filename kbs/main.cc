@@ -30,6 +30,7 @@
 #include "kbs/grpc/grpc_server.h"
 #include "kbs/http/http_server.h"
 #include "kbs/keystore/local_kek.h"
+#include "kbs/keystore/pkcs11_kek.h"
 #include "kbs/keystore/sqlite_key_store.h"
 #include "kbs/receipts/receipt_log.h"
 #include "kbs/session/session_store.h"
@@ -75,14 +76,46 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
   // over the same database would disagree.
   auto lock = kbs::common::LockFileExclusive((dir / "kbs.lock").string());
   if (!lock.ok()) return Fail("data directory", lock.status());
-  auto kek = kbs::keystore::LocalKek::Open((dir / "master.key").string());
-  if (!kek.ok()) return Fail("master key", kek.status());
+  // The master key file stays the local KEK, and opens values a first
+  // release stored under it; with an HSM, the KEK is a token key instead.
+  auto local_kek = kbs::keystore::LocalKek::Open((dir / "master.key").string());
+  if (!local_kek.ok()) return Fail("master key", local_kek.status());
+  std::unique_ptr<kbs::keystore::Kek> hsm_kek;
+  if (config.keystore_backend == "pkcs11") {
+    kbs::keystore::Pkcs11KekOptions p11;
+    p11.module_path = config.pkcs11_module;
+    p11.token_label = config.pkcs11_token;
+    p11.key_label = config.pkcs11_key_label;
+    p11.sessions = static_cast<int>(config.pkcs11_sessions);
+    std::string pin;
+    if (!config.pkcs11_pin_file.empty()) {
+      auto read = kbs::common::ReadPrivateFile(config.pkcs11_pin_file);
+      if (!read.ok()) return Fail("keystore.pkcs11_pin_file", read.status());
+      pin = std::string(absl::StripTrailingAsciiWhitespace(*read));
+      std::fill(read->begin(), read->end(), '\0');
+    } else {
+      const char* env = std::getenv(config.pkcs11_pin_env.c_str());
+      if (env == nullptr) {
+        return Fail("keystore.pkcs11_pin_env",
+                    absl::InvalidArgumentError(absl::StrCat("environment variable ",
+                                                            config.pkcs11_pin_env, " is not set")));
+      }
+      pin = env;
+    }
+    p11.pin = kbs::common::SecretBytes(kbs::common::AsSpan(pin));
+    std::fill(pin.begin(), pin.end(), '\0');
+    auto created = kbs::keystore::Pkcs11Kek::Create(std::move(p11));
+    if (!created.ok()) return Fail("PKCS#11 key-encryption key", created.status());
+    hsm_kek = *std::move(created);
+  }
+  kbs::keystore::Kek* kek =
+      hsm_kek != nullptr ? hsm_kek.get() : static_cast<kbs::keystore::Kek*>(local_kek->get());
   auto signing_key = kbs::token::LoadOrCreateSigningKey((dir / "token-signing-key.pem").string());
   if (!signing_key.ok()) return Fail("token signing key", signing_key.status());
   auto db = kbs::storage::SqliteDatabase::Open((dir / "kbs.db").string(), threads + 2, "");
   if (!db.ok()) return Fail("database", db.status());
   auto keys =
-      kbs::keystore::SqliteKeyStore::Create(db->get(), kek->get(), &clock, (*kek)->master_key());
+      kbs::keystore::SqliteKeyStore::Create(db->get(), kek, &clock, (*local_kek)->master_key());
   if (!keys.ok()) return Fail("key store", keys.status());
   auto policies = kbs::PolicyStore::Create(db->get(), &clock);
   if (!policies.ok()) return Fail("policy store", policies.status());
@@ -224,7 +257,7 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
       {absl::Seconds(config.session_timeout_secs), static_cast<size_t>(config.max_sessions)});
   kbs::Broker::Dependencies deps{&clock,        &sessions,          &verifiers,
                                  tokens->get(), keys->get(),        policies->get(),
-                                 admin->get(),  receipt_log->get(), kek->get()};
+                                 admin->get(),  receipt_log->get(), kek};
   kbs::Broker::Options broker_options;
   broker_options.policy.sample_tee_enabled = config.allow_sample_tee;
   broker_options.policy.expression_limits.max_expression_bytes =

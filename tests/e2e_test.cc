@@ -608,6 +608,65 @@ TEST(E2eKeysTest, VersionsRotationAndGeneratedKeys) {
   EXPECT_THAT(list.output, HasSubstr("\"destroyed\""));
 }
 
+// The KEK in an HSM (SoftHSM2 through PKCS#11): values are released through
+// it, the database holds no plaintext, an HSM that goes away gives 503 and
+// no release, and the KBS recovers by itself when it returns.
+TEST(E2eHsmTest, Pkcs11KekReleasesFailsClosedAndRecovers) {
+  const std::string module = "/usr/lib/softhsm/libsofthsm2.so";
+  if (!std::filesystem::exists(module) || !std::filesystem::exists("/usr/bin/softhsm2-util")) {
+    GTEST_SKIP() << "SoftHSM2 is not installed (scripts/install-deps.sh test installs it)";
+  }
+  std::string dir =
+      std::filesystem::temp_directory_path() / ("kbs_hsm_e2e_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  // A throwaway token, as scripts/softhsm_token.sh makes one.
+  std::filesystem::create_directories(dir + "/tokens");
+  ASSERT_TRUE(common::WriteFileAtomic(dir + "/softhsm2.conf",
+                                      absl::StrCat("directories.tokendir = ", dir,
+                                                   "/tokens\nobjectstore.backend = file\n"),
+                                      0600)
+                  .ok());
+  ::setenv("SOFTHSM2_CONF", (dir + "/softhsm2.conf").c_str(), 1);
+  auto made = testing::RunCommand({"/usr/bin/softhsm2-util", "--init-token", "--free", "--label",
+                                   "kbs-e2e", "--so-pin", "12345678", "--pin", "1234"});
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  ASSERT_TRUE(common::WriteFileAtomic(dir + "/pin", "1234\n", 0600).ok());
+  auto kbs =
+      StartKbs({.config_toml = absl::StrCat(
+                    "[keystore]\nbackend = \"pkcs11\"\npkcs11_module = \"", module,
+                    "\"\npkcs11_token = \"kbs-e2e\"\npkcs11_pin_file = \"", dir, "/pin\"\n")});
+  ASSERT_NE(kbs, nullptr);
+  Provision(*kbs);
+  RcarOptions options;
+  auto value = client::RunSampleRcar(*Http(*kbs), kResource, options);
+  ASSERT_TRUE(value.ok()) << value.status() << kbs->Log();
+  EXPECT_EQ(*value, kValue);
+  auto versions = Http(*kbs)->ResourceVersions(kbs->AdminToken(), kResource);
+  ASSERT_TRUE(versions.ok());
+  EXPECT_EQ((*versions)["versions"][0]["kek"], "pkcs11:kbs-kek.1");
+
+  // The HSM goes away: 503, nothing released.
+  std::filesystem::rename(dir + "/tokens", dir + "/tokens.away");
+  auto gone = client::RunSampleRcar(*Http(*kbs), kResource, options);
+  EXPECT_EQ(gone.status().code(), absl::StatusCode::kUnavailable) << gone.status();
+  // It comes back: the KBS reconnects by itself (within its backoff).
+  std::filesystem::rename(dir + "/tokens.away", dir + "/tokens");
+  absl::StatusOr<std::string> back = absl::UnknownError("not tried");
+  for (int i = 0; i < 40 && !back.ok(); ++i) {
+    absl::SleepFor(absl::Milliseconds(250));
+    back = client::RunSampleRcar(*Http(*kbs), kResource, options);
+  }
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, kValue);
+  // KEK rotation inside the HSM; the value is unchanged.
+  auto rotated = Http(*kbs)->RotateKek(kbs->AdminToken());
+  ASSERT_TRUE(rotated.ok()) << rotated.status();
+  EXPECT_EQ((*rotated)["kek"], "pkcs11:kbs-kek.2");
+  EXPECT_EQ(*client::RunSampleRcar(*Http(*kbs), kResource, options), kValue);
+  ::unsetenv("SOFTHSM2_CONF");
+  std::filesystem::remove_all(dir);
+}
+
 // Intel TDX through the whole stack: quotes from a test PKI whose root is
 // configured as a trust anchor, collateral from the offline directory.
 TEST(E2eTdxTest, TdxAttestationReleasesAndTamperingDoesNot) {

@@ -149,6 +149,13 @@ absl::StatusOr<KbsConfig> ParseConfig(absl::string_view toml_text) {
   KBS_RETURN_IF_ERROR(
       r.Integer("snp", "collateral_timeout", c.snp_collateral_timeout_secs, 1, 600));
   KBS_RETURN_IF_ERROR(r.StringList("snp", "trusted_arks", c.snp_trusted_arks));
+  KBS_RETURN_IF_ERROR(r.String("keystore", "backend", c.keystore_backend));
+  KBS_RETURN_IF_ERROR(r.String("keystore", "pkcs11_module", c.pkcs11_module));
+  KBS_RETURN_IF_ERROR(r.String("keystore", "pkcs11_token", c.pkcs11_token));
+  KBS_RETURN_IF_ERROR(r.String("keystore", "pkcs11_key_label", c.pkcs11_key_label));
+  KBS_RETURN_IF_ERROR(r.String("keystore", "pkcs11_pin_file", c.pkcs11_pin_file));
+  KBS_RETURN_IF_ERROR(r.String("keystore", "pkcs11_pin_env", c.pkcs11_pin_env));
+  KBS_RETURN_IF_ERROR(r.Integer("keystore", "pkcs11_sessions", c.pkcs11_sessions, 1, 64));
   KBS_RETURN_IF_ERROR(r.Bool("tdx", "enabled", c.tdx_enabled));
   KBS_RETURN_IF_ERROR(r.Bool("sgx", "enabled", c.sgx_enabled));
   KBS_RETURN_IF_ERROR(r.String("dcap", "collateral_dir", c.dcap_collateral_dir));
@@ -269,6 +276,20 @@ absl::Status ValidateConfig(const KbsConfig& c) {
       return absl::InvalidArgumentError(absl::StrCat(
           "snp.trusted_arks entries are \"<Milan|Genoa|Turin>:<64 hex digits>\", not \"", ark,
           "\""));
+    }
+  }
+  if (c.keystore_backend != "local" && c.keystore_backend != "pkcs11") {
+    return absl::InvalidArgumentError("keystore.backend must be \"local\" or \"pkcs11\"");
+  }
+  if (c.keystore_backend == "pkcs11") {
+    if (c.pkcs11_module.empty() || c.pkcs11_token.empty()) {
+      return absl::InvalidArgumentError(
+          "keystore.backend = \"pkcs11\" needs keystore.pkcs11_module and keystore.pkcs11_token");
+    }
+    if (c.pkcs11_pin_file.empty() == c.pkcs11_pin_env.empty()) {
+      return absl::InvalidArgumentError(
+          "give the PKCS#11 PIN with exactly one of keystore.pkcs11_pin_file and "
+          "keystore.pkcs11_pin_env (never in the configuration file)");
     }
   }
   for (const std::string* url : {&c.dcap_pcs_url, &c.dcap_root_ca_crl_url}) {

@@ -39,6 +39,14 @@ struct KbsConfig {
   int64_t snp_kds_min_interval_secs = 10;
   int64_t snp_collateral_timeout_secs = 10;
   std::vector<std::string> snp_trusted_arks;  // "<Product>:<sha256 hex>"
+  // [keystore]: where the key-encryption key lives.
+  std::string keystore_backend = "local";  // "local" (master key file) or "pkcs11"
+  std::string pkcs11_module;               // absolute path of the PKCS#11 module
+  std::string pkcs11_token;                // token label
+  std::string pkcs11_key_label = "kbs-kek";
+  std::string pkcs11_pin_file;  // the user PIN, from a file (mode 0600) ...
+  std::string pkcs11_pin_env;   // ... or an environment variable; never in this file
+  int64_t pkcs11_sessions = 4;
   // [tdx], [sgx], [dcap] (Intel DCAP collateral shared by both)
   bool tdx_enabled = true;
   bool sgx_enabled = true;
