@@ -608,6 +608,58 @@ TEST(E2eKeysTest, VersionsRotationAndGeneratedKeys) {
   EXPECT_THAT(list.output, HasSubstr("\"destroyed\""));
 }
 
+// kbsctl model seal / unseal: a sealed file names its key version, so a
+// later rotation does not make it unreadable; a tampered file writes nothing.
+TEST(E2eModelTest, SealUnsealThroughTheKbs) {
+  auto kbs = StartKbs({});
+  ASSERT_NE(kbs, nullptr);
+  Provision(*kbs);
+  std::string dir =
+      std::filesystem::temp_directory_path() / ("kbs_model_e2e_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::string weights(3 * 4096 + 17, '\0');
+  for (size_t i = 0; i < weights.size(); ++i) weights[i] = static_cast<char>(i * 131 + 7);
+  ASSERT_TRUE(common::WriteFileAtomic(dir + "/w.bin", weights).ok());
+  auto run = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), testing::KbsctlBinary());
+    for (const std::string& a : {std::string("--url"), kbs->http_url(), std::string("--admin-key"),
+                                 kbs->admin_key_file()}) {
+      args.push_back(a);
+    }
+    return testing::RunCommand(args);
+  };
+  auto sealed = run({"model", "seal", "--in", dir + "/w.bin", "--out", dir + "/w.sealed",
+                     "--resource", "models/weights/key", "--chunk-size", "4096"});
+  ASSERT_EQ(sealed.exit_code, 0) << sealed.output;
+  EXPECT_THAT(sealed.output, HasSubstr("\"key_version\":1"));
+  // A second model sealed later under the same resource makes version 2.
+  ASSERT_EQ(run({"model", "seal", "--in", dir + "/w.bin", "--out", dir + "/w2.sealed", "--resource",
+                 "models/weights/key"})
+                .exit_code,
+            0);
+  auto unsealed = run({"model", "unseal", "--in", dir + "/w.sealed", "--out", dir + "/w.out"});
+  ASSERT_EQ(unsealed.exit_code, 0) << unsealed.output;
+  EXPECT_EQ(*common::ReadFile(dir + "/w.out"), weights);
+  // Tampered: a clear error and no file under the final name.
+  std::string bytes = *common::ReadFile(dir + "/w.sealed");
+  bytes[bytes.size() / 2] ^= 1;
+  ASSERT_TRUE(common::WriteFileAtomic(dir + "/bad.sealed", bytes).ok());
+  auto bad = run({"model", "unseal", "--in", dir + "/bad.sealed", "--out", dir + "/bad.out"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_THAT(bad.output, HasSubstr("failed authentication"));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/bad.out"));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/bad.out.partial"));
+  // Its key version disabled: the KBS does not release it, nothing written.
+  ASSERT_TRUE(Http(*kbs)
+                  ->SetResourceVersionState(kbs->AdminToken(), "models/weights/key", 1, "disabled")
+                  .ok());
+  auto refused = run({"model", "unseal", "--in", dir + "/w.sealed", "--out", dir + "/w2.out"});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_FALSE(std::filesystem::exists(dir + "/w2.out"));
+  std::filesystem::remove_all(dir);
+}
+
 // The KEK in an HSM (SoftHSM2 through PKCS#11): values are released through
 // it, the database holds no plaintext, an HSM that goes away gives 503 and
 // no release, and the KBS recovers by itself when it returns.

@@ -19,6 +19,7 @@
 #include "common/x509.h"
 #include "kbs/cli/audit_commands.h"
 #include "kbs/client/kbs_client.h"
+#include "kbs/sealed/sealed.h"
 #include "policy/policy_engine.h"
 #include "verifier/dcap/collateral.h"
 #include "verifier/sgx/sgx_verifier.h"
@@ -534,6 +535,24 @@ int main(int argc, char** argv) {
   attest->add_flag("--bearer", use_token,
                    "Fetch with the token as Bearer (like the CDH) instead of the cookie");
 
+  // model seal|unseal (docs/sealing.md)
+  CLI::App* model = app.add_subcommand("model", "Seal model weights to a KBS key, or unseal them");
+  model->require_subcommand(1);
+  std::string model_in, model_out, model_resource;
+  uint32_t chunk_size = kbs::sealed::kDefaultChunkSize;
+  CLI::App* seal = model->add_subcommand(
+      "seal", "Encrypt a file under a new key version stored in the KBS (admin)");
+  seal->add_option("--in", model_in, "Plaintext weights")->required();
+  seal->add_option("--out", model_out, "Sealed file to write")->required();
+  seal->add_option("--resource", model_resource, "REPO/TYPE/TAG of the key")->required();
+  seal->add_option("--chunk-size", chunk_size, "Bytes per chunk (4 KiB to 64 MiB)")
+      ->check(CLI::Range(kbs::sealed::kMinChunkSize, kbs::sealed::kMaxChunkSize));
+  CLI::App* unseal = model->add_subcommand(
+      "unseal", "Attest, fetch the key version the file names, and decrypt it");
+  unseal->add_option("--in", model_in, "Sealed file")->required();
+  unseal->add_option("--out", model_out, "Plaintext to write (never partial)")->required();
+  unseal->add_option("--tee", tee, "TEE type (sample)")->check(CLI::IsMember({"sample"}));
+
   // evidence verify (offline)
   CLI::App* evidence = app.add_subcommand("evidence", "Work with TEE evidence offline");
   evidence->require_subcommand(1);
@@ -567,9 +586,10 @@ int main(int argc, char** argv) {
                      "Extra pinned Intel root, sha256 hex of its DER; repeatable");
 
   for (CLI::App* cmd :
-       {admin,    keygen,   resource,     put,   del,        list,       policy, set,       get,
-        history,  activate, clear_shadow, ptest, peval,      refvalues,  rv_set, rv_get,    attest,
-        evidence, verify,   versions,     key,   key_create, key_rotate, kek,    kek_rotate}) {
+       {admin,  keygen,     resource, put,          del,      list,  policy,     set,
+        get,    history,    activate, clear_shadow, ptest,    peval, refvalues,  rv_set,
+        rv_get, attest,     evidence, verify,       versions, key,   key_create, key_rotate,
+        kek,    kek_rotate, model,    seal,         unseal}) {
     // Global options are accepted before or after the subcommand.
     cmd->fallthrough();
   }
@@ -609,6 +629,25 @@ int main(int argc, char** argv) {
   auto client = Connect(g);
   if (!client.ok()) return Fail(client.status());
 
+  if (unseal->parsed()) {
+    // The header names the resource and key version; the file is read only
+    // after the key is released to this attested TEE.
+    auto header = kbs::sealed::PeekSealHeader(model_in);
+    if (!header.ok()) return Fail(header.status());
+    kbs::client::RcarOptions options;
+    options.tee = tee;
+    options.version = static_cast<int64_t>(header->key_version);
+    auto key = kbs::client::RunSampleRcar(**client, header->resource_path, options);
+    if (!key.ok()) return Fail(key.status());
+    kbs::common::SecretBytes secret(kbs::common::AsSpan(*key));
+    std::fill(key->begin(), key->end(), '\0');
+    if (auto s = kbs::sealed::UnsealFile(model_in, model_out, secret.span()); !s.ok()) {
+      return Fail(s);
+    }
+    std::cerr << "kbsctl: unsealed " << model_in << " (" << header->resource_path << " version "
+              << header->key_version << ") to " << model_out << "\n";
+    return 0;
+  }
   if (attest->parsed()) {
     kbs::client::RcarOptions options;
     options.tee = tee;
@@ -641,6 +680,32 @@ int main(int argc, char** argv) {
 
   auto token = AdminToken(g);
   if (!token.ok()) return Fail(token.status());
+  if (seal->parsed()) {
+    // A fresh 256-bit key becomes the resource's new version; the file is
+    // sealed under it and names that version, so later rotations never make
+    // it unreadable while the version stays enabled.
+    auto key = kbs::common::RandomBytes(32);
+    if (!key.ok()) return Fail(key.status());
+    auto md =
+        (*client)->PutResource(*token, model_resource, kbs::common::AsStringView(key->span()));
+    if (!md.ok()) return Fail(md.status());
+    kbs::sealed::SealOptions options;
+    options.resource_path = model_resource;
+    options.key_version = md->value("version", int64_t{0});
+    options.chunk_size = chunk_size;
+    if (options.key_version <= 0) {
+      return Fail(absl::InternalError("the KBS did not say which version it stored"));
+    }
+    if (auto s = kbs::sealed::SealFile(model_in, model_out, key->span(), options); !s.ok()) {
+      return Fail(s);
+    }
+    std::cout << Json{{"sealed", model_out},
+                      {"resource", model_resource},
+                      {"key_version", options.key_version}}
+                     .dump()
+              << "\n";
+    return 0;
+  }
   if (put->parsed()) {
     auto value = kbs::common::ReadFile(file, 16 << 20);
     if (!value.ok()) return Fail(value.status());

@@ -365,7 +365,11 @@ class GrpcKbsClient final : public KbsClient {
     ::grpc::ClientContext ctx;
     Authorize(ctx, admin_token);
     KBS_RETURN_IF_ERROR(FromGrpc(admin_->PutResource(&ctx, req, &resp), ctx));
-    return Json{{"path", resp.path()}, {"size", resp.size()}, {"sha256", resp.sha256()}};
+    return Json{{"path", resp.path()},
+                {"size", resp.size()},
+                {"sha256", resp.sha256()},
+                {"version", resp.version()},
+                {"latest_version", resp.latest_version()}};
   }
   absl::Status DeleteResource(absl::string_view admin_token, absl::string_view path) override {
     v1::DeleteResourceRequest req;
