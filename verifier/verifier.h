@@ -29,6 +29,14 @@ struct EvidenceBinding {
 
 class Verifier;
 
+// Zero-pads or truncates `value` to `size`: how a digest is fitted to a
+// hardware report-data field (trustee's regularize_data).
+inline std::string FitReportData(absl::string_view value, size_t size) {
+  std::string out(value.substr(0, size));
+  out.resize(size, '\0');
+  return out;
+}
+
 // Claims about a TEE that passed verification. Immutable.
 class VerifiedClaims final {
  public:

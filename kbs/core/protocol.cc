@@ -4,7 +4,6 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "common/status_macros.h"
 
 namespace kbs {
@@ -70,21 +69,6 @@ absl::StatusOr<AttestRequest> ParseAttestRequest(absl::string_view body) {
   // of the parsed document instead of copying it.
   req.primary_evidence = std::move(json["tee-evidence"]["primary_evidence"]);
   return req;
-}
-
-bool IsValidResourcePath(absl::string_view path) {
-  if (path.size() > 512) return false;
-  std::vector<absl::string_view> segments = absl::StrSplit(path, '/');
-  if (segments.size() != 3) return false;
-  for (absl::string_view s : segments) {
-    if (s.empty() || s.front() == '.') return false;
-    for (char c : s) {
-      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                c == '_' || c == '-' || c == '.';
-      if (!ok) return false;
-    }
-  }
-  return true;
 }
 
 }  // namespace kbs

@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "common/json.h"
+#include "common/resource_path.h"
 
 namespace kbs {
 
@@ -41,9 +42,8 @@ struct AttestRequest {
 absl::StatusOr<AuthRequest> ParseAuthRequest(absl::string_view body);
 absl::StatusOr<AttestRequest> ParseAttestRequest(absl::string_view body);
 
-// "repo/type/tag": exactly three segments of [A-Za-z0-9_.-], none starting
-// with '.' (the reference KBS's ResourceDesc).
-bool IsValidResourcePath(absl::string_view path);
+// "repo/type/tag" (common/resource_path.h).
+using common::IsValidResourcePath;
 
 }  // namespace kbs
 

@@ -18,8 +18,8 @@
 #include "absl/memory/memory.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "common/crypto.h"
+#include "common/resource_path.h"
 #include "common/status_macros.h"
 
 namespace kbs::sealed {
@@ -75,7 +75,7 @@ constexpr absl::string_view kKeyCheckLabel = "kbs-sealed key check";
 constexpr size_t kPreambleSize = 14;     // magic, version, header length
 constexpr size_t kFixedHeaderSize = 68;  // everything but the resource path
 constexpr size_t kMinPathSize = 5;       // "a/b/c"
-constexpr size_t kMaxPathSize = 512;
+constexpr size_t kMaxPathSize = common::kMaxResourcePathBytes;
 constexpr size_t kNonceSize = 12;
 constexpr size_t kAadSize = 32 + 8 + 1;
 
@@ -265,23 +265,6 @@ absl::StatusOr<uint64_t> ReadBe(common::ByteReader& r, size_t n, absl::string_vi
   return v;
 }
 
-// The KBS resource path grammar (kbs/core/protocol.h IsValidResourcePath),
-// repeated here because kbs_sealed depends on kbs_common only.
-bool IsValidResourcePath(absl::string_view path) {
-  if (path.size() < kMinPathSize || path.size() > kMaxPathSize) return false;
-  std::vector<absl::string_view> segments = absl::StrSplit(path, '/');
-  if (segments.size() != 3) return false;
-  for (absl::string_view s : segments) {
-    if (s.empty() || s.front() == '.') return false;
-    for (char c : s) {
-      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                c == '_' || c == '-' || c == '.';
-      if (!ok) return false;
-    }
-  }
-  return true;
-}
-
 absl::Status CheckKey(absl::Span<const uint8_t> key) {
   if (key.size() != kKeySize) {
     return absl::InvalidArgumentError(
@@ -373,7 +356,7 @@ ChunkParams MakeChunkParams(absl::string_view nonce_prefix, absl::string_view he
 
 absl::Status ValidateSealInputs(absl::Span<const uint8_t> key, const SealOptions& options) {
   KBS_RETURN_IF_ERROR(CheckKey(key));
-  if (!IsValidResourcePath(options.resource_path)) {
+  if (!common::IsValidResourcePath(options.resource_path)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "resource path \"", absl::CHexEscape(options.resource_path),
         "\" is not repo/type/tag (segments of [A-Za-z0-9_.-], none starting with '.')"));
@@ -497,7 +480,7 @@ absl::StatusOr<SealHeader> ParseSealHeader(absl::string_view bytes, size_t* cons
   }
   KBS_ASSIGN_OR_RETURN(absl::Span<const uint8_t> path, r.Bytes(path_size, "resource path"));
   h.resource_path = common::ToString(path);
-  if (!IsValidResourcePath(h.resource_path)) {
+  if (!common::IsValidResourcePath(h.resource_path)) {
     return absl::InvalidArgumentError(absl::StrCat("resource path: \"",
                                                    absl::CHexEscape(h.resource_path),
                                                    "\" at offset 16 is not repo/type/tag"));

@@ -11,12 +11,6 @@ std::string Rfc3339(absl::Time t) {
 
 }  // namespace
 
-std::string Fit(absl::string_view value, size_t size) {
-  std::string out(value.substr(0, size));
-  out.resize(size, '\0');
-  return out;
-}
-
 int8_t HardwareTrust(absl::string_view s) {
   // Revoked never gets here: it fails verification.
   return s == "UpToDate" ? kAffirming : kWarningUnsafeConfig;

@@ -21,9 +21,6 @@ void AddPlatformClaims(const VerifiedQuote& q, common::Json& claims);
 // warning when hardening, configuration or updates are needed.
 int8_t HardwareTrust(absl::string_view tcb_status);
 
-// Zero-pads or truncates `value` to `size` (trustee's regularize_data).
-std::string Fit(absl::string_view value, size_t size);
-
 }  // namespace kbs::verifier::dcap
 
 #endif  // KBS_VERIFIER_DCAP_CLAIMS_H_

@@ -78,13 +78,13 @@ absl::StatusOr<VerifiedClaims> SgxVerifier::VerifyQuote(absl::string_view quote,
       quotes_.Verify(common::AsSpan(quote), dcap::DcapTee::kSgx, expect.at, collateral));
   const dcap::EnclaveReport& e = *q.quote.enclave;
   if (expect.report_data.has_value() &&
-      !common::ConstantTimeEquals(dcap::Fit(*expect.report_data, 64), e.report_data)) {
+      !common::ConstantTimeEquals(FitReportData(*expect.report_data, 64), e.report_data)) {
     return absl::UnauthenticatedError(
         "SGX REPORTDATA does not match the runtime-data digest (nonce, tee-pubkey or additional "
         "evidence differ)");
   }
   if (expect.config_id.has_value() &&
-      !common::ConstantTimeEquals(dcap::Fit(*expect.config_id, 64), e.config_id)) {
+      !common::ConstantTimeEquals(FitReportData(*expect.config_id, 64), e.config_id)) {
     return absl::UnauthenticatedError("SGX CONFIGID does not match the init-data digest");
   }
   TrustVector tv;

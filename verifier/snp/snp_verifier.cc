@@ -22,13 +22,6 @@ constexpr size_t kMaxCachedChains = 10000;
 
 std::string Hex(absl::Span<const uint8_t> bytes) { return common::HexEncode(bytes); }
 
-// Zero-pads or truncates `value` to `size` (trustee's regularize_data).
-std::string Fit(absl::string_view value, size_t size) {
-  std::string out(value.substr(0, size));
-  out.resize(size, '\0');
-  return out;
-}
-
 // ECDSA P-384/SHA-384 over the signed bytes; R and S are 72-byte
 // little-endian integers (SEV-SNP ABI 56860, Table 131).
 bool VerifyReportSignature(const SnpReport& report, EVP_PKEY* key) {
@@ -303,7 +296,7 @@ absl::StatusOr<VerifiedClaims> SnpVerifier::VerifyEvidence(
 
   // Bind the report to this attestation.
   if (expect.report_data.has_value()) {
-    std::string want = Fit(*expect.report_data, report.report_data.size());
+    std::string want = FitReportData(*expect.report_data, report.report_data.size());
     if (!common::ConstantTimeEquals(common::AsSpan(want), report.report_data)) {
       return absl::UnauthenticatedError(
           "SNP REPORT_DATA does not match the runtime-data digest (nonce, tee-pubkey or "
@@ -311,7 +304,7 @@ absl::StatusOr<VerifiedClaims> SnpVerifier::VerifyEvidence(
     }
   }
   if (expect.host_data.has_value()) {
-    std::string want = Fit(*expect.host_data, report.host_data.size());
+    std::string want = FitReportData(*expect.host_data, report.host_data.size());
     if (!common::ConstantTimeEquals(common::AsSpan(want), report.host_data)) {
       return absl::UnauthenticatedError("SNP HOST_DATA does not match the init-data digest");
     }

@@ -112,13 +112,13 @@ absl::StatusOr<VerifiedClaims> TdxVerifier::VerifyEvidence(
 
   // Bind the TD to this attestation.
   if (expect.report_data.has_value() &&
-      !common::ConstantTimeEquals(dcap::Fit(*expect.report_data, 64), td.report_data)) {
+      !common::ConstantTimeEquals(FitReportData(*expect.report_data, 64), td.report_data)) {
     return absl::UnauthenticatedError(
         "TDX REPORTDATA does not match the runtime-data digest (nonce, tee-pubkey or additional "
         "evidence differ)");
   }
   if (expect.mr_config_id.has_value() &&
-      !common::ConstantTimeEquals(dcap::Fit(*expect.mr_config_id, 48), td.mr_config_id)) {
+      !common::ConstantTimeEquals(FitReportData(*expect.mr_config_id, 48), td.mr_config_id)) {
     return absl::UnauthenticatedError("TDX MRCONFIGID does not match the init-data digest");
   }
 
