@@ -22,6 +22,7 @@
 #include "tests/testing/raw_http.h"
 #include "tests/testing/snp_generator.h"
 #include "tests/testing/test_certs.h"
+#include "tests/testing/testdata.h"
 #include "verifier/dcap/collateral.h"
 
 namespace kbs {
@@ -814,8 +815,7 @@ TEST(E2eTdxTest, TdxAttestationReleasesAndTamperingDoesNot) {
 
 // kbsctl evidence verify on real Intel quotes, at their documented times.
 TEST(E2eTdxTest, KbsctlVerifiesRealIntelQuotes) {
-  const char* env = std::getenv("KBS_TESTDATA");
-  const std::string data = env != nullptr ? env : "../shared/testdata";
+  const std::string data = testing::TestDataDir();
   if (!std::filesystem::exists(data + "/tdx")) {
     GTEST_SKIP() << "real Intel quotes not found: set KBS_TESTDATA to shared/testdata";
   }

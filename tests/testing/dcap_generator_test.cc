@@ -24,6 +24,7 @@
 #include "common/status_macros.h"
 #include "common/x509.h"
 #include "gtest/gtest.h"
+#include "tests/testing/testdata.h"
 
 namespace kbs::testing {
 namespace {
@@ -34,14 +35,9 @@ const absl::Time kNow = absl::FromUnixSeconds(1767225600);  // 2026-01-01
 const absl::Time kIssue = absl::FromUnixSeconds(1765000000);
 const absl::Time kNext = absl::FromUnixSeconds(1770000000);
 
-std::string TestData() {
-  const char* dir = std::getenv("KBS_TESTDATA");
-  return dir != nullptr ? dir : "../shared/testdata";
-}
-
 // Real files are optional: the checks on them are skipped when absent.
 std::optional<std::string> ReadTestData(const std::string& relative) {
-  std::string path = TestData() + "/" + relative;
+  std::string path = kbs::testing::TestDataDir() + "/" + relative;
   if (!std::filesystem::exists(path)) return std::nullopt;
   auto data = common::ReadFile(path);
   if (!data.ok()) return std::nullopt;

@@ -8,6 +8,7 @@
 #include "common/files.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/testdata.h"
 #include "verifier/dcap/collateral.h"
 #include "verifier/dcap/quote.h"
 #include "verifier/dcap/quote_verifier.h"
@@ -21,18 +22,13 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-std::string TestData() {
-  const char* dir = std::getenv("KBS_TESTDATA");
-  return dir != nullptr ? dir : "../shared/testdata";
-}
-
 #define REQUIRE_TESTDATA()                                                              \
-  if (!std::filesystem::exists(TestData() + "/tdx")) {                                  \
+  if (!std::filesystem::exists(kbs::testing::TestDataDir() + "/tdx")) {                 \
     GTEST_SKIP() << "real Intel quotes not found: set KBS_TESTDATA to shared/testdata"; \
   }
 
 std::string Read(const std::string& relative) {
-  auto data = common::ReadFile(TestData() + "/" + relative);
+  auto data = common::ReadFile(kbs::testing::TestDataDir() + "/" + relative);
   EXPECT_TRUE(data.ok()) << data.status();
   return data.value_or("");
 }

@@ -22,6 +22,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/fake_http_server.h"
+#include "tests/testing/testdata.h"
 
 namespace kbs::verifier::dcap {
 namespace {
@@ -30,13 +31,8 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-std::string TestData() {
-  const char* dir = std::getenv("KBS_TESTDATA");
-  return dir != nullptr ? dir : "../shared/testdata";
-}
-
 std::string Read(const std::string& relative) {
-  return common::ReadFile(TestData() + "/" + relative).value_or("");
+  return common::ReadFile(kbs::testing::TestDataDir() + "/" + relative).value_or("");
 }
 
 std::string TempDir(const std::string& name) {
@@ -178,7 +174,8 @@ const std::string kRootCrlTarget = "/IntelSGXRootCA.der";
 class PcsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!std::filesystem::exists(TestData() + "/tdx/gotdx-tcbInfo-50806f000000-2023-06.json")) {
+    if (!std::filesystem::exists(kbs::testing::TestDataDir() +
+                                 "/tdx/gotdx-tcbInfo-50806f000000-2023-06.json")) {
       GTEST_SKIP() << "real TDX collateral not found: set KBS_TESTDATA to shared/testdata";
     }
     tcb_body_ = Read("tdx/gotdx-tcbInfo-50806f000000-2023-06.json");

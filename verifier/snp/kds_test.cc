@@ -9,6 +9,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/fake_http_server.h"
+#include "tests/testing/testdata.h"
 #include "verifier/snp/snp_verifier.h"
 
 namespace kbs::verifier::snp {
@@ -16,13 +17,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::string TestData() {
-  const char* dir = std::getenv("KBS_TESTDATA");
-  return dir != nullptr ? dir : "../shared/testdata";
-}
-
 std::string Read(const std::string& relative) {
-  return common::ReadFile(TestData() + "/" + relative).value_or("");
+  return common::ReadFile(kbs::testing::TestDataDir() + "/" + relative).value_or("");
 }
 
 std::string TempDir(const std::string& name) {
@@ -37,7 +33,7 @@ std::string TempDir(const std::string& name) {
 class KdsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!std::filesystem::exists(TestData() + "/snp")) {
+    if (!std::filesystem::exists(kbs::testing::TestDataDir() + "/snp")) {
       GTEST_SKIP() << "real SNP evidence not found: set KBS_TESTDATA to shared/testdata";
     }
     report_ = Read("snp/milan-v2-trustee-report.bin");

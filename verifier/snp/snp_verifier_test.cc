@@ -8,6 +8,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/snp_generator.h"
+#include "tests/testing/testdata.h"
 
 namespace kbs::verifier::snp {
 namespace {
@@ -17,18 +18,13 @@ using ::testing::HasSubstr;
 
 // Real evidence from real machines, read through KBS_TESTDATA
 // (see ../shared/testdata/PROVENANCE.md for each file's expected outcome).
-std::string TestData() {
-  const char* dir = std::getenv("KBS_TESTDATA");
-  return dir != nullptr ? dir : "../shared/testdata";
-}
-
 #define REQUIRE_TESTDATA()                                                              \
-  if (!std::filesystem::exists(TestData() + "/snp")) {                                  \
+  if (!std::filesystem::exists(kbs::testing::TestDataDir() + "/snp")) {                 \
     GTEST_SKIP() << "real SNP evidence not found: set KBS_TESTDATA to shared/testdata"; \
   }
 
 std::string Read(const std::string& relative) {
-  auto data = common::ReadFile(TestData() + "/" + relative);
+  auto data = common::ReadFile(kbs::testing::TestDataDir() + "/" + relative);
   EXPECT_TRUE(data.ok()) << data.status();
   return data.value_or("");
 }

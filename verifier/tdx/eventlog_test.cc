@@ -13,6 +13,7 @@
 #include "common/files.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/testdata.h"
 
 namespace kbs::verifier::tdx {
 namespace {
@@ -21,18 +22,14 @@ using ::testing::HasSubstr;
 
 // Real logs and quotes, read through KBS_TESTDATA
 // (see ../shared/testdata/PROVENANCE.md, sets TDX-F and TDX-A).
-std::string TestData() {
-  const char* dir = std::getenv("KBS_TESTDATA");
-  return dir != nullptr ? dir : "../shared/testdata";
-}
-
 #define REQUIRE_TESTDATA()                                                                \
-  if (!std::filesystem::exists(TestData() + "/tdx/gotdx-gcp-cos-ccel-eventlog.bin")) {    \
+  if (!std::filesystem::exists(kbs::testing::TestDataDir() +                              \
+                               "/tdx/gotdx-gcp-cos-ccel-eventlog.bin")) {                 \
     GTEST_SKIP() << "real TDX event logs not found: set KBS_TESTDATA to shared/testdata"; \
   }
 
 std::string Read(const std::string& relative) {
-  auto data = common::ReadFile(TestData() + "/" + relative);
+  auto data = common::ReadFile(kbs::testing::TestDataDir() + "/" + relative);
   EXPECT_TRUE(data.ok()) << data.status();
   return data.value_or("");
 }
