@@ -87,6 +87,9 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
     p11.token_label = config.pkcs11_token;
     p11.key_label = config.pkcs11_key_label;
     p11.sessions = static_cast<int>(config.pkcs11_sessions);
+    // An HSM outage at boot is an outage like any other: 503s, failed
+    // receipts, and recovery when the token answers.
+    p11.start_unavailable = true;
     std::string pin;
     if (!config.pkcs11_pin_file.empty()) {
       auto read = kbs::common::ReadPrivateFile(config.pkcs11_pin_file);
@@ -110,8 +113,15 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
   }
   kbs::keystore::Kek* kek =
       hsm_kek != nullptr ? hsm_kek.get() : static_cast<kbs::keystore::Kek*>(local_kek->get());
-  auto signing_key = kbs::token::LoadOrCreateSigningKey((dir / "token-signing-key.pem").string());
-  if (!signing_key.ok()) return Fail("token signing key", signing_key.status());
+  // Attestation-token signing keys, rotated with overlap (docs/oidc.md);
+  // the single key of earlier versions is imported.
+  kbs::token::SigningKeyRing::Options ring_options;
+  ring_options.path = (dir / "token-keys.json").string();
+  ring_options.token_lifetime = absl::Seconds(config.token_lifetime_secs);
+  ring_options.clock_skew = absl::Seconds(config.token_clock_skew_secs);
+  auto signing_keys = kbs::token::SigningKeyRing::Open(ring_options, clock.Now(),
+                                                       (dir / "token-signing-key.pem").string());
+  if (!signing_keys.ok()) return Fail("token signing keys", signing_keys.status());
   auto db = kbs::storage::SqliteDatabase::Open((dir / "kbs.db").string(), threads + 2, "");
   if (!db.ok()) return Fail("database", db.status());
   auto keys =
@@ -250,7 +260,11 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
   token_options.lifetime = absl::Seconds(config.token_lifetime_secs);
   token_options.issuer = config.token_issuer;
   token_options.build = "kbs " KBS_VERSION;
-  auto tokens = kbs::token::TokenService::Create(*std::move(signing_key), token_options, &clock);
+  token_options.audience = config.token_audience;
+  token_options.jwks_uri = config.token_jwks_uri;
+  token_options.clock_skew = absl::Seconds(config.token_clock_skew_secs);
+  token_options.key_rotation_interval = absl::Hours(24 * config.token_key_rotation_days);
+  auto tokens = kbs::token::TokenService::Create(*std::move(signing_keys), token_options, &clock);
   if (!tokens.ok()) return Fail("token service", tokens.status());
 
   kbs::session::SessionStore sessions(
@@ -260,6 +274,7 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
                                  admin->get(),  receipt_log->get(), kek};
   kbs::Broker::Options broker_options;
   broker_options.policy.sample_tee_enabled = config.allow_sample_tee;
+  broker_options.record_attestations = config.record_attestations;
   broker_options.policy.expression_limits.max_expression_bytes =
       static_cast<size_t>(config.policy_max_expression_bytes);
   broker_options.policy.expression_limits.max_depth =
@@ -317,6 +332,15 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
               static_cast<unsigned long long>((*receipt_log)->size()),
               halted.empty() ? "verified" : absl::StrCat("HALTED: ", halted).c_str(),
               (*receipt_log)->verifier_key().c_str());
+  {
+    std::string current;
+    for (const kbs::token::SigningKeyInfo& k : (*tokens)->SigningKeys()) {
+      if (k.state == kbs::token::SigningKeyState::kCurrent) current = k.kid;
+    }
+    std::printf("  tokens: issuer %s (OIDC discovery %s), signing key %s\n",
+                config.token_issuer.c_str(), (*tokens)->OpenIdConfiguration().ok() ? "on" : "off",
+                current.c_str());
+  }
   std::printf("  TEE verifiers: %s\n",
               verifiers.Tees().empty() ? "none" : absl::StrJoin(verifiers.Tees(), ", ").c_str());
   std::fflush(stdout);
@@ -340,6 +364,11 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
     std::unique_lock<std::mutex> lock(mu);
     while (!cv.wait_for(lock, std::chrono::seconds(10), [&] { return stopping; })) {
       sessions.PurgeExpired(clock.Now());
+      // Scheduled token-signing-key rotation; a failure is retried on the
+      // next tick and the current key keeps signing meanwhile.
+      if (absl::Status s = (*tokens)->RotateIfDue(); !s.ok()) {
+        KBS_LOG(kError, "token signing key rotation: ", s.message());
+      }
     }
   });
   int sig = 0;

@@ -105,31 +105,41 @@ TEST_F(AuditE2eTest, DecisionsAreProvableAndTamperingIsFound) {
   ASSERT_EQ(key.exit_code, 0) << key.output;
   auto cp = Audit({"checkpoint", "--fresh"});
   ASSERT_EQ(cp.exit_code, 0) << cp.output;
-  EXPECT_THAT(cp.output, HasSubstr("kbs/receipts\n3\n"));
+  // Each fetch: an "attested" receipt (its index is in the token), then the
+  // release decision.
+  EXPECT_THAT(cp.output, HasSubstr("kbs/receipts\n6\n"));
   ASSERT_TRUE(common::WriteFileAtomic(dir_ + "/cp1.txt", cp.output).ok());
 
   auto list = Audit({"list"});
   ASSERT_EQ(list.exit_code, 0) << list.output;
   std::vector<std::string> lines = absl::StrSplit(list.output, '\n', absl::SkipEmpty());
-  ASSERT_EQ(lines.size(), 3u) << list.output;
-  EXPECT_THAT(lines[0], HasSubstr("\"decision\":\"granted\""));
-  EXPECT_THAT(lines[0], HasSubstr("\"labels\":{\"route\":\"chat\"}"));
+  ASSERT_EQ(lines.size(), 6u) << list.output;
+  EXPECT_THAT(lines[0], HasSubstr("\"decision\":\"attested\""));
   EXPECT_THAT(lines[0], HasSubstr(absl::StrCat("\"sample.measurement\":\"", kMeasurement)));
-  EXPECT_THAT(lines[1], HasSubstr("\"decision\":\"denied\""));
-  EXPECT_THAT(lines[1], HasSubstr("not in the rule's 1 allowed values"));
+  auto attested = common::ParseJson(lines[0]);
+  auto granted = common::ParseJson(lines[1]);
+  ASSERT_TRUE(attested.ok() && granted.ok());
+  // The release names the token of that attestation.
+  EXPECT_EQ((*attested)["token_id"], (*granted)["token_id"]);
+  EXPECT_EQ((*attested)["evidence_sha256"], (*granted)["evidence_sha256"]);
+  EXPECT_THAT(lines[1], HasSubstr("\"decision\":\"granted\""));
+  EXPECT_THAT(lines[1], HasSubstr("\"labels\":{\"route\":\"chat\"}"));
+  EXPECT_THAT(lines[1], HasSubstr(absl::StrCat("\"sample.measurement\":\"", kMeasurement)));
+  EXPECT_THAT(lines[3], HasSubstr("\"decision\":\"denied\""));
+  EXPECT_THAT(lines[3], HasSubstr("not in the rule's 1 allowed values"));
   auto denied = Audit({"list", "--decision", "denied", "--format", "csv"});
   ASSERT_EQ(denied.exit_code, 0) << denied.output;
-  EXPECT_THAT(denied.output, HasSubstr("1,"));
+  EXPECT_THAT(denied.output, HasSubstr("3,"));
   EXPECT_EQ(std::count(denied.output.begin(), denied.output.end(), '\n'), 2);
 
   // One receipt proved offline with the log key alone.
-  ASSERT_TRUE(common::WriteFileAtomic(dir_ + "/entry", lines[1]).ok());
-  auto prove = Audit({"prove", "1", "--out", dir_ + "/1.proof"});
+  ASSERT_TRUE(common::WriteFileAtomic(dir_ + "/entry", lines[3]).ok());
+  auto prove = Audit({"prove", "3", "--out", dir_ + "/1.proof"});
   ASSERT_EQ(prove.exit_code, 0) << prove.output;
   auto offline = Run({"audit", "verify-proof", "--proof", dir_ + "/1.proof", "--entry",
                       dir_ + "/entry", "--log-key", dir_ + "/log.pub"});
   EXPECT_EQ(offline.exit_code, 0) << offline.output;
-  ASSERT_TRUE(common::WriteFileAtomic(dir_ + "/entry", lines[0]).ok());
+  ASSERT_TRUE(common::WriteFileAtomic(dir_ + "/entry", lines[1]).ok());
   auto wrong = Run({"audit", "verify-proof", "--proof", dir_ + "/1.proof", "--entry",
                     dir_ + "/entry", "--log-key", dir_ + "/log.pub"});
   EXPECT_EQ(wrong.exit_code, 1) << wrong.output;
@@ -139,7 +149,7 @@ TEST_F(AuditE2eTest, DecisionsAreProvableAndTamperingIsFound) {
   auto verify =
       Audit({"verify", "--log-key", dir_ + "/log.pub", "--from-checkpoint", dir_ + "/cp1.txt"});
   EXPECT_EQ(verify.exit_code, 0) << verify.output;
-  EXPECT_THAT(verify.output, HasSubstr("consistent with your checkpoint at 3"));
+  EXPECT_THAT(verify.output, HasSubstr("consistent with your checkpoint at 6"));
 
   // An export for a SIEM: every receipt with its proof, checked offline.
   auto exported = Audit({"export", "--out", dir_ + "/log.jsonl", "--log-key", dir_ + "/log.pub"});
@@ -147,15 +157,15 @@ TEST_F(AuditE2eTest, DecisionsAreProvableAndTamperingIsFound) {
   auto export_text = common::ReadFile(dir_ + "/log.jsonl");
   ASSERT_TRUE(export_text.ok());
   std::vector<std::string> export_lines = absl::StrSplit(*export_text, '\n', absl::SkipEmpty());
-  ASSERT_EQ(export_lines.size(), 4u);
-  auto line1 = common::ParseJson(export_lines[1]);
+  ASSERT_EQ(export_lines.size(), 8u);
+  auto line1 = common::ParseJson(export_lines[3]);
   ASSERT_TRUE(line1.ok());
   EXPECT_EQ((*line1)["receipt"]["decision"], "denied");
-  EXPECT_EQ(*common::CanonicalizeJson((*line1)["receipt"]), lines[1]);
+  EXPECT_EQ(*common::CanonicalizeJson((*line1)["receipt"]), lines[3]);
   auto checked = Run(
       {"audit", "verify-proof", "--export", dir_ + "/log.jsonl", "--log-key", dir_ + "/log.pub"});
   EXPECT_EQ(checked.exit_code, 0) << checked.output;
-  EXPECT_THAT(checked.output, HasSubstr("OK: 4 receipts"));
+  EXPECT_THAT(checked.output, HasSubstr("OK: 8 receipts"));
   std::string edited = *export_text;
   size_t at = edited.find("\"decision\":\"denied\"");
   ASSERT_NE(at, std::string::npos);
@@ -164,14 +174,14 @@ TEST_F(AuditE2eTest, DecisionsAreProvableAndTamperingIsFound) {
   auto caught = Run({"audit", "verify-proof", "--export", dir_ + "/edited.jsonl", "--log-key",
                      dir_ + "/log.pub"});
   EXPECT_EQ(caught.exit_code, 1) << caught.output;
-  EXPECT_THAT(caught.output, HasSubstr("line 2: receipt 1"));
+  EXPECT_THAT(caught.output, HasSubstr("line 4: receipt 3"));
   std::string truncated =
       export_text->substr(0, export_text->rfind('\n', export_text->size() - 2) + 1);
   ASSERT_TRUE(common::WriteFileAtomic(dir_ + "/truncated.jsonl", truncated).ok());
   auto short_export = Run({"audit", "verify-proof", "--export", dir_ + "/truncated.jsonl",
                            "--log-key", dir_ + "/log.pub"});
   EXPECT_EQ(short_export.exit_code, 1) << short_export.output;
-  EXPECT_THAT(short_export.output, HasSubstr("holds 3 receipts of a log of 4"));
+  EXPECT_THAT(short_export.output, HasSubstr("holds 7 receipts of a log of 8"));
 
   // The same over gRPC: a tlog-proof that verifies with the log key.
   {
@@ -212,7 +222,7 @@ TEST_F(AuditE2eTest, DecisionsAreProvableAndTamperingIsFound) {
   ASSERT_TRUE(as_admin.ok());
   EXPECT_EQ(as_admin->status, 401);
 
-  // Edit receipt 1 in the database while the KBS is down.
+  // Edit receipt 3 (the denial) in the database while the KBS is down.
   std::string data_dir = kbs_->data_dir();
   ASSERT_EQ(kbs_->Stop(), 0);
   {
@@ -222,17 +232,17 @@ TEST_F(AuditE2eTest, DecisionsAreProvableAndTamperingIsFound) {
                     ->Run([](storage::SqliteConnection& c) {
                       return c.Exec(
                           "UPDATE receipts SET leaf = CAST(replace(CAST(leaf AS TEXT), "
-                          "'\"denied\"', '\"granted\"') AS BLOB) WHERE idx = 1");
+                          "'\"denied\"', '\"granted\"') AS BLOB) WHERE idx = 3");
                     })
                     .ok());
   }
   Start(data_dir);
-  EXPECT_THAT(kbs_->Log(), HasSubstr("HALTED: receipt 1 does not match its leaf hash"));
+  EXPECT_THAT(kbs_->Log(), HasSubstr("HALTED: receipt 3 does not match its leaf hash"));
   auto refused = Fetch(kMeasurement);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable) << refused.status();
   auto tampered = Audit({"verify", "--log-key", dir_ + "/log.pub"});
   EXPECT_EQ(tampered.exit_code, 1) << tampered.output;
-  EXPECT_THAT(tampered.output, HasSubstr("receipt 1 does not match the signed log"));
+  EXPECT_THAT(tampered.output, HasSubstr("receipt 3 does not match the signed log"));
 }
 
 // Deleting or swapping rows (editing is above): `kbsctl audit verify` names
@@ -304,12 +314,12 @@ TEST_F(AuditE2eTest, AFullDiskFailsClosedAndRecovers) {
   auto again = Fetch(kMeasurement);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_TRUE(kbs_->Running());
-  // Only the two delivered keys (and no half-written receipt) are in the
-  // log, and it verifies.
+  // Only the two delivered keys and their attestations (and no
+  // half-written receipt) are in the log, and it verifies.
   ASSERT_EQ(Audit({"log-key", "--out", dir_ + "/log.pub"}).exit_code, 0);
   auto verify = Audit({"verify", "--fresh", "--log-key", dir_ + "/log.pub"});
   EXPECT_EQ(verify.exit_code, 0) << verify.output;
-  EXPECT_THAT(verify.output, HasSubstr("OK: 2 receipts"));
+  EXPECT_THAT(verify.output, HasSubstr("OK: 4 receipts"));
 }
 
 TEST_F(AuditE2eTest, EveryDeliveredKeyIsInTheLogAfterACrash) {

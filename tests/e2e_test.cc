@@ -34,6 +34,7 @@ using client::TeeKeyType;
 using common::Json;
 using ::testing::HasSubstr;
 using testing::KbsProcess;
+using ::testing::Not;
 using testing::RawHttp;
 
 constexpr char kTypePrefix[] = "https://github.com/confidential-containers/kbs/errors/";
@@ -414,6 +415,14 @@ TEST(E2eRestartTest, StateSurvivesRestart) {
   auto key = *client::TeeKeyPair::Generate(TeeKeyType::kEcP256);
   auto token = client->Attest(*client::BuildSampleAttestation(*nonce, key, {}));
   ASSERT_TRUE(token.ok());
+  // The token's signing key is rotated out (over gRPC) before the restart:
+  // as a retired key it still verifies the token until it expires.
+  auto rotated = Grpc(*first)->RotateTokenSigningKey(first->AdminToken());
+  ASSERT_TRUE(rotated.ok()) << rotated.status();
+  const std::string retired = (*rotated)["retired"].get<std::string>();
+  EXPECT_NE((*rotated)["current"], retired);
+  EXPECT_EQ(Grpc(*first)->RotateTokenSigningKey("not-a-token").status().code(),
+            absl::StatusCode::kUnauthenticated);
   ASSERT_EQ(first->Stop(), 0);
 
   KbsProcess::Options again;
@@ -427,6 +436,16 @@ TEST(E2eRestartTest, StateSurvivesRestart) {
                             {{"Authorization", "Bearer " + *token}});
   ASSERT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(*client::DecryptResource(r->body, key), kValue);
+  auto keys = restarted->TokenSigningKeys(second->AdminToken());
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  bool found = false;
+  for (const Json& k : (*keys)["keys"]) {
+    if (k["kid"] == retired) found = k["state"] == "retired" && k.contains("published_until");
+  }
+  EXPECT_TRUE(found) << keys->dump();
+  EXPECT_EQ(std::filesystem::status(first->data_dir() + "/token-keys.json").permissions() &
+                std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   EXPECT_EQ(std::filesystem::status(first->data_dir() + "/master.key").permissions() &
                 std::filesystem::perms::all,
             std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
@@ -684,10 +703,30 @@ TEST(E2eHsmTest, Pkcs11KekReleasesFailsClosedAndRecovers) {
                                    "kbs-e2e", "--so-pin", "12345678", "--pin", "1234"});
   ASSERT_EQ(made.exit_code, 0) << made.output;
   ASSERT_TRUE(common::WriteFileAtomic(dir + "/pin", "1234\n", 0600).ok());
-  auto kbs =
-      StartKbs({.config_toml = absl::StrCat(
-                    "[keystore]\nbackend = \"pkcs11\"\npkcs11_module = \"", module,
-                    "\"\npkcs11_token = \"kbs-e2e\"\npkcs11_pin_file = \"", dir, "/pin\"\n")});
+  ASSERT_TRUE(common::WriteFileAtomic(dir + "/wrong-pin", "4321\n", 0600).ok());
+  auto keygen = testing::RunCommand(
+      {testing::KbsctlBinary(), "admin", "keygen", "--out-dir", dir + "/auditor"});
+  ASSERT_EQ(keygen.exit_code, 0) << keygen.output;
+  auto options_for = [&](const std::string& pin_file, const std::string& data_dir) {
+    return KbsProcess::Options{
+        .config_toml =
+            absl::StrCat("[keystore]\nbackend = \"pkcs11\"\npkcs11_module = \"", module,
+                         "\"\npkcs11_token = \"kbs-e2e\"\npkcs11_pin_file = \"", pin_file, "\"\n"),
+        .extra_args = {"--auditor-public-key", dir + "/auditor/admin.pub"},
+        .data_dir = data_dir};
+  };
+  // The newest failed receipt, read back as an auditor does.
+  auto last_failure = [&](const KbsProcess& k) -> std::string {
+    auto list = testing::RunCommand({testing::KbsctlBinary(), "--url", k.http_url(), "audit",
+                                     "--auditor-key", dir + "/auditor/admin.key", "list",
+                                     "--decision", "failed"});
+    EXPECT_EQ(list.exit_code, 0) << list.output;
+    std::vector<std::string> lines = absl::StrSplit(list.output, '\n', absl::SkipEmpty());
+    return lines.empty() ? "" : lines.back();
+  };
+  // A data directory of our own: each restart below reuses it.
+  const std::string data_dir = dir + "/data";
+  auto kbs = StartKbs(options_for(dir + "/pin", data_dir));
   ASSERT_NE(kbs, nullptr);
   Provision(*kbs);
   RcarOptions options;
@@ -702,6 +741,9 @@ TEST(E2eHsmTest, Pkcs11KekReleasesFailsClosedAndRecovers) {
   std::filesystem::rename(dir + "/tokens", dir + "/tokens.away");
   auto gone = client::RunSampleRcar(*Http(*kbs), kResource, options);
   EXPECT_EQ(gone.status().code(), absl::StatusCode::kUnavailable) << gone.status();
+  std::string failed = last_failure(*kbs);
+  EXPECT_THAT(failed, HasSubstr("HSM unavailable")) << failed;
+  EXPECT_THAT(failed, HasSubstr(absl::StrCat("\"resource\":\"", kResource, "\"")));
   // It comes back: the KBS reconnects by itself (within its backoff).
   std::filesystem::rename(dir + "/tokens.away", dir + "/tokens");
   absl::StatusOr<std::string> back = absl::UnknownError("not tried");
@@ -716,6 +758,46 @@ TEST(E2eHsmTest, Pkcs11KekReleasesFailsClosedAndRecovers) {
   ASSERT_TRUE(rotated.ok()) << rotated.status();
   EXPECT_EQ((*rotated)["kek"], "pkcs11:kbs-kek.2");
   EXPECT_EQ(*client::RunSampleRcar(*Http(*kbs), kResource, options), kValue);
+
+  // The HSM is away when the KBS boots: it starts anyway, releases nothing
+  // (503, failed receipt) and recovers by itself when the token appears.
+  ASSERT_EQ(kbs->Stop(), 0);
+  std::filesystem::rename(dir + "/tokens", dir + "/tokens.away");
+  kbs = StartKbs(options_for(dir + "/pin", data_dir));
+  ASSERT_NE(kbs, nullptr);
+  gone = client::RunSampleRcar(*Http(*kbs), kResource, options);
+  EXPECT_EQ(gone.status().code(), absl::StatusCode::kUnavailable) << gone.status();
+  EXPECT_THAT(last_failure(*kbs), HasSubstr("HSM unavailable"));
+  std::filesystem::rename(dir + "/tokens.away", dir + "/tokens");
+  back = absl::UnknownError("not tried");
+  for (int i = 0; i < 60 && !back.ok(); ++i) {
+    absl::SleepFor(absl::Milliseconds(250));
+    back = client::RunSampleRcar(*Http(*kbs), kResource, options);
+  }
+  ASSERT_TRUE(back.ok()) << back.status() << kbs->Log();
+  EXPECT_EQ(*back, kValue);
+
+  // A PIN the token refuses: the KBS starts, releases nothing (503, failed
+  // receipt naming the refusal, never the PIN) and does not retry the PIN.
+  ASSERT_EQ(kbs->Stop(), 0);
+  kbs = StartKbs(options_for(dir + "/wrong-pin", data_dir));
+  ASSERT_NE(kbs, nullptr);
+  for (int i = 0; i < 2; ++i) {
+    auto refused = client::RunSampleRcar(*Http(*kbs), kResource, options);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable) << refused.status();
+  }
+  failed = last_failure(*kbs);
+  EXPECT_THAT(failed, HasSubstr("rejected the PIN")) << failed;
+  EXPECT_THAT(failed, Not(HasSubstr("4321")));
+  EXPECT_THAT(kbs->Log(), Not(HasSubstr("4321")));
+  EXPECT_EQ(Http(*kbs)->PutResource(kbs->AdminToken(), "other/new/key", "v").status().code(),
+            absl::StatusCode::kUnavailable);
+  ASSERT_EQ(kbs->Stop(), 0);
+  kbs = StartKbs(options_for(dir + "/pin", data_dir));
+  ASSERT_NE(kbs, nullptr);
+  auto fixed = client::RunSampleRcar(*Http(*kbs), kResource, options);
+  ASSERT_TRUE(fixed.ok()) << fixed.status();
+  EXPECT_EQ(*fixed, kValue);
   ::unsetenv("SOFTHSM2_CONF");
   std::filesystem::remove_all(dir);
 }

@@ -418,6 +418,16 @@ int main(int argc, char** argv) {
   kek->require_subcommand(1);
   CLI::App* kek_rotate = kek->add_subcommand(
       "rotate", "Make a new KEK version current and re-wrap every stored data key");
+  // token keys|rotate-key
+  CLI::App* token_cmd =
+      app.add_subcommand("token", "Attestation-token signing keys (admin; docs/oidc.md)");
+  token_cmd->require_subcommand(1);
+  CLI::App* token_keys =
+      token_cmd->add_subcommand("keys", "List the signing keys: current, next and retired");
+  CLI::App* token_rotate = token_cmd->add_subcommand(
+      "rotate-key",
+      "The pre-published next key starts signing; the old one stays in the JWKS until its "
+      "tokens have expired");
 
   // policy set|get
   CLI::App* policy = app.add_subcommand("policy", "Manage the release policy (admin)");
@@ -586,10 +596,11 @@ int main(int argc, char** argv) {
                      "Extra pinned Intel root, sha256 hex of its DER; repeatable");
 
   for (CLI::App* cmd :
-       {admin,  keygen,     resource, put,          del,      list,  policy,     set,
-        get,    history,    activate, clear_shadow, ptest,    peval, refvalues,  rv_set,
-        rv_get, attest,     evidence, verify,       versions, key,   key_create, key_rotate,
-        kek,    kek_rotate, model,    seal,         unseal}) {
+       {admin,     keygen,     resource,   put,         del,          list,   policy,
+        set,       get,        history,    activate,    clear_shadow, ptest,  peval,
+        refvalues, rv_set,     rv_get,     attest,      evidence,     verify, versions,
+        key,       key_create, key_rotate, kek,         kek_rotate,   model,  seal,
+        unseal,    token_cmd,  token_keys, token_rotate}) {
     // Global options are accepted before or after the subcommand.
     cmd->fallthrough();
   }
@@ -736,6 +747,13 @@ int main(int argc, char** argv) {
     auto md = (*client)->GenerateKey(*token, path, generated_type, key_rotate->parsed());
     if (!md.ok()) return Fail(md.status());
     std::cout << md->dump() << "\n";
+    return 0;
+  }
+  if (token_keys->parsed() || token_rotate->parsed()) {
+    auto keys = token_rotate->parsed() ? (*client)->RotateTokenSigningKey(*token)
+                                       : (*client)->TokenSigningKeys(*token);
+    if (!keys.ok()) return Fail(keys.status());
+    std::cout << keys->dump(2) << "\n";
     return 0;
   }
   if (kek_rotate->parsed()) {

@@ -20,6 +20,22 @@ Json VersionJson(const kbs::v1::ResourceVersion& v) {
               {"updated_at", v.updated_at()}};
 }
 
+// The HTTP API's shape: empty times are left out.
+Json SigningKeysJson(const kbs::v1::TokenSigningKeysResponse& resp) {
+  Json keys = Json::array();
+  for (const kbs::v1::TokenSigningKey& k : resp.keys()) {
+    Json key = {{"kid", k.kid()}, {"state", k.state()}, {"created", k.created()}};
+    if (!k.activated().empty()) key["activated"] = k.activated();
+    if (!k.retired().empty()) key["retired"] = k.retired();
+    if (!k.published_until().empty()) key["published_until"] = k.published_until();
+    keys.push_back(std::move(key));
+  }
+  Json out = {{"keys", std::move(keys)}};
+  if (!resp.current().empty()) out["current"] = resp.current();
+  if (!resp.retired().empty()) out["retired"] = resp.retired();
+  return out;
+}
+
 absl::StatusCode CodeForHttp(int status) {
   switch (status) {
     case 400:
@@ -110,6 +126,17 @@ class HttpKbsClient final : public KbsClient {
   absl::StatusOr<Json> RotateKek(absl::string_view admin_token) override {
     KBS_ASSIGN_OR_RETURN(common::HttpResult r, Call("POST", "/kbs/v0/admin/kek/rotate", "{}",
                                                     Admin(admin_token, "application/json")));
+    return common::ParseJson(r.body);
+  }
+
+  absl::StatusOr<Json> TokenSigningKeys(absl::string_view admin_token) override {
+    KBS_ASSIGN_OR_RETURN(common::HttpResult r,
+                         Call("GET", "/kbs/v0/admin/token-keys", "", Admin(admin_token, "")));
+    return common::ParseJson(r.body);
+  }
+  absl::StatusOr<Json> RotateTokenSigningKey(absl::string_view admin_token) override {
+    KBS_ASSIGN_OR_RETURN(common::HttpResult r, Call("POST", "/kbs/v0/admin/token-keys/rotate", "",
+                                                    Admin(admin_token, "")));
     return common::ParseJson(r.body);
   }
 
@@ -331,6 +358,23 @@ class GrpcKbsClient final : public KbsClient {
     Authorize(ctx, admin_token);
     KBS_RETURN_IF_ERROR(FromGrpc(admin_->RotateKek(&ctx, req, &resp), ctx));
     return Json{{"kek", resp.kek()}, {"rewrapped", resp.rewrapped()}};
+  }
+
+  absl::StatusOr<Json> TokenSigningKeys(absl::string_view admin_token) override {
+    v1::ListTokenSigningKeysRequest req;
+    v1::TokenSigningKeysResponse resp;
+    ::grpc::ClientContext ctx;
+    Authorize(ctx, admin_token);
+    KBS_RETURN_IF_ERROR(FromGrpc(admin_->ListTokenSigningKeys(&ctx, req, &resp), ctx));
+    return SigningKeysJson(resp);
+  }
+  absl::StatusOr<Json> RotateTokenSigningKey(absl::string_view admin_token) override {
+    v1::RotateTokenSigningKeyRequest req;
+    v1::TokenSigningKeysResponse resp;
+    ::grpc::ClientContext ctx;
+    Authorize(ctx, admin_token);
+    KBS_RETURN_IF_ERROR(FromGrpc(admin_->RotateTokenSigningKey(&ctx, req, &resp), ctx));
+    return SigningKeysJson(resp);
   }
 
   absl::StatusOr<std::string> GetResourceVersion(absl::string_view path, bool use_token,

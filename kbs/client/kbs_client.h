@@ -57,6 +57,10 @@ class KbsClient {
                                                    bool rotate) = 0;
   // {"kek", "rewrapped"}
   virtual absl::StatusOr<common::Json> RotateKek(absl::string_view admin_token) = 0;
+  // Attestation-token signing keys: {"keys":[{"kid","state",...}]}; a
+  // rotation adds "current" and "retired".
+  virtual absl::StatusOr<common::Json> TokenSigningKeys(absl::string_view admin_token) = 0;
+  virtual absl::StatusOr<common::Json> RotateTokenSigningKey(absl::string_view admin_token) = 0;
   virtual absl::StatusOr<std::string> SetPolicy(absl::string_view admin_token,
                                                 absl::string_view document) = 0;
   virtual absl::StatusOr<common::Json> GetPolicy(absl::string_view admin_token) = 0;

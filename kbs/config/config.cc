@@ -56,9 +56,13 @@ class Reader {
     return absl::OkStatus();
   }
   absl::Status StringList(absl::string_view table, absl::string_view key,
-                          std::vector<std::string>& out) {
+                          std::vector<std::string>& out, bool allow_single = false) {
     const toml::node* node = Find(table, key);
     if (node == nullptr) return absl::OkStatus();
+    if (allow_single && node->is_string()) {
+      out = {*node->value<std::string>()};
+      return absl::OkStatus();
+    }
     const toml::array* array = node->as_array();
     if (array == nullptr) return KeyError(Name(table, key), *node, "must be an array of strings");
     out.clear();
@@ -173,6 +177,11 @@ absl::StatusOr<KbsConfig> ParseConfig(absl::string_view toml_text) {
       r.Integer("policy", "max_evaluation_steps", c.policy_max_evaluation_steps, 10, 1000000));
   KBS_RETURN_IF_ERROR(r.Integer("token", "lifetime", c.token_lifetime_secs, 1, 86400));
   KBS_RETURN_IF_ERROR(r.String("token", "issuer", c.token_issuer));
+  KBS_RETURN_IF_ERROR(r.StringList("token", "audience", c.token_audience, /*allow_single=*/true));
+  KBS_RETURN_IF_ERROR(r.String("token", "jwks_uri", c.token_jwks_uri));
+  KBS_RETURN_IF_ERROR(r.Integer("token", "clock_skew", c.token_clock_skew_secs, 0, 3600));
+  KBS_RETURN_IF_ERROR(r.Integer("token", "key_rotation_days", c.token_key_rotation_days, 0, 3650));
+  KBS_RETURN_IF_ERROR(r.Bool("audit", "record_attestations", c.record_attestations));
   KBS_RETURN_IF_ERROR(r.StringList("admin", "public_keys", c.admin_public_keys));
   KBS_RETURN_IF_ERROR(r.StringList("audit", "public_keys", c.auditor_public_keys));
   KBS_RETURN_IF_ERROR(r.String("audit", "origin", c.receipts_origin));
@@ -277,6 +286,14 @@ absl::Status ValidateConfig(const KbsConfig& c) {
           "snp.trusted_arks entries are \"<Milan|Genoa|Turin>:<64 hex digits>\", not \"", ark,
           "\""));
     }
+  }
+  if (c.token_issuer.empty()) return absl::InvalidArgumentError("token.issuer must not be empty");
+  for (const std::string& aud : c.token_audience) {
+    if (aud.empty()) return absl::InvalidArgumentError("token.audience values must not be empty");
+  }
+  if (!c.token_jwks_uri.empty() && !absl::StartsWith(c.token_jwks_uri, "https://") &&
+      !absl::StartsWith(c.token_jwks_uri, "http://")) {
+    return absl::InvalidArgumentError("token.jwks_uri must be an http(s):// URL or empty");
   }
   if (c.keystore_backend != "local" && c.keystore_backend != "pkcs11") {
     return absl::InvalidArgumentError("keystore.backend must be \"local\" or \"pkcs11\"");

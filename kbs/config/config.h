@@ -64,7 +64,12 @@ struct KbsConfig {
   int64_t policy_max_evaluation_steps = 1000;
 
   int64_t token_lifetime_secs = 300;
+  // `iss`; the KBS's http(s) URL turns on OIDC discovery (docs/oidc.md).
   std::string token_issuer = "kbs";
+  std::vector<std::string> token_audience;  // `aud` (none by default)
+  std::string token_jwks_uri;               // "" = issuer + /.well-known/jwks.json
+  int64_t token_clock_skew_secs = 60;       // retired keys stay published this much longer
+  int64_t token_key_rotation_days = 30;     // 0: rotate only on request
   // [admin]
   std::vector<std::string> admin_public_keys;  // PEM file paths
 
@@ -73,6 +78,7 @@ struct KbsConfig {
   std::string receipts_origin = "kbs/receipts";  // checkpoint origin line
   int64_t checkpoint_interval_secs = 10;
   int64_t evidence_retention_days = 0;  // 0: keep forever
+  bool record_attestations = true;      // an "attested" receipt per token issued
   // [log]
   std::string log_level = "info";
 };

@@ -44,6 +44,12 @@ max_evaluation_steps = 500
 [token]
 lifetime = 120
 issuer = "https://kbs.example"
+audience = ["vault", "gcp"]
+key_rotation_days = 7
+clock_skew = 5
+jwks_uri = "https://proxy.example/kbs/jwks.json"
+[audit]
+record_attestations = false
 [admin]
 public_keys = ["/etc/kbs/admin.pub"]
 [log]
@@ -56,6 +62,11 @@ level = "debug"
   EXPECT_EQ(c->max_body_bytes, 4096);
   EXPECT_EQ(c->session_timeout_secs, 60);
   EXPECT_EQ(c->token_issuer, "https://kbs.example");
+  EXPECT_EQ(c->token_audience, (std::vector<std::string>{"vault", "gcp"}));
+  EXPECT_EQ(c->token_key_rotation_days, 7);
+  EXPECT_EQ(c->token_clock_skew_secs, 5);
+  EXPECT_EQ(c->token_jwks_uri, "https://proxy.example/kbs/jwks.json");
+  EXPECT_FALSE(c->record_attestations);
   EXPECT_EQ(c->policy_max_expression_bytes, 2048);
   EXPECT_EQ(c->policy_max_expression_depth, 16);
   EXPECT_EQ(c->policy_max_evaluation_steps, 500);
@@ -74,6 +85,23 @@ TEST(ConfigTest, RejectsTyposWrongTypesAndRanges) {
   EXPECT_THAT(ParseConfig("[server\n").status().message(), HasSubstr("line 1"));
   EXPECT_THAT(ParseConfig("[policy]\nmax_evaluation_steps = 0").status().message(),
               HasSubstr("policy.max_evaluation_steps (line 2): must be in"));
+}
+
+TEST(ConfigTest, TokenAudienceAndIssuer) {
+  auto one = ParseConfig("[token]\naudience = \"vault\"");
+  ASSERT_TRUE(one.ok()) << one.status();
+  EXPECT_EQ(one->token_audience, (std::vector<std::string>{"vault"}));
+  EXPECT_THAT(ParseConfig("[token]\naudience = 3").status().message(),
+              HasSubstr("token.audience (line 2): must be an array of strings"));
+  KbsConfig c;
+  c.token_audience = {""};
+  EXPECT_THAT(ValidateConfig(c).message(), HasSubstr("token.audience"));
+  c = KbsConfig();
+  c.token_issuer = "";
+  EXPECT_THAT(ValidateConfig(c).message(), HasSubstr("token.issuer"));
+  c = KbsConfig();
+  c.token_jwks_uri = "ftp://x";
+  EXPECT_THAT(ValidateConfig(c).message(), HasSubstr("token.jwks_uri"));
 }
 
 TEST(ConfigTest, PlainHttpOnlyOnLoopback) {

@@ -196,7 +196,7 @@ absl::StatusOr<AttestResponse> Broker::Attest(absl::string_view session_id,
     kept["init_data"] = {{"format", request.init_data->format}, {"body", request.init_data->body}};
   }
   std::string tee;
-  auto result = AttestVerified(session_id, request, kept, tee);
+  auto result = AttestVerified(session_id, request, kept, client_address, tee);
   if (!result.ok() && !tee.empty()) {
     // A failed attestation is a decision too: recorded, evidence by digest.
     receipts::Receipt r;
@@ -216,6 +216,7 @@ absl::StatusOr<AttestResponse> Broker::Attest(absl::string_view session_id,
 
 absl::StatusOr<AttestResponse> Broker::AttestVerified(absl::string_view session_id,
                                                       const AttestRequest& request, Json& kept,
+                                                      absl::string_view client_address,
                                                       std::string& tee) {
   if (session_id.empty()) {
     return KbsError(
@@ -314,7 +315,10 @@ absl::StatusOr<AttestResponse> Broker::AttestVerified(absl::string_view session_
     // init-data digest to the hardware field, so they are the pod's.
     if (init_data->has_agent_policy) {
       std::vector<std::string> refs;
-      for (const ContainerImage& image : init_data->images) refs.push_back(image.reference);
+      for (const ContainerImage& image : init_data->images) {
+        refs.push_back(image.reference);
+        if (image.digest.has_value()) record.image_digests.push_back(*image.digest);
+      }
       record.container_images = std::move(refs);
       record.agent_policy_rules_digest = init_data->agent_policy_rules_digest;
     }
@@ -325,8 +329,38 @@ absl::StatusOr<AttestResponse> Broker::AttestVerified(absl::string_view session_
     if (!digest.ok()) return AttestError(digest.status());
     record.evidence_sha256 = *std::move(digest);
   }
-  auto result = deps_.tokens->Issue(record);
+  if (PolicySnapshot policies = Policies(); policies.active != nullptr) {
+    record.policy_version = policies.active->id();
+  }
+  auto result = deps_.tokens->Prepare(record);
   if (!result.ok()) return AttestError(result.status());
+  std::optional<uint64_t> receipt_index;
+  if (deps_.receipts != nullptr && options_.record_attestations) {
+    // The token names its receipt, so the receipt comes first (durable, fail
+    // closed: no receipt, no token).
+    receipts::Receipt r;
+    r.decision = "attested";
+    r.reason = absl::StrCat("evidence verified (ear.status ",
+                            primary_claims->trust_vector().Status(), "); token issued");
+    r.tee = challenge->tee;
+    auto claims = policy::ClaimsFromEar((*result)->claims);
+    if (!claims.ok()) return AttestError(claims.status());
+    FillReceiptClaims(*claims, r);
+    r.evidence_sha256 = record.evidence_sha256;
+    r.policy_version = record.policy_version;
+    r.client_address = std::string(client_address);
+    r.session_digest = common::HexEncode(common::Sha256(session_id));
+    r.token_id = (*result)->token_id;
+    auto appended = deps_.receipts->Append(std::move(r));
+    if (!appended.ok()) {
+      KBS_LOG(kError, "attestation receipt not recorded: ", appended.status().message());
+      return KbsError(absl::StatusCode::kUnavailable, ErrorKind::kAttestationError,
+                      absl::StrCat(kAttestFailed, "the receipt log cannot be written: ",
+                                   appended.status().message()));
+    }
+    receipt_index = appended->index;
+  }
+  if (absl::Status s = deps_.tokens->Sign(**result, receipt_index); !s.ok()) return AttestError(s);
   AttestResponse response{(*result)->token, (*result)->expires, challenge->session_expires};
   absl::Status stored =
       deps_.sessions->CompleteAttestation(session_id, (*result)->claims_json, (*result)->expires);
@@ -619,6 +653,26 @@ absl::StatusOr<Broker::KekRotation> Broker::RotateKek(absl::string_view admin_to
   out.rewrapped = *n;
   KBS_LOG(kInfo, "admin KEK rotated to ", out.kek_id, "; re-wrapped ", out.rewrapped, " data keys");
   return out;
+}
+
+absl::StatusOr<std::vector<token::SigningKeyInfo>> Broker::TokenSigningKeys(
+    absl::string_view admin_token) {
+  if (absl::Status s = deps_.admin->Authorize(admin_token); !s.ok()) return AdminError(s);
+  return deps_.tokens->SigningKeys();
+}
+
+absl::StatusOr<token::SigningKeyRotation> Broker::RotateTokenSigningKey(
+    absl::string_view admin_token) {
+  if (absl::Status s = deps_.admin->Authorize(admin_token); !s.ok()) return AdminError(s);
+  auto rotated = deps_.tokens->RotateSigningKey();
+  if (!rotated.ok()) return WithKind(rotated.status(), ErrorKind::kPluginInternalError);
+  return rotated;
+}
+
+absl::StatusOr<Json> Broker::OpenIdConfiguration() const {
+  auto doc = deps_.tokens->OpenIdConfiguration();
+  if (!doc.ok()) return WithKind(doc.status(), ErrorKind::kInvalidRequestPath);
+  return doc;
 }
 
 std::vector<std::string> Broker::MissingSets(const policy::PolicyEngine& engine) const {

@@ -71,7 +71,7 @@ class Broker final {
     const common::Clock* clock = nullptr;
     session::SessionStore* sessions = nullptr;
     const verifier::VerifierSet* verifiers = nullptr;
-    const token::TokenService* tokens = nullptr;
+    token::TokenService* tokens = nullptr;
     keystore::KeyStore* keys = nullptr;
     PolicyStore* policies = nullptr;
     const admin::AdminAuthenticator* admin = nullptr;
@@ -85,6 +85,9 @@ class Broker final {
   };
   struct Options {
     policy::PolicyOptions policy;
+    // Successful attestations append an "attested" receipt, whose index the
+    // token states (`receipt_index`), so relying parties can find it.
+    bool record_attestations = true;
   };
 
   // Loads the stored policy (or starts with deny-all).
@@ -137,6 +140,12 @@ class Broker final {
     int64_t rewrapped = 0;
   };
   absl::StatusOr<KekRotation> RotateKek(absl::string_view admin_token);
+  // Attestation-token signing keys (admin): the ring, and a rotation (the
+  // pre-published next key starts signing; the old one stays in the JWKS
+  // until its tokens have expired).
+  absl::StatusOr<std::vector<token::SigningKeyInfo>> TokenSigningKeys(
+      absl::string_view admin_token);
+  absl::StatusOr<token::SigningKeyRotation> RotateTokenSigningKey(absl::string_view admin_token);
   // Compiles `document` (YAML or JSON), then stores it as a new version and
   // activates it (or loads it in shadow beside the active one). On any
   // error the active policy stays; InvalidArgument lists every error.
@@ -164,7 +173,9 @@ class Broker final {
   absl::StatusOr<common::Json> ListRefValues(absl::string_view admin_token);
   absl::Status DeleteRefValues(absl::string_view admin_token, absl::string_view name);
 
-  const common::Json& jwks() const { return deps_.tokens->jwks(); }
+  common::Json Jwks() const { return deps_.tokens->Jwks(); }
+  // NotFound (kind InvalidRequestPath) when OIDC discovery is off.
+  absl::StatusOr<common::Json> OpenIdConfiguration() const;
   // kbs_policy_decisions_total, for GET /metrics.
   std::string RenderDecisionMetrics() const { return decision_metrics_.Render(); }
 
@@ -180,7 +191,7 @@ class Broker final {
   absl::Status LoadPolicies();
   absl::StatusOr<AttestResponse> AttestVerified(absl::string_view session_id,
                                                 const AttestRequest& request, common::Json& kept,
-                                                std::string& tee);
+                                                absl::string_view client_address, std::string& tee);
   absl::StatusOr<std::shared_ptr<const AttestationResult>> Authenticate(
       const Credentials& credentials, absl::Time now);
   PolicySnapshot Policies() const;

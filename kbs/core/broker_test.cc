@@ -106,7 +106,12 @@ TEST_F(BrokerTest, TokenHasEarLayout) {
   EXPECT_FALSE(annotated["runtime_data_claims"].contains("additional-evidence"));
   EXPECT_TRUE(
       claims["submods"]["gpu0"]["ear.veraison.annotated-evidence"].contains("sampledevice"));
-  EXPECT_EQ(broker_->jwks()["keys"][0]["kid"], header["kid"]);
+  EXPECT_EQ(broker_->Jwks()["keys"][0]["kid"], header["kid"]);
+  // The flat OIDC claims.
+  EXPECT_EQ(claims["sub"], "sample:aa");
+  EXPECT_EQ(claims["tee"], "sample");
+  EXPECT_EQ(claims["measurement"], "aa");
+  EXPECT_EQ(claims["image_digests"], Json::array());
 }
 
 TEST_F(BrokerTest, VersionMismatchAndUnknownTee) {

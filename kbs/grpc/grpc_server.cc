@@ -58,6 +58,23 @@ absl::Status BadJson(absl::string_view field, const absl::Status& s) {
                   absl::StrCat("`", field, "`: ", s.message()));
 }
 
+void FillSigningKeys(const std::vector<token::SigningKeyInfo>& keys,
+                     v1::TokenSigningKeysResponse& out) {
+  auto rfc3339 = [](const std::optional<absl::Time>& t) {
+    return t.has_value() ? absl::FormatTime(absl::RFC3339_sec, *t, absl::UTCTimeZone())
+                         : std::string();
+  };
+  for (const token::SigningKeyInfo& info : keys) {
+    v1::TokenSigningKey* k = out.add_keys();
+    k->set_kid(info.kid);
+    k->set_state(std::string(token::SigningKeyStateName(info.state)));
+    k->set_created(rfc3339(info.created));
+    k->set_activated(rfc3339(info.activated));
+    k->set_retired(rfc3339(info.retired));
+    k->set_published_until(rfc3339(info.published_until));
+  }
+}
+
 void FillMetadata(const keystore::ResourceMetadata& md, v1::ResourceMetadata* out) {
   out->set_path(md.path);
   out->set_size(md.size);
@@ -143,7 +160,7 @@ absl::Status HandleGetResource(Broker& broker, const ::grpc::ServerContext& cont
 
 absl::Status HandleGetJwks(Broker& broker, const ::grpc::ServerContext&, const v1::GetJwksRequest&,
                            v1::GetJwksResponse& response) {
-  response.set_jwks_json(common::DumpJson(broker.jwks()));
+  response.set_jwks_json(common::DumpJson(broker.Jwks()));
   return absl::OkStatus();
 }
 
@@ -283,6 +300,29 @@ class AdminService final : public v1::Admin::CallbackService {
     if (!rotated.ok()) return Finish(context, rotated.status());
     response->set_kek(rotated->kek_id);
     response->set_rewrapped(rotated->rewrapped);
+    return Finish(context, absl::OkStatus());
+  }
+
+  ::grpc::ServerUnaryReactor* ListTokenSigningKeys(
+      ::grpc::CallbackServerContext* context, const v1::ListTokenSigningKeysRequest*,
+      v1::TokenSigningKeysResponse* response) override {
+    auto keys = broker_->TokenSigningKeys(AdminToken(context));
+    if (!keys.ok()) return Finish(context, keys.status());
+    FillSigningKeys(*keys, *response);
+    return Finish(context, absl::OkStatus());
+  }
+
+  ::grpc::ServerUnaryReactor* RotateTokenSigningKey(
+      ::grpc::CallbackServerContext* context, const v1::RotateTokenSigningKeyRequest*,
+      v1::TokenSigningKeysResponse* response) override {
+    const std::string token = AdminToken(context);
+    auto rotated = broker_->RotateTokenSigningKey(token);
+    if (!rotated.ok()) return Finish(context, rotated.status());
+    response->set_current(rotated->current);
+    response->set_retired(rotated->retired);
+    auto keys = broker_->TokenSigningKeys(token);
+    if (!keys.ok()) return Finish(context, keys.status());
+    FillSigningKeys(*keys, *response);
     return Finish(context, absl::OkStatus());
   }
 

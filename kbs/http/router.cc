@@ -39,6 +39,12 @@ std::string Rfc3339(absl::Time t) {
   return absl::FormatTime(absl::RFC3339_sec, t, absl::UTCTimeZone());
 }
 
+Json SigningKeysJson(const std::vector<token::SigningKeyInfo>& keys) {
+  Json list = Json::array();
+  for (const token::SigningKeyInfo& info : keys) list.push_back(info.ToJson());
+  return Json{{"keys", std::move(list)}};
+}
+
 Json VersionJson(const keystore::ResourceVersion& v) {
   return Json{{"version", v.version},
               {"state", std::string(keystore::VersionStateName(v.state))},
@@ -137,7 +143,13 @@ HttpResponse Router::Dispatch(const HttpRequest& request, Route& route) {
 
   if (path == "/.well-known/jwks.json" && method == "GET") {
     route = Route::kWellKnown;
-    return JsonResponse(200, common::DumpJson(broker_->jwks()));
+    return JsonResponse(200, common::DumpJson(broker_->Jwks()));
+  }
+  if (path == "/.well-known/openid-configuration" && method == "GET") {
+    route = Route::kWellKnown;
+    auto doc = broker_->OpenIdConfiguration();
+    if (!doc.ok()) return ErrorResponse(doc.status());
+    return JsonResponse(200, common::DumpJson(*doc));
   }
   if (path == "/healthz" && method == "GET") {
     route = Route::kHealth;
@@ -395,6 +407,21 @@ std::optional<HttpResponse> Router::KeyAdmin(const HttpRequest& request, absl::s
     auto md = broker_->GenerateKey(token, path, type, *rotate);
     if (!md.ok()) return ErrorResponse(md.status());
     return JsonResponse(200, MetadataJson(*md));
+  }
+  if (path == "token-keys" && method == "GET") {
+    auto keys = broker_->TokenSigningKeys(token);
+    if (!keys.ok()) return ErrorResponse(keys.status());
+    return JsonResponse(200, common::DumpJson(SigningKeysJson(*keys)));
+  }
+  if (path == "token-keys/rotate" && method == "POST") {
+    auto rotated = broker_->RotateTokenSigningKey(token);
+    if (!rotated.ok()) return ErrorResponse(rotated.status());
+    auto keys = broker_->TokenSigningKeys(token);
+    if (!keys.ok()) return ErrorResponse(keys.status());
+    Json out = SigningKeysJson(*keys);
+    out["current"] = rotated->current;
+    out["retired"] = rotated->retired;
+    return JsonResponse(200, common::DumpJson(out));
   }
   if (path == "kek/rotate" && method == "POST") {
     auto rotated = broker_->RotateKek(token);

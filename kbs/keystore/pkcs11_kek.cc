@@ -4,6 +4,7 @@
 #include <p11-kit/pkcs11.h>
 
 #include <algorithm>
+#include <atomic>
 #include <iterator>
 #include <map>
 #include <utility>
@@ -227,6 +228,18 @@ class Pkcs11Kek::Impl {
     return absl::OkStatus();
   }
 
+  // Start() once: until it has succeeded (the token was unreachable or
+  // refused the PIN when the KBS started), every operation tries it again
+  // (within the reconnection backoff) and fails Unavailable meanwhile.
+  absl::Status EnsureStarted() {
+    if (started_.load(std::memory_order_acquire)) return absl::OkStatus();
+    absl::MutexLock lock(&start_mu_);
+    if (started_.load(std::memory_order_relaxed)) return absl::OkStatus();
+    KBS_RETURN_IF_ERROR(Start());
+    started_.store(true, std::memory_order_release);
+    return absl::OkStatus();
+  }
+
   // Connects, checks the mechanisms and loads (or creates) the versions.
   absl::Status Start() {
     return Run([&](Session& s) -> absl::Status {
@@ -264,6 +277,7 @@ class Pkcs11Kek::Impl {
     if (data_key.size() < kMinDataKey || data_key.size() > kMaxDataKey) {
       return absl::InvalidArgumentError("data keys are 16 to 64 bytes");
     }
+    KBS_RETURN_IF_ERROR(EnsureStarted());
     KBS_ASSIGN_OR_RETURN(std::string iv, common::RandomString(kIvSize));
     int version;
     {
@@ -303,6 +317,7 @@ class Pkcs11Kek::Impl {
   }
 
   absl::StatusOr<common::SecretBytes> Unwrap(const WrappedKey& key, absl::string_view context) {
+    KBS_RETURN_IF_ERROR(EnsureStarted());
     const int version = ParseId(key.kek_id);
     if (version == 0) {
       return absl::NotFoundError(absl::StrCat("KEK version '", key.kek_id.substr(0, 96),
@@ -350,6 +365,7 @@ class Pkcs11Kek::Impl {
   }
 
   absl::StatusOr<std::string> Rotate() {
+    KBS_RETURN_IF_ERROR(EnsureStarted());
     absl::MutexLock rotate_lock(&rotate_mu_);
     absl::StatusOr<int> next = Run([&](Session& s) -> absl::StatusOr<int> {
       KBS_ASSIGN_OR_RETURN(auto versions, ScanVersions(s));
@@ -895,6 +911,9 @@ class Pkcs11Kek::Impl {
   absl::Time next_attempt_ ABSL_GUARDED_BY(pool_mu_) = absl::InfinitePast();
   absl::Duration backoff_ ABSL_GUARDED_BY(pool_mu_);
 
+  absl::Mutex start_mu_;
+  std::atomic<bool> started_{false};
+
   mutable absl::Mutex keys_mu_;
   int current_ ABSL_GUARDED_BY(keys_mu_) = 0;
   std::map<int, CK_OBJECT_HANDLE> handles_ ABSL_GUARDED_BY(keys_mu_);
@@ -918,9 +937,16 @@ absl::StatusOr<std::unique_ptr<Pkcs11Kek>> Pkcs11Kek::Create(Pkcs11KekOptions op
       options.retry_backoff_max < options.retry_backoff_min) {
     return absl::InvalidArgumentError("PKCS#11 retry backoff must satisfy 0 < min <= max");
   }
+  const bool start_unavailable = options.start_unavailable;
+  const std::string token = options.token_label;
   auto impl = std::make_unique<Impl>(std::move(options));
   KBS_RETURN_IF_ERROR(impl->Load());
-  KBS_RETURN_IF_ERROR(impl->Start());
+  absl::Status started = impl->EnsureStarted();
+  if (!started.ok()) {
+    if (!start_unavailable || !absl::IsUnavailable(started)) return started;
+    KBS_LOG(kError, "PKCS#11 KEK: starting without token '", token, "': ", started.message(),
+            "; nothing is released until it answers");
+  }
   return std::unique_ptr<Pkcs11Kek>(new Pkcs11Kek(std::move(impl)));
 }
 

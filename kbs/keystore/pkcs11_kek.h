@@ -35,6 +35,12 @@ struct Pkcs11KekOptions {
   absl::Duration retry_backoff_min = absl::Milliseconds(100);
   absl::Duration retry_backoff_max = absl::Seconds(5);
   const common::Clock* clock = nullptr;  // for the backoff (outlives the Kek); default: system
+  // When the token is unreachable or refuses the PIN at Create
+  // (Unavailable), return the Kek anyway: every call fails Unavailable until
+  // the token answers (a rejected PIN: until restarted with the right one),
+  // and the versions are loaded then. A KBS that boots during an HSM outage
+  // thus serves 503s and recovers by itself.
+  bool start_unavailable = false;
 };
 
 // Thread-safe; every operation checks a session out of the pool. When the
@@ -54,7 +60,8 @@ class Pkcs11Kek final : public Kek {
   // module cannot be loaded, lacks AES-GCM, or a KEK object breaks policy
   // (extractable, not sensitive, not 32 bytes, duplicate label) or no version
   // exists and create_if_missing is false; Unavailable when the token is
-  // absent or refuses the PIN (the message never contains the PIN).
+  // absent or refuses the PIN (the message never contains the PIN), unless
+  // start_unavailable is set.
   static absl::StatusOr<std::unique_ptr<Pkcs11Kek>> Create(Pkcs11KekOptions options);
   ~Pkcs11Kek() override;
 

@@ -442,6 +442,57 @@ TEST_F(Pkcs11KekTest, UnknownTokenIsUnavailable) {
   EXPECT_EQ(kek.status().code(), absl::StatusCode::kUnavailable) << kek.status();
 }
 
+// start_unavailable: the token is away when the KBS boots. The Kek exists,
+// every call fails Unavailable, and once the token is back (after the
+// backoff) the versions are loaded and wrapping works.
+TEST_F(Pkcs11KekTest, StartsWithoutTheTokenAndRecoversWhenItAppears) {
+  {
+    auto first = NewKek();  // creates kbs-kek.1
+    ASSERT_NE(first, nullptr);
+  }
+  std::filesystem::rename(dir_ / "tokens", dir_ / "tokens.away");
+  common::FakeClock clock(absl::FromUnixSeconds(1800000000));
+  Pkcs11KekOptions options = Options();
+  options.clock = &clock;
+  EXPECT_EQ(Pkcs11Kek::Create(Options()).status().code(), absl::StatusCode::kUnavailable);
+  options.start_unavailable = true;
+  auto created = Pkcs11Kek::Create(std::move(options));
+  ASSERT_TRUE(created.ok()) << created.status();
+  auto kek = std::move(*created);
+  auto wrap = kek->Wrap(TestKey(32, 1), "ctx");
+  EXPECT_EQ(wrap.status().code(), absl::StatusCode::kUnavailable) << wrap.status();
+  EXPECT_EQ(
+      kek->Unwrap(WrappedKey{"pkcs11:kbs-kek.1", std::string(60, 'x')}, "ctx").status().code(),
+      absl::StatusCode::kUnavailable);
+  EXPECT_EQ(kek->Rotate().status().code(), absl::StatusCode::kUnavailable);
+
+  std::filesystem::rename(dir_ / "tokens.away", dir_ / "tokens");
+  clock.Advance(absl::Seconds(10));
+  wrap = kek->Wrap(TestKey(32, 1), "ctx");
+  ASSERT_TRUE(wrap.ok()) << wrap.status();
+  EXPECT_EQ(wrap->kek_id, "pkcs11:kbs-kek.1");  // the existing version, found late
+  EXPECT_EQ(kek->current_id(), "pkcs11:kbs-kek.1");
+  EXPECT_TRUE(kek->Unwrap(*wrap, "ctx").ok());
+}
+
+// A PIN the token refuses at boot: Unavailable on every call, never retried
+// (the token would lock the PIN), and the PIN never appears in errors.
+TEST_F(Pkcs11KekTest, StartsWithARejectedPinAndReleasesNothing) {
+  constexpr char kWrongPin[] = "wrong-pin-31337";
+  Pkcs11KekOptions options = Options(kWrongPin);
+  options.start_unavailable = true;
+  auto created = Pkcs11Kek::Create(std::move(options));
+  ASSERT_TRUE(created.ok()) << created.status();
+  for (int i = 0; i < 3; ++i) {
+    auto wrap = (*created)->Wrap(TestKey(32, 1), "ctx");
+    EXPECT_EQ(wrap.status().code(), absl::StatusCode::kUnavailable);
+    EXPECT_THAT(StatusText(wrap.status()), HasSubstr("rejected the PIN"));
+    EXPECT_THAT(StatusText(wrap.status()), Not(HasSubstr(kWrongPin)));
+  }
+  // One failed login only: the right PIN still works.
+  EXPECT_NE(NewKek(), nullptr);
+}
+
 TEST_F(Pkcs11KekTest, BadOptionsAreInvalidArgument) {
   Pkcs11KekOptions relative = Options();
   relative.module_path = "libsofthsm2.so";

@@ -282,8 +282,9 @@ absl::StatusOr<Receipt> ParseReceiptLeaf(absl::string_view leaf) {
   std::string err;
   if (!absl::ParseTime(absl::RFC3339_full, time, &r.time, &err)) return Invalid("bad `time`");
   KBS_ASSIGN_OR_RETURN(r.decision, Str(*json, "decision"));
-  if (r.decision != "granted" && r.decision != "denied" && r.decision != "failed") {
-    return Invalid("`decision` must be granted, denied or failed");
+  if (r.decision != "granted" && r.decision != "denied" && r.decision != "failed" &&
+      r.decision != "attested") {
+    return Invalid("`decision` must be granted, denied, failed or attested");
   }
   KBS_ASSIGN_OR_RETURN(r.reason, Str(*json, "reason"));
   KBS_ASSIGN_OR_RETURN(r.resource, Str(*json, "resource"));

@@ -25,9 +25,11 @@ struct ShadowVerdict {
 };
 
 struct Receipt {
-  uint64_t index = 0;    // assigned by the log
-  absl::Time time;       // assigned by the log (its clock, microseconds)
-  std::string decision;  // "granted" | "denied" | "failed"
+  uint64_t index = 0;  // assigned by the log
+  absl::Time time;     // assigned by the log (its clock, microseconds)
+  // "granted" | "denied" | "failed" (release decisions and failed
+  // attestations) | "attested" (a verified attestation and its token).
+  std::string decision;
   std::string reason;
   std::string resource;     // repo/type/tag ("" for a failed attestation)
   std::string key_version;  // "" until the key store versions values

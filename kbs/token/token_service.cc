@@ -3,10 +3,14 @@
 #include <map>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "common/encoding.h"
 #include "common/files.h"
+#include "common/jose/jwt.h"
 #include "common/keys.h"
+#include "common/log.h"
 #include "common/status_macros.h"
 #include "policy/claims.h"
 
@@ -25,44 +29,148 @@ Json Submodule(const verifier::VerifiedClaims& claims, Json annotated) {
               {std::string(kAnnotated), std::move(annotated)}};
 }
 
+// The primary TEE's launch measurement, as the `measurement` claim states it.
+std::string PrimaryMeasurement(const verifier::VerifiedClaims& claims) {
+  for (const char* name : {"measurement", "mr_td", "mr_enclave"}) {
+    const Json* v = common::FindMember(claims.claims(), name);
+    if (v != nullptr && v->is_string()) return v->get<std::string>();
+  }
+  return "";
+}
+
 absl::Status Invalid(absl::string_view what) {
   return absl::UnauthenticatedError(absl::StrCat("attestation token: ", what));
 }
 
 }  // namespace
 
-absl::StatusOr<common::EvpPkeyPtr> LoadOrCreateSigningKey(const std::string& path) {
-  return common::LoadOrCreatePrivateKey(
-      path, [] { return common::GenerateEcKey(common::EcCurve::kP256); }, "token signing key");
-}
-
-TokenService::TokenService(std::unique_ptr<jose::JwtSigner> signer, jose::JwtVerifier verifier,
-                           Options options, const common::Clock* clock)
-    : signer_(std::move(signer)),
-      verifier_(std::move(verifier)),
-      options_(std::move(options)),
-      clock_(clock) {
-  jwks_ = Json{{"keys", Json::array({signer_->public_jwk()})}};
+absl::StatusOr<std::unique_ptr<TokenService>> TokenService::Create(
+    std::unique_ptr<SigningKeyRing> keys, Options options, const common::Clock* clock) {
+  if (keys == nullptr) return absl::InvalidArgumentError("token service: no signing keys");
+  std::unique_ptr<TokenService> service(
+      new TokenService(std::move(keys), std::move(options), clock));
+  const std::vector<std::string>& aud = service->options_.audience;
+  for (const std::string& a : aud) {
+    if (a.empty()) return absl::InvalidArgumentError("token audience: empty value");
+  }
+  if (aud.size() == 1) service->audience_ = aud.front();
+  if (aud.size() > 1) service->audience_ = aud;
+  absl::MutexLock lock(&service->ring_mu_);
+  KBS_RETURN_IF_ERROR(service->Reload());
+  return service;
 }
 
 absl::StatusOr<std::unique_ptr<TokenService>> TokenService::Create(common::EvpPkeyPtr signing_key,
                                                                    Options options,
                                                                    const common::Clock* clock) {
-  auto curve = common::GetEcCurve(signing_key.get());
-  if (!curve.ok() || *curve != common::EcCurve::kP256) {
-    return absl::InvalidArgumentError("the token signing key must be EC P-256 (ES256)");
+  SigningKeyRing::Options ring_options;
+  ring_options.token_lifetime = options.lifetime;
+  ring_options.clock_skew = options.clock_skew;
+  KBS_ASSIGN_OR_RETURN(std::unique_ptr<SigningKeyRing> ring,
+                       SigningKeyRing::FromKey(std::move(signing_key), ring_options, clock->Now()));
+  return Create(std::move(ring), std::move(options), clock);
+}
+
+absl::Status TokenService::Reload() {
+  auto set = std::make_shared<KeySet>();
+  absl::Time now = clock_->Now();
+  // The ring owns its keys; the signer and verifier get their own references.
+  auto share = [](const EVP_PKEY* key) {
+    EVP_PKEY_up_ref(const_cast<EVP_PKEY*>(key));
+    return common::EvpPkeyPtr(const_cast<EVP_PKEY*>(key));
+  };
+  KBS_ASSIGN_OR_RETURN(set->signer, jose::JwtSigner::Create(share(ring_->current_key())));
+  for (const EVP_PKEY* key : ring_->VerificationKeys(now)) {
+    KBS_ASSIGN_OR_RETURN(std::string pem, common::PublicKeyToPem(key));
+    KBS_ASSIGN_OR_RETURN(common::EvpPkeyPtr pub, common::PublicKeyFromPem(pem));
+    KBS_RETURN_IF_ERROR(set->verifier.AddKey(std::move(pub)));
   }
-  KBS_ASSIGN_OR_RETURN(std::string pub_pem, common::PublicKeyToPem(signing_key.get()));
-  KBS_ASSIGN_OR_RETURN(common::EvpPkeyPtr pub, common::PublicKeyFromPem(pub_pem));
-  jose::JwtVerifier verifier;
-  KBS_RETURN_IF_ERROR(verifier.AddKey(std::move(pub)));
-  KBS_ASSIGN_OR_RETURN(std::unique_ptr<jose::JwtSigner> signer,
-                       jose::JwtSigner::Create(std::move(signing_key)));
-  return std::unique_ptr<TokenService>(
-      new TokenService(std::move(signer), std::move(verifier), std::move(options), clock));
+  std::vector<SigningKeyInfo> infos = ring_->Keys();
+  for (const EVP_PKEY* key : ring_->PublishedKeys(now)) {
+    KBS_ASSIGN_OR_RETURN(Json jwk, jose::PublicJwk(key));
+    std::optional<absl::Time> until;
+    for (const SigningKeyInfo& info : infos) {
+      if (info.kid == jwk.value("kid", "")) until = info.published_until;
+    }
+    set->published.emplace_back(until, std::move(jwk));
+  }
+  absl::MutexLock lock(&set_mu_);
+  key_set_ = std::move(set);
+  return absl::OkStatus();
+}
+
+std::shared_ptr<const TokenService::KeySet> TokenService::key_set() const {
+  absl::MutexLock lock(&set_mu_);
+  return key_set_;
+}
+
+absl::StatusOr<SigningKeyRotation> TokenService::RotateSigningKey() {
+  absl::MutexLock lock(&ring_mu_);
+  KBS_ASSIGN_OR_RETURN(SigningKeyRotation rotation, ring_->Rotate(clock_->Now()));
+  KBS_RETURN_IF_ERROR(Reload());
+  KBS_LOG(kInfo, "token signing key rotated: ", rotation.current, " signs, ", rotation.retired,
+          " retired");
+  return rotation;
+}
+
+absl::Status TokenService::RotateIfDue() {
+  if (options_.key_rotation_interval <= absl::ZeroDuration()) return absl::OkStatus();
+  {
+    absl::MutexLock lock(&ring_mu_);
+    if (clock_->Now() - ring_->current_since() < options_.key_rotation_interval) {
+      return absl::OkStatus();
+    }
+  }
+  return RotateSigningKey().status();
+}
+
+std::vector<SigningKeyInfo> TokenService::SigningKeys() const {
+  absl::MutexLock lock(&ring_mu_);
+  return ring_->Keys();
+}
+
+Json TokenService::Jwks() const {
+  std::shared_ptr<const KeySet> set = key_set();
+  absl::Time now = clock_->Now();
+  Json keys = Json::array();
+  for (const auto& [until, jwk] : set->published) {
+    if (!until.has_value() || *until > now) keys.push_back(jwk);
+  }
+  return Json{{"keys", std::move(keys)}};
+}
+
+absl::StatusOr<Json> TokenService::OpenIdConfiguration() const {
+  absl::string_view issuer = options_.issuer;
+  if (!absl::StartsWith(issuer, "https://") && !absl::StartsWith(issuer, "http://")) {
+    return absl::NotFoundError(
+        "OIDC discovery is off: [token] issuer must be the KBS's http(s) URL");
+  }
+  std::string jwks_uri = options_.jwks_uri;
+  if (jwks_uri.empty()) {
+    absl::string_view base = issuer;
+    while (absl::ConsumeSuffix(&base, "/")) {
+    }
+    jwks_uri = absl::StrCat(base, "/.well-known/jwks.json");
+  }
+  return Json{{"issuer", options_.issuer},
+              {"jwks_uri", jwks_uri},
+              {"response_types_supported", {"id_token"}},
+              {"subject_types_supported", {"public"}},
+              {"id_token_signing_alg_values_supported", {"ES256"}},
+              {"scopes_supported", {"openid"}},
+              {"claims_supported",
+               {"iss", "sub", "aud", "exp", "iat", "jti", "tee", "measurement", "image_digests",
+                "policy_version", "receipt_index", "eat_profile", "submods"}}};
 }
 
 absl::StatusOr<std::shared_ptr<const AttestationResult>> TokenService::Issue(
+    const AttestationRecord& record) const {
+  KBS_ASSIGN_OR_RETURN(std::shared_ptr<AttestationResult> result, Prepare(record));
+  KBS_RETURN_IF_ERROR(Sign(*result, std::nullopt));
+  return std::shared_ptr<const AttestationResult>(std::move(result));
+}
+
+absl::StatusOr<std::shared_ptr<AttestationResult>> TokenService::Prepare(
     const AttestationRecord& record) const {
   if (record.primary == nullptr || record.tee_pubkey == nullptr) {
     return absl::InternalError("token: incomplete attestation record");
@@ -107,8 +215,16 @@ absl::StatusOr<std::shared_ptr<const AttestationResult>> TokenService::Issue(
            {"ear.verifier-id",
             {{"developer", "https://confidentialcontainers.org"}, {"build", options_.build}}},
            {"submods", std::move(submods)}};
-  result->claims_json = common::DumpJson(result->claims);
-  KBS_ASSIGN_OR_RETURN(result->token, signer_->SignPayload(result->claims_json));
+  // The flat claims OIDC relying parties bind on (Vault bound_claims, cloud
+  // attribute mappings).
+  Json& c = result->claims;
+  const std::string measurement = PrimaryMeasurement(*record.primary);
+  c["sub"] = absl::StrCat(record.primary->tee(), ":", measurement);
+  if (!audience_.is_null()) c["aud"] = audience_;
+  c["tee"] = record.primary->tee();
+  c["measurement"] = measurement;
+  c["image_digests"] = record.image_digests;
+  if (!record.policy_version.empty()) c["policy_version"] = record.policy_version;
   result->tee_pubkey = *record.tee_pubkey;
   result->token_id = std::move(jti);
   // Second resolution, as the token states it.
@@ -116,11 +232,21 @@ absl::StatusOr<std::shared_ptr<const AttestationResult>> TokenService::Issue(
   return result;
 }
 
+absl::Status TokenService::Sign(AttestationResult& result,
+                                std::optional<uint64_t> receipt_index) const {
+  if (receipt_index.has_value()) result.claims["receipt_index"] = *receipt_index;
+  result.claims_json = common::DumpJson(result.claims);
+  std::shared_ptr<const KeySet> set = key_set();
+  KBS_ASSIGN_OR_RETURN(result.token, set->signer->SignPayload(result.claims_json));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::shared_ptr<const AttestationResult>> TokenService::Verify(
     absl::string_view token) const {
   jose::JwtValidationOptions validation;
   validation.issuer = options_.issuer;
-  auto verified = verifier_.Verify(token, clock_->Now(), validation);
+  std::shared_ptr<const KeySet> set = key_set();
+  auto verified = set->verifier.Verify(token, clock_->Now(), validation);
   if (!verified.ok()) {
     return absl::UnauthenticatedError(
         absl::StrCat("attestation token rejected: ", verified.status().message()));
