@@ -91,6 +91,14 @@ absl::Status WriteFileAtomic(const std::string& path, absl::string_view contents
     ::unlink(tmp.c_str());
     return s;
   }
+  // The rename is durable once the directory entry is.
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  if (dir.empty()) dir = ".";
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return ErrnoError("cannot open directory", dir);
+  const int synced = ::fsync(dfd);
+  ::close(dfd);
+  if (synced != 0) return ErrnoError("cannot fsync directory", dir);
   return absl::OkStatus();
 }
 

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -98,6 +100,43 @@ TEST(JcsTest, Rfc8785SortingExample) {
 TEST(JcsTest, ControlCharactersAndDelete) {
   EXPECT_EQ(Canon(R"({"a":"\u0000\u0001\b\f\t\u001f\u007f"})"),
             "{\"a\":\"\\u0000\\u0001\\b\\f\\t\\u001f\x7f\"}");
+}
+
+TEST(JcsTest, EscapesBetweenPlainRuns) {
+  // Plain text before, between and after escapes, and every control
+  // character in the middle of a string.
+  std::string out;
+  AppendJcsString(
+      "ab\"cd\\e\x01"
+      "f\x1f"
+      "\xc3\xa9g\x7fh\nij",
+      out);
+  EXPECT_EQ(out, "\"ab\\\"cd\\\\e\\u0001f\\u001f\xc3\xa9g\x7fh\\nij\"");
+  for (int c = 0; c < 0x20; ++c) {
+    std::string one;
+    AppendJcsString(std::string("x") + static_cast<char>(c) + "y", one);
+    std::string expected;
+    switch (c) {
+      case '\b':
+        expected = "\\b";
+        break;
+      case '\f':
+        expected = "\\f";
+        break;
+      case '\n':
+        expected = "\\n";
+        break;
+      case '\r':
+        expected = "\\r";
+        break;
+      case '\t':
+        expected = "\\t";
+        break;
+      default:
+        expected = absl::StrFormat("\\u%04x", c);
+    }
+    EXPECT_EQ(one, absl::StrCat("\"x", expected, "y\"")) << c;
+  }
 }
 
 TEST(JcsTest, NestedAndIntegers) {

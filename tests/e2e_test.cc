@@ -703,7 +703,7 @@ TEST(E2eHsmTest, Pkcs11KekReleasesFailsClosedAndRecovers) {
                                    "kbs-e2e", "--so-pin", "12345678", "--pin", "1234"});
   ASSERT_EQ(made.exit_code, 0) << made.output;
   ASSERT_TRUE(common::WriteFileAtomic(dir + "/pin", "1234\n", 0600).ok());
-  ASSERT_TRUE(common::WriteFileAtomic(dir + "/wrong-pin", "4321\n", 0600).ok());
+  ASSERT_TRUE(common::WriteFileAtomic(dir + "/wrong-pin", "wrong-pin-86420\n", 0600).ok());
   auto keygen = testing::RunCommand(
       {testing::KbsctlBinary(), "admin", "keygen", "--out-dir", dir + "/auditor"});
   ASSERT_EQ(keygen.exit_code, 0) << keygen.output;
@@ -788,8 +788,8 @@ TEST(E2eHsmTest, Pkcs11KekReleasesFailsClosedAndRecovers) {
   }
   failed = last_failure(*kbs);
   EXPECT_THAT(failed, HasSubstr("rejected the PIN")) << failed;
-  EXPECT_THAT(failed, Not(HasSubstr("4321")));
-  EXPECT_THAT(kbs->Log(), Not(HasSubstr("4321")));
+  EXPECT_THAT(failed, Not(HasSubstr("wrong-pin-86420")));
+  EXPECT_THAT(kbs->Log(), Not(HasSubstr("wrong-pin-86420")));
   EXPECT_EQ(Http(*kbs)->PutResource(kbs->AdminToken(), "other/new/key", "v").status().code(),
             absl::StatusCode::kUnavailable);
   ASSERT_EQ(kbs->Stop(), 0);

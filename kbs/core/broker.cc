@@ -341,7 +341,7 @@ absl::StatusOr<AttestResponse> Broker::AttestVerified(absl::string_view session_
     receipts::Receipt r;
     r.decision = "attested";
     r.reason = absl::StrCat("evidence verified (ear.status ",
-                            primary_claims->trust_vector().Status(), "); token issued");
+                            primary_claims->trust_vector().Status(), ")");
     r.tee = challenge->tee;
     auto claims = policy::ClaimsFromEar((*result)->claims);
     if (!claims.ok()) return AttestError(claims.status());

@@ -233,11 +233,19 @@ class Pkcs11Kek::Impl {
   // (within the reconnection backoff) and fails Unavailable meanwhile.
   absl::Status EnsureStarted() {
     if (started_.load(std::memory_order_acquire)) return absl::OkStatus();
-    absl::MutexLock lock(&start_mu_);
-    if (started_.load(std::memory_order_relaxed)) return absl::OkStatus();
-    KBS_RETURN_IF_ERROR(Start());
-    started_.store(true, std::memory_order_release);
-    return absl::OkStatus();
+    // One thread starts; the others fail fast rather than queue behind a
+    // token that may take its time to answer.
+    if (!start_mu_.TryLock()) {
+      return absl::UnavailableError(
+          absl::StrCat("HSM unavailable: still connecting to token '", options_.token_label, "'"));
+    }
+    absl::Status status = absl::OkStatus();
+    if (!started_.load(std::memory_order_relaxed)) {
+      status = Start();
+      if (status.ok()) started_.store(true, std::memory_order_release);
+    }
+    start_mu_.Unlock();
+    return status;
   }
 
   // Connects, checks the mechanisms and loads (or creates) the versions.

@@ -23,7 +23,6 @@ namespace {
 using common::Json;
 
 constexpr absl::string_view kFormat = "kbs-token-keys/1";
-constexpr size_t kMaxRingFileBytes = 1 << 20;
 // A ring never needs more: one current, one next, and the retired keys of
 // the rotations of the last token lifetime.
 constexpr size_t kMaxKeys = 64;

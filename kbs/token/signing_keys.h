@@ -90,6 +90,7 @@ class SigningKeyRing final {
   std::vector<SigningKeyInfo> Keys() const;
   // When the current key became current.
   absl::Time current_since() const;
+  const Options& options() const { return options_; }
 
  private:
   struct Entry {

@@ -47,6 +47,13 @@ absl::Status Invalid(absl::string_view what) {
 absl::StatusOr<std::unique_ptr<TokenService>> TokenService::Create(
     std::unique_ptr<SigningKeyRing> keys, Options options, const common::Clock* clock) {
   if (keys == nullptr) return absl::InvalidArgumentError("token service: no signing keys");
+  // Retired keys must stay published as long as the tokens they signed live.
+  if (keys->options().token_lifetime < options.lifetime ||
+      keys->options().clock_skew < options.clock_skew) {
+    return absl::InvalidArgumentError(
+        "token service: the signing-key ring keeps retired keys for a shorter lifetime or clock "
+        "skew than tokens are issued with");
+  }
   std::unique_ptr<TokenService> service(
       new TokenService(std::move(keys), std::move(options), clock));
   const std::vector<std::string>& aud = service->options_.audience;
@@ -106,6 +113,10 @@ std::shared_ptr<const TokenService::KeySet> TokenService::key_set() const {
 
 absl::StatusOr<SigningKeyRotation> TokenService::RotateSigningKey() {
   absl::MutexLock lock(&ring_mu_);
+  return RotateLocked();
+}
+
+absl::StatusOr<SigningKeyRotation> TokenService::RotateLocked() {
   KBS_ASSIGN_OR_RETURN(SigningKeyRotation rotation, ring_->Rotate(clock_->Now()));
   KBS_RETURN_IF_ERROR(Reload());
   KBS_LOG(kInfo, "token signing key rotated: ", rotation.current, " signs, ", rotation.retired,
@@ -115,13 +126,13 @@ absl::StatusOr<SigningKeyRotation> TokenService::RotateSigningKey() {
 
 absl::Status TokenService::RotateIfDue() {
   if (options_.key_rotation_interval <= absl::ZeroDuration()) return absl::OkStatus();
-  {
-    absl::MutexLock lock(&ring_mu_);
-    if (clock_->Now() - ring_->current_since() < options_.key_rotation_interval) {
-      return absl::OkStatus();
-    }
+  // Checked and done under one lock: a rotation requested meanwhile is not
+  // followed by a second one that would promote a key published a moment ago.
+  absl::MutexLock lock(&ring_mu_);
+  if (clock_->Now() - ring_->current_since() < options_.key_rotation_interval) {
+    return absl::OkStatus();
   }
-  return RotateSigningKey().status();
+  return RotateLocked().status();
 }
 
 std::vector<SigningKeyInfo> TokenService::SigningKeys() const {
@@ -159,8 +170,8 @@ absl::StatusOr<Json> TokenService::OpenIdConfiguration() const {
               {"id_token_signing_alg_values_supported", {"ES256"}},
               {"scopes_supported", {"openid"}},
               {"claims_supported",
-               {"iss", "sub", "aud", "exp", "iat", "jti", "tee", "measurement", "image_digests",
-                "policy_version", "receipt_index", "eat_profile", "submods"}}};
+               {"iss", "sub", "aud", "exp", "iat", "jti", "tee", "measurement", "ear_status",
+                "image_digests", "policy_version", "receipt_index", "eat_profile", "submods"}}};
 }
 
 absl::StatusOr<std::shared_ptr<const AttestationResult>> TokenService::Issue(
@@ -223,6 +234,9 @@ absl::StatusOr<std::shared_ptr<AttestationResult>> TokenService::Prepare(
   if (!audience_.is_null()) c["aud"] = audience_;
   c["tee"] = record.primary->tee();
   c["measurement"] = measurement;
+  // The measurement does not say whether the guest is debuggable; its
+  // appraisal does (debug guests are never "affirming").
+  c["ear_status"] = std::string(record.primary->trust_vector().Status());
   c["image_digests"] = record.image_digests;
   if (!record.policy_version.empty()) c["policy_version"] = record.policy_version;
   result->tee_pubkey = *record.tee_pubkey;

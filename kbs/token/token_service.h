@@ -60,9 +60,10 @@ struct AttestationRecord {
 // (Vault's JWT auth, cloud workload-identity federation, a KMS) need to
 // trust them: the OIDC discovery document and the JWKS. Besides the EAR
 // layout, tokens carry flat OIDC claims: `sub` ("<tee>:<measurement>"),
-// `aud` (configured), `tee`, `measurement`, `image_digests`,
-// `policy_version` and `receipt_index` (the receipt-log entry of this
-// attestation). Thread-safe.
+// `aud` (configured), `tee`, `measurement`, `ear_status` (the primary TEE's
+// appraisal: relying parties must require "affirming", since a debug guest
+// has the same measurement), `image_digests`, `policy_version` and
+// `receipt_index` (the receipt-log entry of this attestation). Thread-safe.
 class TokenService final {
  public:
   struct Options {
@@ -125,7 +126,8 @@ class TokenService final {
   };
   TokenService(std::unique_ptr<SigningKeyRing> keys, Options options, const common::Clock* clock)
       : ring_(std::move(keys)), options_(std::move(options)), clock_(clock) {}
-  absl::Status Reload();  // rebuilds key_set_ from ring_; holds ring_mu_
+  absl::Status Reload() ABSL_EXCLUSIVE_LOCKS_REQUIRED(ring_mu_);  // key_set_ from ring_
+  absl::StatusOr<SigningKeyRotation> RotateLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(ring_mu_);
   std::shared_ptr<const KeySet> key_set() const;
 
   mutable absl::Mutex ring_mu_;  // serializes rotations

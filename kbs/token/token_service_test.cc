@@ -83,6 +83,8 @@ TEST_F(TokenOidcTest, TokensCarryTheOidcClaims) {
   EXPECT_EQ(c["sub"], "snp:" + std::string(96, 'a'));
   EXPECT_EQ(c["tee"], "snp");
   EXPECT_EQ(c["measurement"], std::string(96, 'a'));
+  EXPECT_EQ(c["ear_status"], std::string(claims_->trust_vector().Status()));
+  EXPECT_EQ(c["ear_status"], c["submods"]["cpu0"]["ear.status"]);
   EXPECT_EQ(c["image_digests"], Json::array({"sha256:" + std::string(64, 'b')}));
   EXPECT_EQ(c["policy_version"], "policy-v7");
   EXPECT_EQ(c["receipt_index"], 42);
@@ -143,6 +145,34 @@ TEST_F(TokenOidcTest, RotationKeepsOldTokensValidUntilTheyExpire) {
   EXPECT_FALSE(JwksKids(*tokens).count(kid_a));
   EXPECT_TRUE(JwksKids(*tokens).count(rotation->current));
   EXPECT_TRUE(tokens->Verify(tokens->Issue(record_).value()->token).ok());
+}
+
+TEST_F(TokenOidcTest, TwoRotationsWithinALifetimeKeepBothRetiredKeys) {
+  auto tokens = Service({});
+  std::string a = tokens->Issue(record_).value()->token;
+  clock_.Advance(absl::Seconds(10));
+  ASSERT_TRUE(tokens->RotateSigningKey().ok());
+  std::string b = tokens->Issue(record_).value()->token;
+  clock_.Advance(absl::Seconds(10));
+  ASSERT_TRUE(tokens->RotateSigningKey().ok());
+  std::string c = tokens->Issue(record_).value()->token;
+  for (const std::string& t : {a, b, c}) {
+    EXPECT_TRUE(tokens->Verify(t).ok());
+    EXPECT_TRUE(JwksKids(*tokens).count(HeaderKid(t)));
+  }
+  EXPECT_EQ(JwksKids(*tokens).size(), 4u);  // two retired, current, next
+}
+
+TEST_F(TokenOidcTest, RingAndServiceMustAgreeOnLifetime) {
+  SigningKeyRing::Options ring_options;
+  ring_options.token_lifetime = absl::Minutes(5);
+  auto ring =
+      SigningKeyRing::FromKey(*common::GenerateEcKey(common::EcCurve::kP256), ring_options, kT0);
+  ASSERT_TRUE(ring.ok());
+  TokenService::Options options;
+  options.lifetime = absl::Minutes(10);
+  EXPECT_EQ(TokenService::Create(*std::move(ring), options, &clock_).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(TokenOidcTest, ScheduledRotation) {

@@ -64,8 +64,8 @@ ROTATE_PATH = "/kbs/v0/admin/token-keys/rotate"
 RESOURCE_PATH = "interop/oidc/secret"
 
 REQUIRED_CLAIMS = ["iss", "sub", "aud", "exp", "iat", "jti", "tee",
-                   "measurement", "image_digests", "policy_version",
-                   "receipt_index"]
+                   "measurement", "ear_status", "image_digests",
+                   "policy_version", "receipt_index"]
 KEY_STATES = ("current", "next", "retired")
 # JWK members that carry private key material (RFC 7518 §6.2.2, §6.3.2, §6.4).
 PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
@@ -404,6 +404,11 @@ class OidcInteropTest(unittest.TestCase):
         self.assertIsInstance(claims.get("jti"), str, why)
         self.assertTrue(claims["jti"], why)
         self.assertEqual(claims.get("tee"), "sample", why)
+        # The sample TEE proves nothing: never "affirming".
+        self.assertEqual(claims.get("ear_status"), "contraindicated", why)
+        self.assertEqual(
+            claims["ear_status"],
+            claims["submods"]["cpu0"]["ear.status"], why)
         measurement = claims.get("measurement")
         self.assertIsInstance(measurement, str, why)
         self.assertRegex(measurement, r"\A[0-9a-fA-F]*\Z", why)
