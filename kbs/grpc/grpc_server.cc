@@ -3,7 +3,12 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -171,10 +176,63 @@ class Tag {
   virtual void Proceed(bool ok) = 0;
 };
 
-// One unary KeyBroker call on the async API. The thread that polls the
-// completion queue runs the handler inline: on a small machine this avoids
-// the thread hand-offs (futex wake-ups) of the sync and callback servers,
-// which cost more than the protocol work itself.
+// Runs the KeyBroker handlers that wait for a durable receipt (Attest,
+// GetResource) off the completion-queue threads. Run inline, such a
+// handler would hold its queue's thread for a whole group commit, and the
+// calls of one connection (which gRPC delivers to one queue) would commit
+// one by one instead of in batches.
+class WorkerPool {
+ public:
+  explicit WorkerPool(int threads) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
+  }
+  ~WorkerPool() { Stop(); }
+
+  void Submit(std::function<void()> job) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      jobs_.push_back(std::move(job));
+    }
+    cv_.notify_one();
+  }
+  // Runs what was submitted, then joins the workers.
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (std::thread& t : threads_) t.join();
+    threads_.clear();
+  }
+
+ private:
+  void Run() {
+    while (true) {
+      std::function<void()> job;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+        if (jobs_.empty()) return;
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      job();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+// One unary KeyBroker call on the async API. Handlers that never block
+// (Auth, GetJwks) run inline on the thread that polls the completion queue:
+// on a small machine this avoids the thread hand-offs (futex wake-ups) of
+// the sync and callback servers, which cost more than the protocol work
+// itself. Handlers that wait for a receipt run on the WorkerPool (`pool`).
 template <typename Req, typename Resp>
 class AsyncUnaryCall final : public Tag {
  public:
@@ -188,9 +246,9 @@ class AsyncUnaryCall final : public Tag {
   // server is stopping (a shut-down queue takes no new operations).
   static void Arm(v1::KeyBroker::AsyncService* service, RequestFn request, Handler handler,
                   Broker* broker, ::grpc::ServerCompletionQueue* cq,
-                  const std::atomic<bool>* stopping) {
+                  const std::atomic<bool>* stopping, WorkerPool* pool = nullptr) {
     if (stopping->load()) return;
-    auto* call = new AsyncUnaryCall(service, request, handler, broker, cq, stopping);
+    auto* call = new AsyncUnaryCall(service, request, handler, broker, cq, stopping, pool);
     (service->*request)(&call->context_, &call->request_, &call->responder_, cq, cq, call);
   }
 
@@ -200,7 +258,30 @@ class AsyncUnaryCall final : public Tag {
       delete this;
       return;
     }
-    Arm(service_, request_fn_, handler_, broker_, cq_, stopping_);
+    Arm(service_, request_fn_, handler_, broker_, cq_, stopping_, pool_);
+    if (pool_ != nullptr) {
+      pool_->Submit([this] { Handle(); });
+    } else {
+      Handle();
+    }
+  }
+
+ private:
+  AsyncUnaryCall(v1::KeyBroker::AsyncService* service, RequestFn request, Handler handler,
+                 Broker* broker, ::grpc::ServerCompletionQueue* cq,
+                 const std::atomic<bool>* stopping, WorkerPool* pool)
+      : service_(service),
+        request_fn_(request),
+        handler_(handler),
+        broker_(broker),
+        cq_(cq),
+        stopping_(stopping),
+        pool_(pool),
+        responder_(&context_) {}
+
+  // Runs the handler and starts sending the response; the queue's thread
+  // then sees the finished send (Proceed with finishing_ set).
+  void Handle() {
     absl::Status status = handler_(*broker_, context_, request_, response_);
     finishing_ = true;
     if (status.ok()) {
@@ -214,24 +295,13 @@ class AsyncUnaryCall final : public Tag {
     }
   }
 
- private:
-  AsyncUnaryCall(v1::KeyBroker::AsyncService* service, RequestFn request, Handler handler,
-                 Broker* broker, ::grpc::ServerCompletionQueue* cq,
-                 const std::atomic<bool>* stopping)
-      : service_(service),
-        request_fn_(request),
-        handler_(handler),
-        broker_(broker),
-        cq_(cq),
-        stopping_(stopping),
-        responder_(&context_) {}
-
   v1::KeyBroker::AsyncService* service_;
   RequestFn request_fn_;
   Handler handler_;
   Broker* broker_;
   ::grpc::ServerCompletionQueue* cq_;
   const std::atomic<bool>* stopping_;
+  WorkerPool* pool_;
   ::grpc::ServerContext context_;
   Req request_;
   Resp response_;
@@ -591,7 +661,11 @@ class GrpcServerImpl final : public GrpcServer {
     builder.RegisterService(&admin_);
     if (audit_.has_value()) builder.RegisterService(&*audit_);
     const int threads = std::max(1, options.threads);
-    for (int i = 0; i < threads; ++i) cqs_.push_back(builder.AddCompletionQueue());
+    // Queues only poll and run the non-blocking handlers: one per core.
+    const int queues = static_cast<int>(
+        std::clamp(std::thread::hardware_concurrency(), 1u, static_cast<unsigned>(threads)));
+    for (int i = 0; i < queues; ++i) cqs_.push_back(builder.AddCompletionQueue());
+    workers_.emplace(threads);
     server_ = builder.BuildAndStart();
     if (server_ == nullptr || port_ == 0) {
       return absl::UnavailableError(absl::StrCat("cannot listen for gRPC on ", options.address));
@@ -606,10 +680,10 @@ class GrpcServerImpl final : public GrpcServer {
             &stopping_);
         AsyncUnaryCall<v1::AttestRequest, v1::AttestResponse>::Arm(
             &key_broker_, &v1::KeyBroker::AsyncService::RequestAttest, &HandleAttest, broker_,
-            cq.get(), &stopping_);
+            cq.get(), &stopping_, &*workers_);
         AsyncUnaryCall<v1::GetResourceRequest, v1::GetResourceResponse>::Arm(
             &key_broker_, &v1::KeyBroker::AsyncService::RequestGetResource, &HandleGetResource,
-            broker_, cq.get(), &stopping_);
+            broker_, cq.get(), &stopping_, &*workers_);
       }
       AsyncUnaryCall<v1::GetJwksRequest, v1::GetJwksResponse>::Arm(
           &key_broker_, &v1::KeyBroker::AsyncService::RequestGetJwks, &HandleGetJwks, broker_,
@@ -631,6 +705,8 @@ class GrpcServerImpl final : public GrpcServer {
     if (server_ == nullptr) return;
     stopping_.store(true);
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    // Handlers still running finish their responses before the queues close.
+    if (workers_.has_value()) workers_->Stop();
     // Queues are shut down after the server, then drained by their threads
     // (pending tags arrive with ok=false and free themselves).
     for (auto& cq : cqs_) cq->Shutdown();
@@ -646,6 +722,7 @@ class GrpcServerImpl final : public GrpcServer {
   std::optional<AuditService> audit_;
   std::vector<std::unique_ptr<::grpc::ServerCompletionQueue>> cqs_;
   std::vector<std::thread> threads_;
+  std::optional<WorkerPool> workers_;
   std::atomic<bool> stopping_{false};
   std::unique_ptr<::grpc::Server> server_;
   int port_ = 0;
