@@ -19,6 +19,7 @@
 #include "common/x509.h"
 #include "kbs/cli/audit_commands.h"
 #include "kbs/client/kbs_client.h"
+#include "kbs/client/tsm_attester.h"
 #include "kbs/sealed/sealed.h"
 #include "policy/policy_engine.h"
 #include "verifier/dcap/collateral.h"
@@ -533,14 +534,19 @@ int main(int argc, char** argv) {
               claims_json;
   std::vector<std::string> devices;
   bool use_token = false;
-  attest->add_option("--tee", tee, "TEE type (sample)")->check(CLI::IsMember({"sample"}));
+  std::string tsm_dir = kbs::client::TsmOptions().report_dir;
+  attest
+      ->add_option("--tee", tee,
+                   "TEE type: sample, or snp / tdx with evidence from configfs-tsm (in the guest)")
+      ->check(CLI::IsMember({"sample", "snp", "tdx"}));
+  attest->add_option("--tsm-dir", tsm_dir, "configfs-tsm report directory (snp, tdx)");
   attest->add_option("--key-type", key_type_name, "ec-p256, ec-p521 or rsa")
       ->check(CLI::IsMember({"ec-p256", "ec-p521", "rsa"}));
   attest->add_option("--get", get_path, "Resource to fetch: REPO/TYPE/TAG")->required();
   attest->add_option("--out", out_file, "Write the decrypted resource here ('-' for stdout)")
       ->required();
   attest->add_option("--init-data", init_data_file, "Init-data TOML to send and bind");
-  attest->add_option("--claims", claims_json, "Extra sample claims, a JSON object");
+  attest->add_option("--claims", claims_json, "Extra sample claims, a JSON object (sample)");
   attest->add_option("--device", devices, "Also attest a device (sampledevice)");
   attest->add_flag("--bearer", use_token,
                    "Fetch with the token as Bearer (like the CDH) instead of the cookie");
@@ -561,7 +567,11 @@ int main(int argc, char** argv) {
       "unseal", "Attest, fetch the key version the file names, and decrypt it");
   unseal->add_option("--in", model_in, "Sealed file")->required();
   unseal->add_option("--out", model_out, "Plaintext to write (never partial)")->required();
-  unseal->add_option("--tee", tee, "TEE type (sample)")->check(CLI::IsMember({"sample"}));
+  unseal
+      ->add_option("--tee", tee,
+                   "TEE type: sample, or snp / tdx with evidence from configfs-tsm (in the guest)")
+      ->check(CLI::IsMember({"sample", "snp", "tdx"}));
+  unseal->add_option("--tsm-dir", tsm_dir, "configfs-tsm report directory (snp, tdx)");
 
   // evidence verify (offline)
   CLI::App* evidence = app.add_subcommand("evidence", "Work with TEE evidence offline");
@@ -640,6 +650,18 @@ int main(int argc, char** argv) {
   auto client = Connect(g);
   if (!client.ok()) return Fail(client.status());
 
+  // Real TEEs attest with the hardware's evidence (configfs-tsm).
+  kbs::client::EvidenceMaker evidence_maker;
+  if ((unseal->parsed() || attest->parsed()) && tee != "sample") {
+    kbs::client::TsmOptions tsm;
+    tsm.report_dir = tsm_dir;
+    auto maker = kbs::client::TsmEvidenceMaker(tee, tsm);
+    if (!maker.ok()) return Fail(maker.status());
+    evidence_maker = *std::move(maker);
+    if (!devices.empty() || !claims_json.empty()) {
+      return Fail(absl::InvalidArgumentError("--device and --claims are for the sample TEE"));
+    }
+  }
   if (unseal->parsed()) {
     // The header names the resource and key version; the file is read only
     // after the key is released to this attested TEE.
@@ -647,6 +669,7 @@ int main(int argc, char** argv) {
     if (!header.ok()) return Fail(header.status());
     kbs::client::RcarOptions options;
     options.tee = tee;
+    options.evidence_maker = evidence_maker;
     options.version = static_cast<int64_t>(header->key_version);
     auto key = kbs::client::RunSampleRcar(**client, header->resource_path, options);
     if (!key.ok()) return Fail(key.status());
@@ -662,6 +685,7 @@ int main(int argc, char** argv) {
   if (attest->parsed()) {
     kbs::client::RcarOptions options;
     options.tee = tee;
+    options.evidence_maker = evidence_maker;
     options.key_type = *kbs::client::ParseTeeKeyType(key_type_name);
     options.use_token = use_token;
     options.evidence.devices = devices;

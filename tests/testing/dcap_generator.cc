@@ -17,6 +17,7 @@
 #include "common/keys.h"
 #include "common/status_macros.h"
 #include "common/x509.h"
+#include "verifier/tdx/tdx_verifier.h"
 
 namespace kbs::testing {
 namespace {
@@ -915,10 +916,9 @@ Json DcapTestPki::DefaultQeIdentity(bool tdx, absl::Time issue_date, absl::Time 
 
 Json DcapTestPki::TdxEvidenceJson(absl::string_view quote,
                                   std::optional<absl::string_view> cc_eventlog) {
-  Json out = Json::object();
-  out["cc_eventlog"] = cc_eventlog.has_value() ? Json(common::Base64Encode(*cc_eventlog)) : Json();
-  out["quote"] = common::Base64Encode(quote);
-  return out;
+  verifier::tdx::TdxEvidence evidence{std::string(quote), std::nullopt};
+  if (cc_eventlog.has_value()) evidence.cc_eventlog = std::string(*cc_eventlog);
+  return verifier::tdx::TdxEvidenceToJson(evidence);
 }
 
 Json DcapTestPki::SgxEvidenceJson(absl::string_view quote) {

@@ -292,19 +292,10 @@ absl::StatusOr<std::string> SnpTestChain::SignReportWith(EVP_PKEY* vek_key, Prod
 absl::StatusOr<common::Json> SnpTestChain::EvidenceJson(absl::string_view report,
                                                         absl::string_view vek_der,
                                                         absl::string_view cert_type) {
-  KBS_ASSIGN_OR_RETURN(common::Json serde, verifier::snp::ReportToSerdeJson(report));
-  common::Json data = common::Json::array();
-  for (unsigned char c : vek_der) data.push_back(c);
-  // Assigned member by member: nlohmann initializer lists copy their
-  // elements, and the report is a thousand-node tree.
-  common::Json entry = common::Json::object();
-  entry["cert_type"] = std::string(cert_type);
-  entry["data"] = std::move(data);
-  common::Json evidence = common::Json::object();
-  evidence["attestation_report"] = std::move(serde);
-  evidence["cert_chain"] = common::Json::array();
-  evidence["cert_chain"].push_back(std::move(entry));
-  return evidence;
+  verifier::snp::SnpEvidence evidence;
+  evidence.report = std::string(report);
+  evidence.cert_chain.push_back({std::string(cert_type), std::string(vek_der)});
+  return verifier::snp::SnpEvidenceToJson(evidence);
 }
 
 }  // namespace kbs::testing

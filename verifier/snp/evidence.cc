@@ -276,4 +276,27 @@ absl::StatusOr<Json> ReportToSerdeJson(absl::string_view report_bytes) {
   return j;
 }
 
+absl::StatusOr<common::Json> SnpEvidenceToJson(const SnpEvidence& evidence) {
+  KBS_ASSIGN_OR_RETURN(common::Json serde, ReportToSerdeJson(evidence.report));
+  // Assigned member by member: nlohmann initializer lists copy their
+  // elements, and the report is a thousand-node tree.
+  common::Json out = common::Json::object();
+  out["attestation_report"] = std::move(serde);
+  if (evidence.cert_chain.empty()) {
+    out["cert_chain"] = nullptr;
+    return out;
+  }
+  common::Json chain = common::Json::array();
+  for (const CertTableEntry& cert : evidence.cert_chain) {
+    common::Json data = common::Json::array();
+    for (unsigned char c : cert.der) data.push_back(c);
+    common::Json entry = common::Json::object();
+    entry["cert_type"] = cert.type;
+    entry["data"] = std::move(data);
+    chain.push_back(std::move(entry));
+  }
+  out["cert_chain"] = std::move(chain);
+  return out;
+}
+
 }  // namespace kbs::verifier::snp

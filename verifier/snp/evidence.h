@@ -32,6 +32,10 @@ absl::StatusOr<SnpEvidence> ParseSnpEvidence(const common::Json& evidence);
 // inverse of the rebuild in ParseSnpEvidence.
 absl::StatusOr<common::Json> ReportToSerdeJson(absl::string_view report_bytes);
 
+// The agent's evidence JSON (attesters, tests): the inverse of
+// ParseSnpEvidence; `cert_chain` is null when there are no certificates.
+absl::StatusOr<common::Json> SnpEvidenceToJson(const SnpEvidence& evidence);
+
 }  // namespace kbs::verifier::snp
 
 #endif  // KBS_VERIFIER_SNP_EVIDENCE_H_

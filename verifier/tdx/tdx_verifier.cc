@@ -62,6 +62,14 @@ Json Claims(const dcap::VerifiedQuote& q) {
 
 }  // namespace
 
+Json TdxEvidenceToJson(const TdxEvidence& evidence) {
+  Json out = Json::object();
+  out["cc_eventlog"] =
+      evidence.cc_eventlog.has_value() ? Json(common::Base64Encode(*evidence.cc_eventlog)) : Json();
+  out["quote"] = common::Base64Encode(evidence.quote);
+  return out;
+}
+
 absl::StatusOr<TdxEvidence> ParseTdxEvidence(const Json& evidence) {
   if (!evidence.is_object()) {
     return absl::InvalidArgumentError("TDX evidence must be a JSON object");

@@ -23,6 +23,8 @@ struct TdxEvidence {
 
 // {"quote": base64, "cc_eventlog": base64 | null} (gc attester/src/tdx).
 absl::StatusOr<TdxEvidence> ParseTdxEvidence(const common::Json& evidence);
+// The inverse, for attesters and tests (`cc_eventlog` null when absent).
+common::Json TdxEvidenceToJson(const TdxEvidence& evidence);
 
 // What a quote must match beyond its signatures.
 struct TdxExpectations {
