@@ -25,7 +25,7 @@ namespace {
 using common::Json;
 
 constexpr size_t kReportDataSize = 64;
-constexpr size_t kMaxBlob = 1 << 20;   // quotes and certificate tables are KiBs
+constexpr size_t kMaxBlob = 16 << 20;  // the kernel's TSM_REPORT_OUTBLOB_MAX
 constexpr size_t kMaxCcel = 16 << 20;  // CCEL log areas are at most a few MiB
 constexpr size_t kCertEntrySize = 24;  // GUID(16) + offset(4) + length(4)
 constexpr size_t kMaxCertEntries = 64;
