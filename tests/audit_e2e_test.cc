@@ -238,6 +238,17 @@ TEST_F(AuditE2eTest, DecisionsAreProvableAndTamperingIsFound) {
   }
   Start(data_dir);
   EXPECT_THAT(kbs_->Log(), HasSubstr("HALTED: receipt 3 does not match its leaf hash"));
+  // Readiness and the metrics say so; liveness does not (a restart mends
+  // nothing here).
+  auto ready = testing::RawHttp(kbs_->http_port(), testing::BuildRequest("GET", "/readyz", "", ""));
+  ASSERT_TRUE(ready.ok());
+  EXPECT_EQ(ready->status, 503);
+  EXPECT_THAT(ready->body, HasSubstr("receipt log halted: receipt 3 does not match"));
+  auto metrics =
+      testing::RawHttp(kbs_->http_port(), testing::BuildRequest("GET", "/metrics", "", ""));
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_THAT(metrics->body, HasSubstr("\nkbs_receipt_log_halted 1\n"));
+  EXPECT_THAT(metrics->body, HasSubstr("kbs_token_signing_keys{state=\"current\"} 1\n"));
   auto refused = Fetch(kMeasurement);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable) << refused.status();
   auto tampered = Audit({"verify", "--log-key", dir_ + "/log.pub"});

@@ -741,6 +741,16 @@ TEST(E2eHsmTest, Pkcs11KekReleasesFailsClosedAndRecovers) {
   std::filesystem::rename(dir + "/tokens", dir + "/tokens.away");
   auto gone = client::RunSampleRcar(*Http(*kbs), kResource, options);
   EXPECT_EQ(gone.status().code(), absl::StatusCode::kUnavailable) << gone.status();
+  // Not ready (live all the same), and the metric says why.
+  auto get = [&](const KbsProcess& k, const std::string& path) {
+    return (*common::HttpClient::Create(k.http_url()))->Send("GET", path, "", {});
+  };
+  auto ready = get(*kbs, "/readyz");
+  ASSERT_TRUE(ready.ok()) << ready.status();
+  EXPECT_EQ(ready->status, 503);
+  EXPECT_THAT(ready->body, HasSubstr("key-encryption key: HSM unavailable"));
+  EXPECT_EQ(get(*kbs, "/healthz")->status, 200);
+  EXPECT_THAT(get(*kbs, "/metrics")->body, HasSubstr("\nkbs_kek_available 0\n"));
   std::string failed = last_failure(*kbs);
   EXPECT_THAT(failed, HasSubstr("HSM unavailable")) << failed;
   EXPECT_THAT(failed, HasSubstr(absl::StrCat("\"resource\":\"", kResource, "\"")));
@@ -753,6 +763,8 @@ TEST(E2eHsmTest, Pkcs11KekReleasesFailsClosedAndRecovers) {
   }
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(*back, kValue);
+  EXPECT_EQ(get(*kbs, "/readyz")->status, 200);
+  EXPECT_THAT(get(*kbs, "/metrics")->body, HasSubstr("\nkbs_kek_available 1\n"));
   // KEK rotation inside the HSM; the value is unchanged.
   auto rotated = Http(*kbs)->RotateKek(kbs->AdminToken());
   ASSERT_TRUE(rotated.ok()) << rotated.status();

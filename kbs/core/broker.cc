@@ -1,5 +1,7 @@
 #include "kbs/core/broker.h"
 
+#include <map>
+
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -652,6 +654,58 @@ absl::StatusOr<Broker::KekRotation> Broker::RotateKek(absl::string_view admin_to
   if (!n.ok()) return WithKind(n.status(), ErrorKind::kPluginInternalError);
   out.rewrapped = *n;
   KBS_LOG(kInfo, "admin KEK rotated to ", out.kek_id, "; re-wrapped ", out.rewrapped, " data keys");
+  return out;
+}
+
+std::vector<std::string> Broker::NotReadyReasons() const {
+  std::vector<std::string> reasons;
+  if (deps_.receipts != nullptr) {
+    std::string halted = deps_.receipts->halted_reason();
+    if (!halted.empty()) reasons.push_back(absl::StrCat("receipt log halted: ", halted));
+  }
+  if (deps_.kek != nullptr) {
+    absl::Status kek = deps_.kek->Health();
+    if (!kek.ok()) reasons.push_back(absl::StrCat("key-encryption key: ", kek.message()));
+  }
+  return reasons;
+}
+
+std::string Broker::RenderStateMetrics() const {
+  std::string out;
+  if (deps_.receipts != nullptr) {
+    absl::StrAppend(&out,
+                    "# HELP kbs_receipt_log_entries Receipts in the log.\n"
+                    "# TYPE kbs_receipt_log_entries gauge\nkbs_receipt_log_entries ",
+                    deps_.receipts->size(),
+                    "\n# HELP kbs_receipt_log_halted 1 while the log refuses appends (nothing is "
+                    "released).\n# TYPE kbs_receipt_log_halted gauge\nkbs_receipt_log_halted ",
+                    deps_.receipts->halted_reason().empty() ? 0 : 1, "\n");
+  }
+  if (deps_.kek != nullptr) {
+    absl::StrAppend(&out,
+                    "# HELP kbs_kek_available 1 when the key-encryption key (HSM) answered last "
+                    "time.\n# TYPE kbs_kek_available gauge\nkbs_kek_available ",
+                    deps_.kek->Health().ok() ? 1 : 0, "\n");
+  }
+  std::map<std::string, int> by_state = {{"current", 0}, {"next", 0}, {"retired", 0}};
+  absl::Time current_since = deps_.clock->Now();
+  for (const token::SigningKeyInfo& k : deps_.tokens->SigningKeys()) {
+    ++by_state[std::string(token::SigningKeyStateName(k.state))];
+    if (k.state == token::SigningKeyState::kCurrent) {
+      current_since = k.activated.value_or(k.created);
+    }
+  }
+  absl::StrAppend(&out,
+                  "# HELP kbs_token_signing_keys Attestation-token signing keys by state.\n"
+                  "# TYPE kbs_token_signing_keys gauge\n");
+  for (const auto& [state, n] : by_state) {
+    absl::StrAppend(&out, "kbs_token_signing_keys{state=\"", state, "\"} ", n, "\n");
+  }
+  absl::StrAppend(&out,
+                  "# HELP kbs_token_signing_key_age_seconds Time the current signing key has "
+                  "signed.\n# TYPE kbs_token_signing_key_age_seconds gauge\n"
+                  "kbs_token_signing_key_age_seconds ",
+                  absl::ToInt64Seconds(deps_.clock->Now() - current_since), "\n");
   return out;
 }
 

@@ -178,6 +178,12 @@ class Broker final {
   absl::StatusOr<common::Json> OpenIdConfiguration() const;
   // kbs_policy_decisions_total, for GET /metrics.
   std::string RenderDecisionMetrics() const { return decision_metrics_.Render(); }
+  // Why releases would fail right now (a halted receipt log, an unreachable
+  // HSM); empty when ready. For /readyz.
+  std::vector<std::string> NotReadyReasons() const;
+  // Prometheus gauges: receipt log size and halt, key-encryption-key health,
+  // token signing keys by state and the current key's age.
+  std::string RenderStateMetrics() const;
 
  private:
   struct PolicySnapshot {

@@ -155,11 +155,20 @@ HttpResponse Router::Dispatch(const HttpRequest& request, Route& route) {
     route = Route::kHealth;
     return JsonResponse(200, R"({"status":"ok"})");
   }
+  if (path == "/readyz" && method == "GET") {
+    // Liveness stays /healthz: restarting does not mend a halted log or a
+    // missing HSM; readiness says releases would fail and why.
+    route = Route::kHealth;
+    std::vector<std::string> reasons = broker_->NotReadyReasons();
+    if (reasons.empty()) return JsonResponse(200, R"({"status":"ready"})");
+    return JsonResponse(503, common::DumpJson(Json{{"status", "not ready"}, {"reasons", reasons}}));
+  }
   if (path == "/metrics" && method == "GET") {
     route = Route::kMetrics;
     HttpResponse r =
         JsonResponse(200, metrics_ != nullptr ? absl::StrCat(metrics_->Render(sessions_->size()),
-                                                             broker_->RenderDecisionMetrics())
+                                                             broker_->RenderDecisionMetrics(),
+                                                             broker_->RenderStateMetrics())
                                               : "");
     r.content_type = "text/plain; version=0.0.4";
     return r;

@@ -40,6 +40,10 @@ class Kek {
                                                      absl::string_view context) = 0;
   // Creates a new KEK version and makes it current; returns its id.
   virtual absl::StatusOr<std::string> Rotate() = 0;
+  // Whether the KEK answered last time it was used (for readiness probes and
+  // metrics): Unavailable with the reason when it did not. Never contacts
+  // the HSM itself.
+  virtual absl::Status Health() const { return absl::OkStatus(); }
 };
 
 }  // namespace kbs::keystore

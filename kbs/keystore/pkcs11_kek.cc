@@ -281,6 +281,14 @@ class Pkcs11Kek::Impl {
     return Id(current_);
   }
 
+  absl::Status Health() const {
+    absl::MutexLock lock(&pool_mu_);
+    if (healthy_ && started_.load(std::memory_order_acquire)) return absl::OkStatus();
+    if (!last_error_.ok()) return last_error_;
+    return absl::UnavailableError(
+        absl::StrCat("HSM unavailable: reconnecting to token '", options_.token_label, "'"));
+  }
+
   absl::StatusOr<WrappedKey> Wrap(absl::Span<const uint8_t> data_key, absl::string_view context) {
     if (data_key.size() < kMinDataKey || data_key.size() > kMaxDataKey) {
       return absl::InvalidArgumentError("data keys are 16 to 64 bytes");
@@ -974,5 +982,7 @@ absl::StatusOr<common::SecretBytes> Pkcs11Kek::Unwrap(const WrappedKey& key,
 }
 
 absl::StatusOr<std::string> Pkcs11Kek::Rotate() { return impl_->Rotate(); }
+
+absl::Status Pkcs11Kek::Health() const { return impl_->Health(); }
 
 }  // namespace kbs::keystore

@@ -85,6 +85,7 @@ class Pkcs11Kek final : public Kek {
   // it current. Aborted if another process created the same label at the
   // same moment (ours is destroyed; retry).
   absl::StatusOr<std::string> Rotate() override;
+  absl::Status Health() const override;
 
  private:
   class Impl;
