@@ -362,7 +362,12 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
   bool stopping = false;
   std::thread purger([&] {
     std::unique_lock<std::mutex> lock(mu);
-    while (!cv.wait_for(lock, std::chrono::seconds(10), [&] { return stopping; })) {
+    for (int tick = 1; !cv.wait_for(lock, std::chrono::seconds(2), [&] { return stopping; });
+         ++tick) {
+      // The KEK (an HSM) is probed every 2 s, so readiness follows it and a
+      // returning HSM is reconnected without waiting for release traffic.
+      (void)kek->Probe();
+      if (tick % 5 != 0) continue;
       sessions.PurgeExpired(clock.Now());
       // Scheduled token-signing-key rotation; a failure is retried on the
       // next tick and the current key keeps signing meanwhile.

@@ -27,7 +27,6 @@ using common::Json;
 constexpr size_t kReportDataSize = 64;
 constexpr size_t kMaxBlob = 16 << 20;  // the kernel's TSM_REPORT_OUTBLOB_MAX
 constexpr size_t kMaxCcel = 16 << 20;  // CCEL log areas are at most a few MiB
-constexpr size_t kCertEntrySize = 24;  // GUID(16) + offset(4) + length(4)
 constexpr size_t kMaxCertEntries = 64;
 
 absl::Status ErrnoStatus(absl::string_view what, const std::string& path) {
@@ -43,6 +42,7 @@ absl::Status WriteAll(const std::string& path, absl::string_view data) {
   while (done < data.size()) {
     ssize_t n = ::write(fd, data.data() + done, data.size() - done);
     if (n < 0 && errno == EINTR) continue;
+    if (n == 0) errno = EIO;
     if (n <= 0) {
       absl::Status s = ErrnoStatus("cannot write", path);
       ::close(fd);
@@ -119,6 +119,10 @@ absl::StatusOr<TsmReport> RequestTsmReport(absl::string_view report_data,
   // Another writer on the same entry between our write and reads would have
   // bumped the generation (configfs-tsm ABI).
   KBS_ASSIGN_OR_RETURN(uint64_t after, ReadGeneration(entry));
+  if (after == before) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("configfs-tsm: ", entry, "/inblob was not accepted"));
+  }
   if (after != before + 1) {
     return absl::AbortedError(
         absl::StrCat("configfs-tsm: ", entry, " was written concurrently; retry"));
@@ -132,24 +136,36 @@ absl::StatusOr<TsmReport> RequestTsmReport(absl::string_view report_data,
 
 absl::StatusOr<std::vector<verifier::snp::CertTableEntry>> ParseSnpCertTable(
     absl::string_view table) {
-  std::vector<verifier::snp::CertTableEntry> out;
+  // First the entries up to the zero terminator, then their data, which
+  // must lie after the terminator.
+  struct Entry {
+    std::string type;
+    uint32_t offset, length;
+  };
+  std::vector<Entry> entries;
   common::ByteReader r(common::AsSpan(table));
-  for (size_t i = 0;; ++i) {
-    if (i == kMaxCertEntries) {
-      return absl::InvalidArgumentError("SNP certificate table: more than 64 entries");
-    }
-    const std::string what = absl::StrCat("SNP certificate table entry ", i);
+  while (true) {
+    const std::string what = absl::StrCat("SNP certificate table entry ", entries.size());
     KBS_ASSIGN_OR_RETURN(absl::Span<const uint8_t> guid, r.Bytes(16, what));
     KBS_ASSIGN_OR_RETURN(uint32_t offset, r.U32(what));
     KBS_ASSIGN_OR_RETURN(uint32_t length, r.U32(what));
     if (common::AllZero(guid)) break;
-    if (offset < (i + 1) * kCertEntrySize || offset > table.size() ||
-        length > table.size() - offset) {
-      return absl::InvalidArgumentError(absl::StrCat(what, ": certificate at offset ", offset,
-                                                     " length ", length, " is outside the ",
-                                                     table.size(), "-byte table"));
+    if (entries.size() == kMaxCertEntries) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("SNP certificate table: more than ", kMaxCertEntries, " entries"));
     }
-    out.push_back({CertTypeForGuid(GuidText(guid)), std::string(table.substr(offset, length))});
+    entries.push_back({CertTypeForGuid(GuidText(guid)), offset, length});
+  }
+  const size_t data_start = r.offset();
+  std::vector<verifier::snp::CertTableEntry> out;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const Entry& e = entries[i];
+    if (e.offset < data_start || e.offset > table.size() || e.length > table.size() - e.offset) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "SNP certificate table entry ", i, ": certificate at offset ", e.offset, " length ",
+          e.length, " is outside the data of the ", table.size(), "-byte table"));
+    }
+    out.push_back({e.type, std::string(table.substr(e.offset, e.length))});
   }
   return out;
 }

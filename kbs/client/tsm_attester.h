@@ -23,7 +23,8 @@ namespace kbs::client {
 struct TsmOptions {
   // configfs-tsm's report directory.
   std::string report_dir = "/sys/kernel/config/tsm/report";
-  // The TDX CC event log (ACPI CCEL table data); sent when readable.
+  // The TDX CC event log (ACPI CCEL table data); sent when present (an
+  // unreadable one fails the attestation).
   std::string ccel_path = "/sys/firmware/acpi/tables/data/CCEL";
 };
 

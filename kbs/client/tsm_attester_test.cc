@@ -88,16 +88,19 @@ TEST(SnpCertTableTest, RejectsEntriesOutsideTheTable) {
   std::string long_cert = table;
   long_cert.replace(20, 4, U32(0xFFFFFFF0u));
   EXPECT_THAT(ParseSnpCertTable(long_cert).status().message(), HasSubstr("outside the"));
+  // Data must lie after the terminator, not inside the entries.
   std::string overlapping = table;
-  overlapping.replace(16, 4, U32(8));
-  EXPECT_FALSE(ParseSnpCertTable(overlapping).ok());
+  overlapping.replace(16, 4, U32(30));
+  EXPECT_THAT(ParseSnpCertTable(overlapping).status().message(), HasSubstr("outside the data"));
   // No terminator: the reader runs out of bytes.
   EXPECT_FALSE(ParseSnpCertTable(table.substr(0, 24)).ok());
   EXPECT_FALSE(ParseSnpCertTable("").ok());
-  // An endless table of entries.
-  std::string many;
-  for (int i = 0; i < 70; ++i) many += GuidBytes(kAsk) + U32(0) + U32(0);
-  EXPECT_FALSE(ParseSnpCertTable(many).ok());
+  // 64 entries are accepted, 65 are not.
+  std::vector<std::pair<const char*, std::string>> certs(64, {kAsk, "a"});
+  EXPECT_TRUE(ParseSnpCertTable(CertTable(certs)).ok());
+  certs.push_back({kAsk, "a"});
+  EXPECT_THAT(ParseSnpCertTable(CertTable(certs)).status().message(),
+              HasSubstr("more than 64 entries"));
 }
 
 // The evidence built from a configfs-tsm SNP report and its certificate
@@ -143,6 +146,21 @@ TEST(TsmEvidenceTest, SnpReportAndCertTableVerify) {
   ASSERT_TRUE(claims.ok()) << claims.status();
   binding.report_data = std::string(64, '\x12');
   EXPECT_FALSE(snp->Verify(*json, binding).ok());
+
+  // Unknown types in the sev crate's serde form, and what the verifier
+  // would refuse is refused before sending.
+  auto other = verifier::snp::SnpEvidenceToJson(
+      {*report, {{"OTHER:00112233-4455-6677-8899-aabbccddeeff", "x"}}});
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_EQ((*other)["cert_chain"][0]["cert_type"]["OTHER"],
+            "00112233-4455-6677-8899-aabbccddeeff");
+  EXPECT_EQ(verifier::snp::ParseSnpEvidence(*other)->cert_chain[0].type,
+            "OTHER:00112233-4455-6677-8899-aabbccddeeff");
+  EXPECT_FALSE(
+      verifier::snp::SnpEvidenceToJson({*report, std::vector<CertTableEntry>(9, {"ASK", "a"})})
+          .ok());
+  EXPECT_FALSE(
+      verifier::snp::SnpEvidenceToJson({*report, {{"VCEK", std::string(16385, 'x')}}}).ok());
 
   // Without certificates the chain is null, as the agent sends it.
   auto bare = verifier::snp::SnpEvidenceToJson({*report, {}});

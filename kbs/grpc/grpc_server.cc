@@ -100,8 +100,9 @@ void FillVersion(const keystore::ResourceVersion& v, v1::ResourceVersion* out) {
   out->set_updated_at(absl::ToUnixSeconds(v.updated));
 }
 
-// KeyBroker handlers: decode, call the broker, encode. They run inline on
-// the completion-queue threads (see AsyncUnaryCall).
+// KeyBroker handlers: decode, call the broker, encode. Auth and GetJwks run
+// inline on the completion-queue threads, Attest and GetResource on the
+// worker pool (see AsyncUnaryCall).
 absl::Status HandleAuth(Broker& broker, const ::grpc::ServerContext&,
                         const v1::AuthRequest& request, v1::AuthResponse& response) {
   AuthRequest req{request.version(), request.tee(), Json("")};
@@ -188,12 +189,16 @@ class WorkerPool {
   }
   ~WorkerPool() { Stop(); }
 
-  void Submit(std::function<void()> job) {
+  // False when `kMaxQueued` jobs already wait: the caller answers
+  // RESOURCE_EXHAUSTED instead of queueing without bound.
+  bool Submit(std::function<void()> job) {
     {
       std::lock_guard<std::mutex> lock(mu_);
+      if (jobs_.size() >= kMaxQueued) return false;
       jobs_.push_back(std::move(job));
     }
     cv_.notify_one();
+    return true;
   }
   // Runs what was submitted, then joins the workers.
   void Stop() {
@@ -221,6 +226,7 @@ class WorkerPool {
     }
   }
 
+  static constexpr size_t kMaxQueued = 4096;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> jobs_;
@@ -259,10 +265,11 @@ class AsyncUnaryCall final : public Tag {
       return;
     }
     Arm(service_, request_fn_, handler_, broker_, cq_, stopping_, pool_);
-    if (pool_ != nullptr) {
-      pool_->Submit([this] { Handle(); });
-    } else {
+    if (pool_ == nullptr) {
       Handle();
+    } else if (!pool_->Submit([this] { Handle(); })) {
+      Respond(KbsError(absl::StatusCode::kResourceExhausted, ErrorKind::kPluginInternalError,
+                       "the KBS is overloaded; retry later"));
     }
   }
 
@@ -281,8 +288,9 @@ class AsyncUnaryCall final : public Tag {
 
   // Runs the handler and starts sending the response; the queue's thread
   // then sees the finished send (Proceed with finishing_ set).
-  void Handle() {
-    absl::Status status = handler_(*broker_, context_, request_, response_);
+  void Handle() { Respond(handler_(*broker_, context_, request_, response_)); }
+
+  void Respond(const absl::Status& status) {
     finishing_ = true;
     if (status.ok()) {
       responder_.Finish(response_, ::grpc::Status::OK, this);

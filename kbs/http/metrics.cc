@@ -7,8 +7,9 @@ namespace kbs::http {
 namespace {
 
 const char* RouteName(int route) {
-  static constexpr const char* kNames[kRouteCount] = {
-      "auth", "attest", "resource_get", "admin", "well_known", "health", "metrics", "other"};
+  static constexpr const char* kNames[kRouteCount] = {"auth",    "attest",     "resource_get",
+                                                      "admin",   "well_known", "health",
+                                                      "metrics", "other",      "ready"};
   return kNames[route];
 }
 

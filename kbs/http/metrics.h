@@ -13,8 +13,18 @@
 
 namespace kbs::http {
 
-enum class Route { kAuth, kAttest, kResourceGet, kAdmin, kWellKnown, kHealth, kMetrics, kOther };
-inline constexpr int kRouteCount = 8;
+enum class Route {
+  kAuth,
+  kAttest,
+  kResourceGet,
+  kAdmin,
+  kWellKnown,
+  kHealth,
+  kMetrics,
+  kOther,
+  kReady
+};
+inline constexpr int kRouteCount = 9;
 
 class Metrics final {
  public:

@@ -158,7 +158,7 @@ HttpResponse Router::Dispatch(const HttpRequest& request, Route& route) {
   if (path == "/readyz" && method == "GET") {
     // Liveness stays /healthz: restarting does not mend a halted log or a
     // missing HSM; readiness says releases would fail and why.
-    route = Route::kHealth;
+    route = Route::kReady;
     std::vector<std::string> reasons = broker_->NotReadyReasons();
     if (reasons.empty()) return JsonResponse(200, R"({"status":"ready"})");
     return JsonResponse(503, common::DumpJson(Json{{"status", "not ready"}, {"reasons", reasons}}));

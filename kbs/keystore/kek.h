@@ -44,6 +44,10 @@ class Kek {
   // metrics): Unavailable with the reason when it did not. Never contacts
   // the HSM itself.
   virtual absl::Status Health() const { return absl::OkStatus(); }
+  // Checks the KEK is reachable now, reconnecting when it was not (within
+  // any backoff), so Health() recovers without release traffic; called
+  // periodically by the server.
+  virtual absl::Status Probe() { return absl::OkStatus(); }
 };
 
 }  // namespace kbs::keystore

@@ -243,9 +243,26 @@ class Pkcs11Kek::Impl {
     if (!started_.load(std::memory_order_relaxed)) {
       status = Start();
       if (status.ok()) started_.store(true, std::memory_order_release);
+      absl::MutexLock lock(&pool_mu_);
+      start_error_ = status;
     }
     start_mu_.Unlock();
     return status;
+  }
+
+  absl::Status Probe() {
+    KBS_RETURN_IF_ERROR(EnsureStarted());
+    return Run([&](Session& s) ABSL_NO_THREAD_SAFETY_ANALYSIS -> absl::Status {
+      CK_TOKEN_INFO info;
+      const CK_RV rv = fn_->C_GetTokenInfo(slot_, &info);
+      if (rv != CKR_OK) return s.Fail(rv, "C_GetTokenInfo");
+      if (TokenLabel(info) != options_.token_label) {
+        s.fate = Fate::kBroken;
+        s.broken = absl::UnavailableError("HSM unavailable: another token is in the slot");
+        return s.broken;
+      }
+      return absl::OkStatus();
+    });
   }
 
   // Connects, checks the mechanisms and loads (or creates) the versions.
@@ -283,8 +300,10 @@ class Pkcs11Kek::Impl {
 
   absl::Status Health() const {
     absl::MutexLock lock(&pool_mu_);
-    if (healthy_ && started_.load(std::memory_order_acquire)) return absl::OkStatus();
+    const bool started = started_.load(std::memory_order_acquire);
+    if (healthy_ && started) return absl::OkStatus();
     if (!last_error_.ok()) return last_error_;
+    if (!started && !start_error_.ok()) return start_error_;
     return absl::UnavailableError(
         absl::StrCat("HSM unavailable: reconnecting to token '", options_.token_label, "'"));
   }
@@ -929,6 +948,7 @@ class Pkcs11Kek::Impl {
 
   absl::Mutex start_mu_;
   std::atomic<bool> started_{false};
+  absl::Status start_error_ ABSL_GUARDED_BY(pool_mu_);
 
   mutable absl::Mutex keys_mu_;
   int current_ ABSL_GUARDED_BY(keys_mu_) = 0;
@@ -984,5 +1004,7 @@ absl::StatusOr<common::SecretBytes> Pkcs11Kek::Unwrap(const WrappedKey& key,
 absl::StatusOr<std::string> Pkcs11Kek::Rotate() { return impl_->Rotate(); }
 
 absl::Status Pkcs11Kek::Health() const { return impl_->Health(); }
+
+absl::Status Pkcs11Kek::Probe() { return impl_->Probe(); }
 
 }  // namespace kbs::keystore

@@ -86,6 +86,9 @@ class Pkcs11Kek final : public Kek {
   // same moment (ours is destroyed; retry).
   absl::StatusOr<std::string> Rotate() override;
   absl::Status Health() const override;
+  // Starts or reconnects when needed, then asks the token for its info
+  // (C_GetTokenInfo): a token that went away marks the pool broken.
+  absl::Status Probe() override;
 
  private:
   class Impl;

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/bytes.h"
 #include "common/status_macros.h"
@@ -13,8 +14,8 @@ namespace {
 
 using common::Json;
 
-constexpr size_t kMaxCerts = 8;
-constexpr size_t kMaxCertBytes = 16384;
+constexpr size_t kMaxCerts = kMaxCertChainEntries;
+constexpr size_t kMaxCertBytes = kMaxCertDerBytes;
 
 absl::Status Bad(absl::string_view field, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat("snp evidence: `", field, "` ", what));
@@ -286,12 +287,25 @@ absl::StatusOr<common::Json> SnpEvidenceToJson(const SnpEvidence& evidence) {
     out["cert_chain"] = nullptr;
     return out;
   }
+  if (evidence.cert_chain.size() > kMaxCerts) {
+    return absl::InvalidArgumentError(absl::StrCat("SNP evidence: ", evidence.cert_chain.size(),
+                                                   " certificates; at most ", kMaxCerts));
+  }
   common::Json chain = common::Json::array();
   for (const CertTableEntry& cert : evidence.cert_chain) {
+    if (cert.der.size() > kMaxCertBytes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "SNP evidence: the ", cert.type, " certificate is over ", kMaxCertBytes, " bytes"));
+    }
     common::Json data = common::Json::array();
     for (unsigned char c : cert.der) data.push_back(c);
     common::Json entry = common::Json::object();
-    entry["cert_type"] = cert.type;
+    // The sev crate's serde form: unknown types as {"OTHER": "<uuid>"}.
+    if (absl::StartsWith(cert.type, "OTHER:")) {
+      entry["cert_type"] = common::Json{{"OTHER", cert.type.substr(6)}};
+    } else {
+      entry["cert_type"] = cert.type;
+    }
     entry["data"] = std::move(data);
     chain.push_back(std::move(entry));
   }

@@ -14,6 +14,10 @@
 
 namespace kbs::verifier::snp {
 
+// What ParseSnpEvidence accepts; attesters check before sending.
+inline constexpr size_t kMaxCertChainEntries = 8;
+inline constexpr size_t kMaxCertDerBytes = 16384;
+
 struct CertTableEntry {
   std::string type;  // "VCEK", "VLEK", "ASK", "ARK", "CRL", or "OTHER:<uuid>"
   std::string der;
