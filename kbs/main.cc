@@ -367,6 +367,7 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
       // The KEK (an HSM) is probed every 2 s, so readiness follows it and a
       // returning HSM is reconnected without waiting for release traffic.
       (void)kek->Probe();
+      if (grpc != nullptr) grpc->SetServing((*broker)->NotReadyReasons().empty());
       if (tick % 5 != 0) continue;
       sessions.PurgeExpired(clock.Now());
       // Scheduled token-signing-key rotation; a failure is retried on the

@@ -782,6 +782,24 @@ TEST(E2eHsmTest, Pkcs11KekReleasesFailsClosedAndRecovers) {
   EXPECT_EQ(gone.status().code(), absl::StatusCode::kUnavailable) << gone.status();
   EXPECT_THAT(last_failure(*kbs), HasSubstr("HSM unavailable"));
   EXPECT_EQ(get(*kbs, "/readyz").status, 503);
+  // gRPC health says the same (updated every 2 s).
+  auto grpc_health = [&](const KbsProcess& k) {
+    auto channel = ::grpc::CreateChannel(k.grpc_address(), ::grpc::InsecureChannelCredentials());
+    ::grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    ::grpc::health::v1::HealthCheckRequest req;
+    ::grpc::health::v1::HealthCheckResponse resp;
+    auto status = ::grpc::health::v1::Health::NewStub(channel)->Check(&ctx, req, &resp);
+    return status.ok() ? resp.status() : ::grpc::health::v1::HealthCheckResponse::UNKNOWN;
+  };
+  auto wait_health = [&](::grpc::health::v1::HealthCheckResponse::ServingStatus want) {
+    for (int i = 0; i < 40 && grpc_health(*kbs) != want; ++i) {
+      absl::SleepFor(absl::Milliseconds(250));
+    }
+    return grpc_health(*kbs);
+  };
+  EXPECT_EQ(wait_health(::grpc::health::v1::HealthCheckResponse::NOT_SERVING),
+            ::grpc::health::v1::HealthCheckResponse::NOT_SERVING);
   std::filesystem::rename(dir + "/tokens.away", dir + "/tokens");
   // With no release traffic at all, the KBS's own probe reconnects and
   // readiness returns (Kubernetes sends no traffic to a pod that is not
@@ -792,6 +810,8 @@ TEST(E2eHsmTest, Pkcs11KekReleasesFailsClosedAndRecovers) {
     ready_status = get(*kbs, "/readyz").status;
   }
   ASSERT_EQ(ready_status, 200) << kbs->Log();
+  EXPECT_EQ(wait_health(::grpc::health::v1::HealthCheckResponse::SERVING),
+            ::grpc::health::v1::HealthCheckResponse::SERVING);
   back = client::RunSampleRcar(*Http(*kbs), kResource, options);
   ASSERT_TRUE(back.ok()) << back.status() << kbs->Log();
   EXPECT_EQ(*back, kValue);

@@ -709,6 +709,13 @@ class GrpcServerImpl final : public GrpcServer {
 
   int port() const override { return port_; }
 
+  void SetServing(bool serving) override {
+    if (server_ == nullptr || stopping_.load()) return;
+    ::grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+    if (health == nullptr) return;
+    health->SetServingStatus(serving);  // every service, and ""
+  }
+
   void Stop() override {
     if (server_ == nullptr) return;
     stopping_.store(true);

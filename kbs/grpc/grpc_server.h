@@ -17,7 +17,8 @@ namespace kbs::grpc_api {
 struct GrpcServerOptions {
   std::string address = "127.0.0.1:50051";  // "host:port"; port 0 picks one
   size_t max_message_bytes = 2 * 1024 * 1024;
-  // Completion-queue threads serving kbs.v1.KeyBroker.
+  // Workers for the KeyBroker calls that wait for a receipt (the
+  // completion-queue threads are one per core).
   int threads = 2;
   // PEM files; both set -> TLS.
   std::string tls_cert_file;
@@ -32,6 +33,9 @@ class GrpcServer {
   static absl::StatusOr<std::unique_ptr<GrpcServer>> Start(const GrpcServerOptions& options,
                                                            Broker* broker, Audit* audit = nullptr);
   virtual int port() const = 0;
+  // grpc.health.v1 status of the whole server ("") and of kbs.v1.KeyBroker:
+  // NOT_SERVING while releases would fail (what /readyz says over HTTP).
+  virtual void SetServing(bool serving) = 0;
   virtual void Stop() = 0;
 };
 
