@@ -6,6 +6,13 @@
 
 namespace kbs::common {
 
+EvpPkeyPtr ShareKey(const EVP_PKEY* key) {
+  // Up-referencing only fails on a lock error, which OpenSSL cannot report
+  // otherwise; a null pointer then, never a dangling one.
+  EVP_PKEY* k = const_cast<EVP_PKEY*>(key);
+  return EVP_PKEY_up_ref(k) == 1 ? EvpPkeyPtr(k) : EvpPkeyPtr();
+}
+
 absl::Status OpenSslError(absl::string_view what, absl::StatusCode code) {
   unsigned long err = ERR_get_error();
   std::string detail;

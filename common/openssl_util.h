@@ -39,6 +39,10 @@ using OsslParamBldPtr =
 using OsslParamPtr = std::unique_ptr<OSSL_PARAM, OpenSslDeleter<OSSL_PARAM, OSSL_PARAM_free>>;
 using X509Ptr = std::unique_ptr<X509, OpenSslDeleter<X509, X509_free>>;
 
+// Another owning reference to `key` (EVP_PKEY_up_ref): the key lives until
+// every reference is freed. `key` must not be null.
+EvpPkeyPtr ShareKey(const EVP_PKEY* key);
+
 // Returns a status with `code` whose message is `what` followed by the
 // first queued OpenSSL error; clears the queue.
 absl::Status OpenSslError(absl::string_view what,

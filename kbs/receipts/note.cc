@@ -365,9 +365,7 @@ absl::StatusOr<NoteVerifier> NoteVerifier::FromVerifierKey(absl::string_view vke
 }
 
 NoteVerifier::NoteVerifier(const NoteVerifier& other) : name_(other.name_), key_id_(other.key_id_) {
-  if (other.key_ != nullptr && EVP_PKEY_up_ref(other.key_.get()) == 1) {
-    key_.reset(other.key_.get());
-  }
+  if (other.key_ != nullptr) key_ = common::ShareKey(other.key_.get());
 }
 
 NoteVerifier& NoteVerifier::operator=(const NoteVerifier& other) {

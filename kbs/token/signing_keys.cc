@@ -27,11 +27,6 @@ constexpr absl::string_view kFormat = "kbs-token-keys/1";
 // the rotations of the last token lifetime.
 constexpr size_t kMaxKeys = 64;
 
-common::EvpPkeyPtr Share(EVP_PKEY* key) {
-  EVP_PKEY_up_ref(key);
-  return common::EvpPkeyPtr(key);
-}
-
 absl::StatusOr<common::EvpPkeyPtr> NewP256() {
   return common::GenerateEcKey(common::EcCurve::kP256);
 }
@@ -310,7 +305,9 @@ absl::StatusOr<SigningKeyRotation> SigningKeyRing::Rotate(absl::Time now) {
   SigningKeyRotation result;
   bool promoted = false;
   for (const Entry& e : entries_) {
-    Entry copy{e.info, e.max_token_lifetime, Share(e.key.get())};
+    Entry copy{e.info, e.max_token_lifetime, common::ShareKey(e.key.get())};
+    if (copy.key == nullptr)
+      return absl::InternalError("token signing keys: EVP_PKEY_up_ref failed");
     switch (e.info.state) {
       case SigningKeyState::kCurrent:
         copy.info.state = SigningKeyState::kRetired;

@@ -81,12 +81,10 @@ absl::StatusOr<std::unique_ptr<TokenService>> TokenService::Create(common::EvpPk
 absl::Status TokenService::Reload() {
   auto set = std::make_shared<KeySet>();
   absl::Time now = clock_->Now();
-  // The ring owns its keys; the signer and verifier get their own references.
-  auto share = [](const EVP_PKEY* key) {
-    EVP_PKEY_up_ref(const_cast<EVP_PKEY*>(key));
-    return common::EvpPkeyPtr(const_cast<EVP_PKEY*>(key));
-  };
-  KBS_ASSIGN_OR_RETURN(set->signer, jose::JwtSigner::Create(share(ring_->current_key())));
+  // The ring owns its keys; the signer gets its own reference.
+  common::EvpPkeyPtr current = common::ShareKey(ring_->current_key());
+  if (current == nullptr) return absl::InternalError("token service: EVP_PKEY_up_ref failed");
+  KBS_ASSIGN_OR_RETURN(set->signer, jose::JwtSigner::Create(std::move(current)));
   for (const EVP_PKEY* key : ring_->VerificationKeys(now)) {
     KBS_ASSIGN_OR_RETURN(std::string pem, common::PublicKeyToPem(key));
     KBS_ASSIGN_OR_RETURN(common::EvpPkeyPtr pub, common::PublicKeyFromPem(pem));
