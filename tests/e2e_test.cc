@@ -54,6 +54,19 @@ std::unique_ptr<KbsClient> Grpc(const KbsProcess& kbs) {
   return *client::NewGrpcKbsClient(kbs.grpc_address());
 }
 
+using HealthStatus = ::grpc::health::v1::HealthCheckResponse;
+
+// The server's grpc.health.v1 status (UNKNOWN when the call failed).
+HealthStatus::ServingStatus GrpcHealth(const KbsProcess& kbs) {
+  auto channel = ::grpc::CreateChannel(kbs.grpc_address(), ::grpc::InsecureChannelCredentials());
+  ::grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  ::grpc::health::v1::HealthCheckRequest req;
+  HealthStatus resp;
+  ::grpc::Status status = ::grpc::health::v1::Health::NewStub(channel)->Check(&ctx, req, &resp);
+  return status.ok() ? resp.status() : HealthStatus::UNKNOWN;
+}
+
 void Provision(KbsProcess& kbs, const std::string& policy = "allow-all") {
   auto admin = Http(kbs);
   ASSERT_TRUE(admin->PutResource(kbs.AdminToken(), kResource, kValue).ok());
@@ -331,14 +344,9 @@ TEST_F(E2eTest, GrpcErrorsHealthAndAdmin) {
   ASSERT_TRUE(policy.ok());
   EXPECT_EQ((*policy)["policy"]["preset"], "allow-all");
 
-  auto channel = ::grpc::CreateChannel(kbs_->grpc_address(), ::grpc::InsecureChannelCredentials());
-  auto health = ::grpc::health::v1::Health::NewStub(channel);
-  ::grpc::ClientContext ctx;
-  ::grpc::health::v1::HealthCheckRequest req;
-  ::grpc::health::v1::HealthCheckResponse resp;
-  ASSERT_TRUE(health->Check(&ctx, req, &resp).ok());
-  EXPECT_EQ(resp.status(), ::grpc::health::v1::HealthCheckResponse::SERVING);
+  EXPECT_EQ(GrpcHealth(*kbs_), HealthStatus::SERVING);
   // Malformed JSON in a gRPC field.
+  auto channel = ::grpc::CreateChannel(kbs_->grpc_address(), ::grpc::InsecureChannelCredentials());
   auto stub = v1::KeyBroker::NewStub(channel);
   ::grpc::ClientContext ctx2;
   v1::AttestRequest bad;
@@ -783,23 +791,13 @@ TEST(E2eHsmTest, Pkcs11KekReleasesFailsClosedAndRecovers) {
   EXPECT_THAT(last_failure(*kbs), HasSubstr("HSM unavailable"));
   EXPECT_EQ(get(*kbs, "/readyz").status, 503);
   // gRPC health says the same (updated every 2 s).
-  auto grpc_health = [&](const KbsProcess& k) {
-    auto channel = ::grpc::CreateChannel(k.grpc_address(), ::grpc::InsecureChannelCredentials());
-    ::grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    ::grpc::health::v1::HealthCheckRequest req;
-    ::grpc::health::v1::HealthCheckResponse resp;
-    auto status = ::grpc::health::v1::Health::NewStub(channel)->Check(&ctx, req, &resp);
-    return status.ok() ? resp.status() : ::grpc::health::v1::HealthCheckResponse::UNKNOWN;
-  };
-  auto wait_health = [&](::grpc::health::v1::HealthCheckResponse::ServingStatus want) {
-    for (int i = 0; i < 40 && grpc_health(*kbs) != want; ++i) {
+  auto wait_health = [&](HealthStatus::ServingStatus want) {
+    for (int i = 0; i < 40 && GrpcHealth(*kbs) != want; ++i) {
       absl::SleepFor(absl::Milliseconds(250));
     }
-    return grpc_health(*kbs);
+    return GrpcHealth(*kbs);
   };
-  EXPECT_EQ(wait_health(::grpc::health::v1::HealthCheckResponse::NOT_SERVING),
-            ::grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  EXPECT_EQ(wait_health(HealthStatus::NOT_SERVING), HealthStatus::NOT_SERVING);
   std::filesystem::rename(dir + "/tokens.away", dir + "/tokens");
   // With no release traffic at all, the KBS's own probe reconnects and
   // readiness returns (Kubernetes sends no traffic to a pod that is not
@@ -810,8 +808,7 @@ TEST(E2eHsmTest, Pkcs11KekReleasesFailsClosedAndRecovers) {
     ready_status = get(*kbs, "/readyz").status;
   }
   ASSERT_EQ(ready_status, 200) << kbs->Log();
-  EXPECT_EQ(wait_health(::grpc::health::v1::HealthCheckResponse::SERVING),
-            ::grpc::health::v1::HealthCheckResponse::SERVING);
+  EXPECT_EQ(wait_health(HealthStatus::SERVING), HealthStatus::SERVING);
   back = client::RunSampleRcar(*Http(*kbs), kResource, options);
   ASSERT_TRUE(back.ok()) << back.status() << kbs->Log();
   EXPECT_EQ(*back, kValue);
