@@ -10,6 +10,8 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <map>
+#include <mutex>
 #include <random>
 #include <thread>
 #include <vector>
@@ -29,8 +31,14 @@ struct Fixture {
   std::unique_ptr<ReceiptLog> log;
 };
 
-Fixture* Make() {
+// One log per group-commit delay (microseconds), shared by the runs that use it.
+Fixture* Make(int64_t commit_delay_us) {
+  static std::mutex mu;
+  static std::map<int64_t, Fixture*>* made = new std::map<int64_t, Fixture*>;
+  std::lock_guard<std::mutex> lock(mu);
+  if (auto it = made->find(commit_delay_us); it != made->end()) return it->second;
   auto* f = new Fixture;
+  (*made)[commit_delay_us] = f;
   static int fixtures = 0;  // one database per benchmark
   f->dir = (std::filesystem::temp_directory_path() /
             absl::StrCat("receiptbench_", ::getpid(), "_", fixtures++))
@@ -41,6 +49,7 @@ Fixture* Make() {
   auto signer = *NoteSigner::Create("bench/receipts", *common::GenerateEd25519Key());
   ReceiptLog::Options options;
   options.origin = "bench/receipts";
+  options.commit_delay = absl::Microseconds(commit_delay_us);
   f->log = *ReceiptLog::Open(f->db.get(), std::move(signer), &f->clock, options);
   return f;
 }
@@ -65,8 +74,9 @@ Receipt Sample(int i) {
 }
 
 // Many concurrent writers (benchmark threads), each appending durably.
+// Arg: the group-commit delay in microseconds (the KBS default is 1000).
 void BM_DurableAppend(benchmark::State& state) {
-  static Fixture* f = Make();
+  Fixture* f = Make(state.range(0));
   int i = state.thread_index();
   for (auto _ : state) {
     auto r = f->log->Append(Sample(i++));
@@ -74,13 +84,20 @@ void BM_DurableAppend(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations());
 }
-BENCHMARK(BM_DurableAppend)->Threads(64)->Threads(512)->UseRealTime()->MinTime(3);
+BENCHMARK(BM_DurableAppend)
+    ->Arg(1000)
+    ->Arg(0)
+    ->Threads(64)
+    ->Threads(512)
+    ->UseRealTime()
+    ->MinTime(3);
 
-// Append latency at a fixed offered rate (state.range(0) appends/s) for 5 s,
+// Append latency at a fixed offered rate (state.range(0) appends/s) for 5 s
+// with the group-commit delay state.range(1) (microseconds),
 // from 256 writers on an open-loop schedule: latency counts from when an
 // append was due, so a stall is not hidden by the writers slowing down.
 void BM_AppendLatencyAtRate(benchmark::State& state) {
-  static Fixture* f = Make();
+  Fixture* f = Make(state.range(1));
   const double rate = static_cast<double>(state.range(0));
   constexpr int kWriters = 256;
   constexpr auto kRun = std::chrono::seconds(5);
@@ -119,8 +136,10 @@ void BM_AppendLatencyAtRate(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_AppendLatencyAtRate)
-    ->Arg(12500)
-    ->Arg(25000)
+    ->Args({12500, 1000})
+    ->Args({25000, 1000})
+    ->Args({12500, 0})
+    ->Args({25000, 0})
     ->Iterations(1)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();

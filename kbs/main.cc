@@ -139,6 +139,7 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
   log_options.origin = config.receipts_origin;
   log_options.checkpoint_interval = absl::Seconds(config.checkpoint_interval_secs);
   log_options.evidence_retention = absl::Hours(24 * config.evidence_retention_days);
+  log_options.commit_delay = absl::Microseconds(config.group_commit_delay_us);
   // A copy of the latest signed checkpoint outside the database: deleting
   // checkpoint rows cannot make the log forget what it signed.
   log_options.checkpoint_file = (dir / "log-checkpoint.note").string();

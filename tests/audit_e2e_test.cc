@@ -279,9 +279,9 @@ TEST_F(AuditE2eTest, DeletedOrSwappedRowsAreNamed) {
       {"swap",
        "UPDATE receipts SET leaf = CASE idx WHEN 2 THEN (SELECT leaf FROM receipts WHERE idx = 3) "
        "ELSE (SELECT leaf FROM receipts WHERE idx = 2) END WHERE idx IN (2, 3); "
-       "UPDATE merkle_nodes SET hash = CASE idx WHEN 2 THEN (SELECT hash FROM merkle_nodes WHERE "
-       "level = 0 AND idx = 3) ELSE (SELECT hash FROM merkle_nodes WHERE level = 0 AND idx = 2) "
-       "END WHERE level = 0 AND idx IN (2, 3)",
+       "UPDATE tree_nodes SET hash = CASE last WHEN 2 THEN (SELECT hash FROM tree_nodes WHERE "
+       "last = 3 AND level = 0) ELSE (SELECT hash FROM tree_nodes WHERE last = 2 AND level = 0) "
+       "END WHERE last IN (2, 3) AND level = 0",
        "do not reproduce the checkpoint", "receipt 2 is missing or out of place"},
   };
   for (const Case& c : cases) {

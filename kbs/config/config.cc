@@ -189,6 +189,8 @@ absl::StatusOr<KbsConfig> ParseConfig(absl::string_view toml_text) {
       r.Integer("audit", "checkpoint_interval", c.checkpoint_interval_secs, 1, 86400));
   KBS_RETURN_IF_ERROR(
       r.Integer("audit", "evidence_retention_days", c.evidence_retention_days, 0, 36500));
+  KBS_RETURN_IF_ERROR(
+      r.Integer("audit", "group_commit_delay_us", c.group_commit_delay_us, 0, 100000));
   KBS_RETURN_IF_ERROR(r.String("log", "level", c.log_level));
   KBS_RETURN_IF_ERROR(r.CheckNoUnknownKeys());
   return c;

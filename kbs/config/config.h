@@ -77,8 +77,9 @@ struct KbsConfig {
   std::vector<std::string> auditor_public_keys;  // PEM file paths
   std::string receipts_origin = "kbs/receipts";  // checkpoint origin line
   int64_t checkpoint_interval_secs = 10;
-  int64_t evidence_retention_days = 0;  // 0: keep forever
-  bool record_attestations = true;      // an "attested" receipt per token issued
+  int64_t evidence_retention_days = 0;   // 0: keep forever
+  bool record_attestations = true;       // an "attested" receipt per token issued
+  int64_t group_commit_delay_us = 1000;  // ReceiptLog::Options::commit_delay
   // [log]
   std::string log_level = "info";
 };

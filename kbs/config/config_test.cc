@@ -50,6 +50,7 @@ clock_skew = 5
 jwks_uri = "https://proxy.example/kbs/jwks.json"
 [audit]
 record_attestations = false
+group_commit_delay_us = 0
 [admin]
 public_keys = ["/etc/kbs/admin.pub"]
 [log]
@@ -67,6 +68,7 @@ level = "debug"
   EXPECT_EQ(c->token_clock_skew_secs, 5);
   EXPECT_EQ(c->token_jwks_uri, "https://proxy.example/kbs/jwks.json");
   EXPECT_FALSE(c->record_attestations);
+  EXPECT_EQ(c->group_commit_delay_us, 0);
   EXPECT_EQ(c->policy_max_expression_bytes, 2048);
   EXPECT_EQ(c->policy_max_expression_depth, 16);
   EXPECT_EQ(c->policy_max_evaluation_steps, 500);
@@ -85,6 +87,8 @@ TEST(ConfigTest, RejectsTyposWrongTypesAndRanges) {
   EXPECT_THAT(ParseConfig("[server\n").status().message(), HasSubstr("line 1"));
   EXPECT_THAT(ParseConfig("[policy]\nmax_evaluation_steps = 0").status().message(),
               HasSubstr("policy.max_evaluation_steps (line 2): must be in"));
+  EXPECT_THAT(ParseConfig("[audit]\ngroup_commit_delay_us = 100001").status().message(),
+              HasSubstr("audit.group_commit_delay_us (line 2): must be in"));
 }
 
 TEST(ConfigTest, TokenAudienceAndIssuer) {

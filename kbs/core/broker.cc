@@ -367,6 +367,7 @@ absl::StatusOr<AttestResponse> Broker::AttestVerified(absl::string_view session_
   absl::Status stored =
       deps_.sessions->CompleteAttestation(session_id, (*result)->claims_json, (*result)->expires);
   if (!stored.ok()) return AttestError(stored);
+  recent_.Put(session_id, *result);
   KBS_LOG(kDebug, "attested tee=", challenge->tee,
           " status=", primary_claims->trust_vector().Status());
   return response;
@@ -376,6 +377,12 @@ absl::StatusOr<std::shared_ptr<const AttestationResult>> Broker::Authenticate(
     const Credentials& credentials, absl::Time now) {
   // Cookie first, as the reference KBS does; then the Bearer token.
   if (!credentials.session_id.empty()) {
+    // The object built at attestation, while cached, and while the session
+    // store (the authority) holds the session live and attested.
+    if (std::shared_ptr<const AttestationResult> cached = recent_.Get(credentials.session_id);
+        cached != nullptr && deps_.sessions->IsAttested(credentials.session_id, now)) {
+      return cached;
+    }
     if (std::optional<std::string> claims =
             deps_.sessions->GetAttested(credentials.session_id, now)) {
       // Our own claims, stored at attestation: no signature to check.

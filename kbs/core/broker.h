@@ -28,6 +28,7 @@
 #include "kbs/keystore/kek.h"
 #include "kbs/keystore/key_store.h"
 #include "kbs/receipts/receipt_log.h"
+#include "kbs/session/recent_cache.h"
 #include "kbs/session/session_store.h"
 #include "kbs/token/token_service.h"
 #include "policy/policy_engine.h"
@@ -192,7 +193,8 @@ class Broker final {
     std::shared_ptr<const policy::RefValues> refvalues;
   };
 
-  Broker(Dependencies deps, Options options) : deps_(deps), options_(options) {}
+  Broker(Dependencies deps, Options options)
+      : deps_(deps), options_(options), recent_(kRecentResults) {}
 
   absl::Status LoadPolicies();
   absl::StatusOr<AttestResponse> AttestVerified(absl::string_view session_id,
@@ -207,8 +209,15 @@ class Broker final {
   // made durable.
   absl::Status Record(receipts::Receipt receipt);
 
+  // The results of the last attestations, so the resource request that
+  // follows on the same session does not parse the claims again (about
+  // 10 KiB each: bounded at a few tens of MiB whatever the session table
+  // holds).
+  static constexpr size_t kRecentResults = 4096;
+
   Dependencies deps_;
   Options options_;
+  session::RecentCache<const AttestationResult> recent_;
   // Serializes admin changes to policies and reference values.
   std::mutex admin_mu_;
   std::map<std::string, policy::RefValueSet> refsets_;  // guarded by admin_mu_

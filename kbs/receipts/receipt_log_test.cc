@@ -61,6 +61,21 @@ class ReceiptLogTest : public ::testing::Test {
     ASSERT_TRUE(db_->Run([&](storage::SqliteConnection& c) { return c.Exec(sql); }).ok());
   }
   NoteVerifier Verifier() { return *NoteVerifier::FromVerifierKey(log_->verifier_key()); }
+  // How many schema objects carry one of `names` (an SQL list of strings);
+  // -1 when the query fails.
+  int64_t SchemaObjects(absl::string_view names) {
+    int64_t n = -1;
+    absl::Status s = db_->Run([&](storage::SqliteConnection& c) -> absl::Status {
+      KBS_ASSIGN_OR_RETURN(storage::SqliteStatement * q,
+                           c.Prepare(absl::StrCat(
+                               "SELECT count(*) FROM sqlite_master WHERE name IN (", names, ")")));
+      auto row = q->Step();
+      if (row.ok() && *row) n = q->ColumnInt64(0);
+      q->Reset();
+      return row.status();
+    });
+    return s.ok() ? n : -1;
+  }
 
   std::filesystem::path dir_;
   std::string key_pem_;
@@ -180,16 +195,29 @@ TEST_F(ReceiptLogTest, TheFirstReleasesQueryIndexIsRebuilt) {
   q = {};
   q.measurement = "meas1";
   EXPECT_EQ(log_->Query(q)->size(), 15u);
-  auto old = db_->Run([](storage::SqliteConnection& c) -> absl::Status {
-    KBS_ASSIGN_OR_RETURN(storage::SqliteStatement * s,
-                         c.Prepare("SELECT count(*) FROM sqlite_master WHERE name IN "
-                                   "('receipt_terms', 'receipts_resource')"));
-    auto row = s->Step();
-    int64_t n = row.ok() && *row ? s->ColumnInt64(0) : -1;
-    s->Reset();
-    return n == 0 ? absl::OkStatus() : absl::InternalError(absl::StrCat(n, " old objects left"));
-  });
-  EXPECT_TRUE(old.ok()) << old;
+  EXPECT_EQ(SchemaObjects("'receipt_terms', 'receipts_resource'"), 0);
+}
+
+TEST_F(ReceiptLogTest, TheEarlierTreeLayoutIsMigrated) {
+  for (int i = 0; i < 37; ++i) ASSERT_TRUE(log_->Append(Make(i)).ok());
+  auto before = log_->InclusionProof(5, 37);
+  ASSERT_TRUE(before.ok()) << before.status();
+  log_.reset();
+  // The earlier layout: the tree keyed by (level, idx) and a time index.
+  Exec(
+      "CREATE TABLE merkle_nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT "
+      "NULL, PRIMARY KEY (level, idx)) STRICT, WITHOUT ROWID; "
+      "INSERT INTO merkle_nodes SELECT level, ((last + 1) >> level) - 1, hash FROM tree_nodes; "
+      "DROP TABLE tree_nodes; CREATE INDEX receipts_time ON receipts(time);");
+  Open();
+  EXPECT_EQ(log_->halted_reason(), "");
+  auto after = log_->InclusionProof(5, 37);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(*after, *before);
+  EXPECT_TRUE(log_->ConsistencyProof(10, 37).ok());
+  ASSERT_TRUE(log_->Append(Make(37)).ok());
+  EXPECT_TRUE(log_->InclusionProof(37, 38).ok());
+  EXPECT_EQ(SchemaObjects("'merkle_nodes', 'receipts_time'"), 0);
 }
 
 // A database that turns read-only or full fails appends closed (Unavailable,
@@ -253,13 +281,39 @@ TEST_F(ReceiptLogTest, ReadOnlyOrFullDatabaseFailsClosedAndRecovers) {
 }
 
 TEST_F(ReceiptLogTest, EvidenceIsKeptCompressed) {
-  std::string evidence = absl::StrCat("{\"report\":\"", std::string(5000, 'a'), "\"}");
-  auto digest = log_->StoreEvidence(evidence);
-  ASSERT_TRUE(digest.ok());
+  // Sizes around the stored-block threshold (1 KiB) and the window sizes.
+  std::vector<std::string> evidence;
+  for (size_t n : {0, 1, 300, 511, 512, 513, 1023, 1024, 5000, 40000, 200000}) {
+    std::string e = absl::StrCat("{\"report\":\"", std::string(n, 'a'), "\"}");
+    for (size_t i = 0; i < n; i += 7) e[10 + i] = static_cast<char>('a' + i % 26);
+    evidence.push_back(std::move(e));
+  }
+  std::vector<std::string> digests;
+  for (const std::string& e : evidence) {
+    auto digest = log_->StoreEvidence(e);
+    ASSERT_TRUE(digest.ok()) << digest.status();
+    digests.push_back(*digest);
+  }
   ASSERT_TRUE(log_->Append(Make(0)).ok());  // evidence goes with the next batch
-  auto back = log_->Evidence(*digest);
-  ASSERT_TRUE(back.ok()) << back.status();
-  EXPECT_EQ(*back, evidence);
+  for (size_t i = 0; i < evidence.size(); ++i) {
+    auto back = log_->Evidence(digests[i]);
+    ASSERT_TRUE(back.ok()) << back.status();
+    EXPECT_EQ(*back, evidence[i]);
+  }
+  // Large evidence is compressed.
+  int64_t stored = -1;
+  ASSERT_TRUE(db_->Run([&](storage::SqliteConnection& c) -> absl::Status {
+                   auto q = c.Prepare("SELECT length(data) FROM evidence WHERE sha256 = ?1");
+                   if (!q.ok()) return q.status();
+                   (*q)->BindText(1, digests.back());
+                   auto row = (*q)->Step();
+                   if (row.ok() && *row) stored = (*q)->ColumnInt64(0);
+                   (*q)->Reset();
+                   return row.status();
+                 })
+                  .ok());
+  EXPECT_GT(stored, 0);
+  EXPECT_LT(stored, static_cast<int64_t>(evidence.back().size() / 2));
   EXPECT_EQ(log_->Evidence(std::string(64, 'f')).status().code(), absl::StatusCode::kNotFound);
 }
 
@@ -279,9 +333,9 @@ TEST_F(ReceiptLogTest, TamperingHaltsTheLogAfterRestart) {
       {"swap",
        "UPDATE receipts SET leaf = CASE idx WHEN 1 THEN (SELECT leaf FROM receipts WHERE idx = 2) "
        "ELSE (SELECT leaf FROM receipts WHERE idx = 1) END WHERE idx IN (1, 2); "
-       "UPDATE merkle_nodes SET hash = CASE idx WHEN 1 THEN (SELECT hash FROM merkle_nodes WHERE "
-       "level = 0 AND idx = 2) ELSE (SELECT hash FROM merkle_nodes WHERE level = 0 AND idx = 1) "
-       "END WHERE level = 0 AND idx IN (1, 2)",
+       "UPDATE tree_nodes SET hash = CASE last WHEN 1 THEN (SELECT hash FROM tree_nodes WHERE "
+       "last = 2 AND level = 0) ELSE (SELECT hash FROM tree_nodes WHERE last = 1 AND level = 0) "
+       "END WHERE last IN (1, 2) AND level = 0",
        "do not reproduce the checkpoint"},
       {"truncate", "DELETE FROM receipts WHERE idx >= 8", "receipts were lost"},
       // The copy of the checkpoint outside the database still holds the log to it.

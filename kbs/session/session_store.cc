@@ -93,15 +93,28 @@ absl::Status SessionStore::CompleteAttestation(absl::string_view id, std::string
   return absl::OkStatus();
 }
 
-std::optional<std::string> SessionStore::GetAttested(absl::string_view id, absl::Time now) {
-  Shard& shard = ShardFor(id);
-  std::lock_guard<std::mutex> lock(shard.mu);
+const SessionStore::Entry* SessionStore::FindAttestedLocked(Shard& shard, absl::string_view id,
+                                                            absl::Time now) {
   auto it = shard.sessions.find(std::string(id));
   if (it == shard.sessions.end() || now >= it->second.expires ||
       it->second.state != State::kAttested || now >= it->second.token_expires) {
-    return std::nullopt;
+    return nullptr;
   }
-  return it->second.claims_json;
+  return &it->second;
+}
+
+std::optional<std::string> SessionStore::GetAttested(absl::string_view id, absl::Time now) {
+  Shard& shard = ShardFor(id);
+  std::lock_guard<std::mutex> lock(shard.mu);
+  const Entry* entry = FindAttestedLocked(shard, id, now);
+  if (entry == nullptr) return std::nullopt;
+  return entry->claims_json;
+}
+
+bool SessionStore::IsAttested(absl::string_view id, absl::Time now) {
+  Shard& shard = ShardFor(id);
+  std::lock_guard<std::mutex> lock(shard.mu);
+  return FindAttestedLocked(shard, id, now) != nullptr;
 }
 
 size_t SessionStore::PurgeExpired(absl::Time now) {

@@ -64,6 +64,8 @@ class SessionStore final {
   // The attestation claims of a live attested session whose token has not
   // expired; nullopt when the session is unknown, expired or not attested.
   std::optional<std::string> GetAttested(absl::string_view id, absl::Time now);
+  // Whether GetAttested would return the claims (without copying them).
+  bool IsAttested(absl::string_view id, absl::Time now);
 
   // Drops expired sessions; returns how many.
   size_t PurgeExpired(absl::Time now);
@@ -84,6 +86,8 @@ class SessionStore final {
   };
   static constexpr size_t kShards = 16;
   Shard& ShardFor(absl::string_view id);
+  // The session when live, attested and its token unexpired; shard.mu held.
+  static const Entry* FindAttestedLocked(Shard& shard, absl::string_view id, absl::Time now);
 
   Options options_;
   std::array<Shard, kShards> shards_;

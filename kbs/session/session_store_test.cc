@@ -18,6 +18,7 @@ TEST(SessionStoreTest, LifecycleAndSingleUseChallenge) {
   EXPECT_EQ(s->nonce.size(), 44u);
   EXPECT_EQ(s->expires, kNow + absl::Minutes(5));
   EXPECT_FALSE(store.GetAttested(s->id, kNow).has_value());
+  EXPECT_FALSE(store.IsAttested(s->id, kNow));
   auto c = store.ClaimChallenge(s->id, kNow);
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->nonce, s->nonce);
@@ -26,9 +27,13 @@ TEST(SessionStoreTest, LifecycleAndSingleUseChallenge) {
   EXPECT_FALSE(store.CompleteAttestation("unknown", "{}", kNow + absl::Minutes(5)).ok());
   ASSERT_TRUE(store.CompleteAttestation(s->id, R"({"a":1})", kNow + absl::Minutes(3)).ok());
   EXPECT_EQ(store.GetAttested(s->id, kNow), R"({"a":1})");
+  EXPECT_TRUE(store.IsAttested(s->id, kNow));
+  EXPECT_FALSE(store.IsAttested("unknown", kNow));
   // The token's expiry and the session's both bound the result.
   EXPECT_FALSE(store.GetAttested(s->id, kNow + absl::Minutes(3)).has_value());
   EXPECT_FALSE(store.GetAttested(s->id, kNow + absl::Minutes(5)).has_value());
+  EXPECT_FALSE(store.IsAttested(s->id, kNow + absl::Minutes(3)));
+  EXPECT_FALSE(store.IsAttested(s->id, kNow + absl::Minutes(5)));
 }
 
 TEST(SessionStoreTest, ExpiryPurgeAndCap) {
