@@ -273,6 +273,11 @@ class Flow : public std::enable_shared_from_this<Derived> {
     auto next = pacer_.Next();
     if (!next) return static_cast<Derived*>(this)->OnFinished();
     scheduled_ = *next;
+    if (scheduled_ <= SteadyClock::now()) {
+      // Due now (always, at full speed): no timer to arm and cancel.
+      asio::post(timer_.get_executor(), [self = this->shared_from_this()] { self->Auth(); });
+      return;
+    }
     timer_.expires_at(scheduled_);
     timer_.async_wait([self = this->shared_from_this()](beast::error_code) { self->Auth(); });
   }
@@ -298,15 +303,39 @@ class HttpFlow : public Flow<HttpFlow> {
  public:
   HttpFlow(asio::io_context& ioc, const Settings& s, Recorder& rec, tcp::resolver::results_type ep,
            std::string host, int index)
-      : Flow(ioc, s, rec, index), stream_(ioc), endpoints_(std::move(ep)), host_(std::move(host)) {}
+      : Flow(ioc, s, rec, index),
+        stream_(ioc),
+        watchdog_(ioc),
+        endpoints_(std::move(ep)),
+        host_(std::move(host)) {}
 
   void Start() { Schedule(); }
 
  private:
   friend class Flow<HttpFlow>;
   void OnFinished() {
+    finished_ = true;
+    watchdog_.cancel();
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  }
+
+  // One timeout per virtual client instead of one per socket operation
+  // (each of which would re-arm the loop's timerfd): a request that makes
+  // no progress for kStall gets its socket closed, failing the flow.
+  static constexpr auto kStall = std::chrono::seconds(30);
+  void Watch() {
+    watching_ = true;
+    watchdog_.expires_after(kStall);
+    watchdog_.async_wait([this, self = shared_from_this()](beast::error_code ec) {
+      watching_ = false;
+      if (ec || finished_) return;
+      if (in_flight_ && SteadyClock::now() - sent_ >= kStall) {
+        beast::error_code ignored;
+        stream_.socket().close(ignored);
+      }
+      Watch();
+    });
   }
   void OnFailure() {
     beast::error_code ignored;
@@ -325,15 +354,21 @@ class HttpFlow : public Flow<HttpFlow> {
                       "\r\n");
     }
     absl::StrAppend(&request_, "\r\n", body);
+    sent_ = SteadyClock::now();
+    in_flight_ = true;
+    if (!watching_) Watch();
     auto write = [this, self = shared_from_this(), next] {
-      stream_.expires_after(std::chrono::seconds(30));
       asio::async_write(
           stream_, asio::buffer(request_), [this, self, next](beast::error_code ec, size_t) {
-            if (ec) return Fail(absl::StrCat("write: ", ec.message()));
+            if (ec) {
+              in_flight_ = false;
+              return Fail(absl::StrCat("write: ", ec.message()));
+            }
             response_.emplace();
             response_->body_limit(1 << 20);
             bhttp::async_read(
                 stream_, buffer_, *response_, [this, self, next](beast::error_code ec, size_t) {
+                  in_flight_ = false;
                   if (ec) return Fail(absl::StrCat("read: ", ec.message()));
                   auto res = response_->release();
                   if (!res.keep_alive()) connected_ = false;
@@ -346,10 +381,12 @@ class HttpFlow : public Flow<HttpFlow> {
     };
     if (connected_) return write();
     buffer_.clear();
-    stream_.expires_after(std::chrono::seconds(10));
     stream_.async_connect(endpoints_, [this, self = shared_from_this(), write](
                                           beast::error_code ec, const tcp::endpoint&) {
-      if (ec) return Fail(absl::StrCat("connect: ", ec.message()));
+      if (ec) {
+        in_flight_ = false;
+        return Fail(absl::StrCat("connect: ", ec.message()));
+      }
       beast::error_code ignored;
       stream_.socket().set_option(tcp::no_delay(true), ignored);
       connected_ = true;
@@ -393,6 +430,9 @@ class HttpFlow : public Flow<HttpFlow> {
   }
 
   beast::tcp_stream stream_;
+  asio::steady_timer watchdog_;
+  bool watching_ = false, finished_ = false, in_flight_ = false;
+  SteadyClock::time_point sent_;
   tcp::resolver::results_type endpoints_;
   std::string host_;
   bool connected_ = false;
