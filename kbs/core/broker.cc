@@ -189,23 +189,15 @@ absl::StatusOr<AuthResponse> Broker::Auth(const AuthRequest& request) {
 absl::StatusOr<AttestResponse> Broker::Attest(absl::string_view session_id,
                                               const AttestRequest& request,
                                               absl::string_view client_address) {
-  // What the receipt log keeps of this attestation, and its digest.
-  Json kept = {{"runtime_data", {{"nonce", request.nonce}, {"tee-pubkey", request.tee_pubkey}}},
-               {"tee_evidence",
-                {{"primary_evidence", request.primary_evidence},
-                 {"additional_evidence", request.additional_evidence}}}};
-  if (request.init_data.has_value()) {
-    kept["init_data"] = {{"format", request.init_data->format}, {"body", request.init_data->body}};
-  }
   std::string tee;
-  auto result = AttestVerified(session_id, request, kept, client_address, tee);
+  auto result = AttestVerified(session_id, request, client_address, tee);
   if (!result.ok() && !tee.empty()) {
     // A failed attestation is a decision too: recorded, evidence by digest.
     receipts::Receipt r;
     r.decision = "failed";
     r.reason = std::string(result.status().message()).substr(0, 1024);
     r.tee = tee;
-    r.evidence_sha256 = common::HexEncode(common::Sha256(common::DumpJson(kept)));
+    r.evidence_sha256 = common::HexEncode(common::Sha256(AttestEvidenceDocument(request, tee)));
     r.client_address = std::string(client_address);
     r.session_digest = common::HexEncode(common::Sha256(session_id));
     if (absl::Status s = Record(std::move(r)); !s.ok()) {
@@ -217,7 +209,7 @@ absl::StatusOr<AttestResponse> Broker::Attest(absl::string_view session_id,
 }
 
 absl::StatusOr<AttestResponse> Broker::AttestVerified(absl::string_view session_id,
-                                                      const AttestRequest& request, Json& kept,
+                                                      const AttestRequest& request,
                                                       absl::string_view client_address,
                                                       std::string& tee) {
   if (session_id.empty()) {
@@ -230,7 +222,6 @@ absl::StatusOr<AttestResponse> Broker::AttestVerified(absl::string_view session_
 
   // Fail closed: the session's nonce is now spent whatever happens below.
   tee = challenge->tee;
-  kept["tee"] = challenge->tee;
   const verifier::Verifier* primary = deps_.verifiers->Find(challenge->tee);
   if (primary == nullptr) {
     return AttestError(
@@ -327,7 +318,7 @@ absl::StatusOr<AttestResponse> Broker::AttestVerified(absl::string_view session_
   }
   if (deps_.receipts != nullptr) {
     // Kept for auditors to re-verify later (written with the next batch).
-    auto digest = deps_.receipts->StoreEvidence(common::DumpJson(kept));
+    auto digest = deps_.receipts->StoreEvidence(AttestEvidenceDocument(request, tee));
     if (!digest.ok()) return AttestError(digest.status());
     record.evidence_sha256 = *std::move(digest);
   }

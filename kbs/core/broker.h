@@ -198,7 +198,7 @@ class Broker final {
 
   absl::Status LoadPolicies();
   absl::StatusOr<AttestResponse> AttestVerified(absl::string_view session_id,
-                                                const AttestRequest& request, common::Json& kept,
+                                                const AttestRequest& request,
                                                 absl::string_view client_address, std::string& tee);
   absl::StatusOr<std::shared_ptr<const AttestationResult>> Authenticate(
       const Credentials& credentials, absl::Time now);

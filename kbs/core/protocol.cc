@@ -71,4 +71,20 @@ absl::StatusOr<AttestRequest> ParseAttestRequest(absl::string_view body) {
   return req;
 }
 
+std::string AttestEvidenceDocument(const AttestRequest& request, absl::string_view tee) {
+  using common::DumpJson;
+  std::string out = "{";
+  if (request.init_data.has_value()) {
+    absl::StrAppend(&out, "\"init_data\":{\"body\":", DumpJson(Json(request.init_data->body)),
+                    ",\"format\":", DumpJson(Json(request.init_data->format)), "},");
+  }
+  absl::StrAppend(&out, "\"runtime_data\":{\"nonce\":", DumpJson(Json(request.nonce)),
+                  ",\"tee-pubkey\":", DumpJson(request.tee_pubkey), "},");
+  if (!tee.empty()) absl::StrAppend(&out, "\"tee\":", DumpJson(Json(std::string(tee))), ",");
+  absl::StrAppend(&out, "\"tee_evidence\":{\"additional_evidence\":",
+                  DumpJson(Json(request.additional_evidence)),
+                  ",\"primary_evidence\":", DumpJson(request.primary_evidence), "}}");
+  return out;
+}
+
 }  // namespace kbs

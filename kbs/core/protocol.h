@@ -42,6 +42,15 @@ struct AttestRequest {
 absl::StatusOr<AuthRequest> ParseAuthRequest(absl::string_view body);
 absl::StatusOr<AttestRequest> ParseAttestRequest(absl::string_view body);
 
+// What the receipt log keeps of an attestation (its evidence_sha256 is the
+// SHA-256 of these bytes): the compact JSON document
+//   {"init_data":{"body","format"}, "runtime_data":{"nonce","tee-pubkey"},
+//    "tee":..., "tee_evidence":{"additional_evidence","primary_evidence"}}
+// with members in sorted order ("init_data" only when sent; "tee" when
+// known), exactly as common::DumpJson writes that object, built without
+// copying the evidence into a new document.
+std::string AttestEvidenceDocument(const AttestRequest& request, absl::string_view tee);
+
 // "repo/type/tag" (common/resource_path.h).
 using common::IsValidResourcePath;
 

@@ -43,6 +43,35 @@ TEST(ProtocolTest, ParsesAttestation) {
   EXPECT_FALSE(no_init->init_data.has_value());
 }
 
+// The kept document is byte for byte what serializing it as one JSON
+// object gives (how it was built before, and what auditors re-hash).
+TEST(ProtocolTest, AttestEvidenceDocumentIsTheCompactSortedObject) {
+  const char* bodies[] = {
+      R"({"init-data": {"format":"toml","body":"algorithm = \"sha256\"\n\u00e9\u2028"},
+          "runtime-data": {"nonce":"n\"o/nce","tee-pubkey":{"kty":"EC","y":"2","x":"1"}},
+          "tee-evidence": {"primary_evidence":{"b":[1,2.5,-3,1e300,true,null],"a":{"z":"\u0001"}},
+                           "additional_evidence":"{\"gpu\":1}"}})",
+      R"({"runtime-data": {"nonce":"abc","tee-pubkey":{}},
+          "tee-evidence": {"primary_evidence":"a string","additional_evidence":""}})",
+  };
+  for (const char* body : bodies) {
+    auto req = ParseAttestRequest(body);
+    ASSERT_TRUE(req.ok()) << req.status();
+    for (std::string tee : {"", "snp"}) {
+      common::Json doc = {
+          {"runtime_data", {{"nonce", req->nonce}, {"tee-pubkey", req->tee_pubkey}}},
+          {"tee_evidence",
+           {{"primary_evidence", req->primary_evidence},
+            {"additional_evidence", req->additional_evidence}}}};
+      if (req->init_data.has_value()) {
+        doc["init_data"] = {{"format", req->init_data->format}, {"body", req->init_data->body}};
+      }
+      if (!tee.empty()) doc["tee"] = tee;
+      EXPECT_EQ(AttestEvidenceDocument(*req, tee), common::DumpJson(doc));
+    }
+  }
+}
+
 TEST(ProtocolTest, AttestationErrors) {
   EXPECT_THAT(ParseAttestRequest(R"({"runtime-data":{"nonce":1,"tee-pubkey":{}},
       "tee-evidence":{"primary_evidence":{},"additional_evidence":""}})")
