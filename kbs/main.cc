@@ -398,7 +398,8 @@ int main(int argc, char** argv) {
   // Keys, the database and logs are private to the service account.
   ::umask(077);
   // Keep freed memory in the allocator instead of returning (and re-mapping)
-  // it on every burst of requests.
+  // it on every burst of requests (glibc malloc, when built without
+  // KBS_TCMALLOC; tcmalloc keeps freed memory by itself and ignores these).
   mallopt(M_TRIM_THRESHOLD, 128 << 20);
   mallopt(M_TOP_PAD, 16 << 20);
   // Block the stop signals before any thread starts, so sigwait owns them.

@@ -358,7 +358,8 @@ absl::StatusOr<AttestResponse> Broker::AttestVerified(absl::string_view session_
   absl::Status stored =
       deps_.sessions->CompleteAttestation(session_id, (*result)->claims_json, (*result)->expires);
   if (!stored.ok()) return AttestError(stored);
-  recent_.Put(session_id, *result);
+  // Kept only while small: the cache is bounded in bytes as well as entries.
+  if ((*result)->claims_json.size() <= kRecentResultMaxClaims) recent_.Put(session_id, *result);
   KBS_LOG(kDebug, "attested tee=", challenge->tee,
           " status=", primary_claims->trust_vector().Status());
   return response;

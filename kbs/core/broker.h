@@ -210,10 +210,12 @@ class Broker final {
   absl::Status Record(receipts::Receipt receipt);
 
   // The results of the last attestations, so the resource request that
-  // follows on the same session does not parse the claims again (about
-  // 10 KiB each: bounded at a few tens of MiB whatever the session table
-  // holds).
-  static constexpr size_t kRecentResults = 4096;
+  // follows on the same session (normally within milliseconds) does not
+  // parse the claims again. Only results whose claims are at most
+  // kRecentResultMaxClaims bytes are kept (about 6x that in memory), so the
+  // cache stays under about 100 MiB whatever the session table holds.
+  static constexpr size_t kRecentResults = 1024;
+  static constexpr size_t kRecentResultMaxClaims = 16 << 10;
 
   Dependencies deps_;
   Options options_;

@@ -235,7 +235,7 @@ absl::Status MigrateTreeLayout(storage::SqliteDatabase* db) {
     return c.Transaction([&]() -> absl::Status {
       if (old_table) {
         KBS_RETURN_IF_ERROR(
-            c.Exec("INSERT INTO tree_nodes(last, level, hash) "
+            c.Exec("INSERT OR REPLACE INTO tree_nodes(last, level, hash) "
                    "SELECT ((idx + 1) << level) - 1, level, hash FROM merkle_nodes; "
                    "DROP TABLE merkle_nodes;"));
       }
@@ -478,7 +478,14 @@ absl::Status ReceiptLog::Verify() {
             absl::StrCat("receipt ", n, " does not match its leaf hash: the row was edited"));
       }
       AddLeaf(n, h, frontier, nullptr);
-      last = std::max(last, absl::FromUnixMicros(q->ColumnInt64(1)));
+      // Times never decrease with the index (the writer guarantees it, and
+      // time-range queries rely on it).
+      const absl::Time time = absl::FromUnixMicros(q->ColumnInt64(1));
+      if (time < last) {
+        return absl::DataLossError(absl::StrCat("receipt ", n, " is dated before receipt ", n - 1,
+                                                ": the time column was edited"));
+      }
+      last = time;
       ++n;
       if (signed_cp.has_value() && n == signed_cp->size) root_at_checkpoint = RootOf(frontier);
       return absl::OkStatus();
@@ -565,7 +572,7 @@ void ReceiptLog::WriterLoop() {
       // batch held more than one), give a small batch a moment to grow, so
       // one fsync and the shared pages (page 1, the tree's right edge) serve
       // more receipts. A lone appender never waits.
-      if (last_batch > 1 && !stop_ && queue_.size() < options_.commit_batch &&
+      if (last_batch > 1 && !stop_ && !queue_.empty() && queue_.size() < options_.commit_batch &&
           options_.commit_delay > absl::ZeroDuration()) {
         wake_at_ = options_.commit_batch;
         cv_.wait_for(lock, absl::ToChronoMicroseconds(options_.commit_delay),

@@ -338,6 +338,9 @@ TEST_F(ReceiptLogTest, TamperingHaltsTheLogAfterRestart) {
        "END WHERE last IN (1, 2) AND level = 0",
        "do not reproduce the checkpoint"},
       {"truncate", "DELETE FROM receipts WHERE idx >= 8", "receipts were lost"},
+      // Time ranges are found by binary search over idx.
+      {"backdate", "UPDATE receipts SET time = time - 1000000 WHERE idx = 4",
+       "receipt 4 is dated before receipt 3"},
       // The copy of the checkpoint outside the database still holds the log to it.
       {"forget checkpoints", "DELETE FROM checkpoints; DELETE FROM receipts WHERE idx >= 8",
        "receipts were lost"},
