@@ -571,7 +571,8 @@ void ReceiptLog::WriterLoop() {
       // Group commit: while appends are arriving concurrently (the last
       // batch held more than one), give a small batch a moment to grow, so
       // one fsync and the shared pages (page 1, the tree's right edge) serve
-      // more receipts. A lone appender never waits.
+      // more receipts. After a batch of one (a quiet log), the next receipt
+      // is committed at once.
       if (last_batch > 1 && !stop_ && !queue_.empty() && queue_.size() < options_.commit_batch &&
           options_.commit_delay > absl::ZeroDuration()) {
         wake_at_ = options_.commit_batch;
