@@ -213,10 +213,7 @@ int WriteSnpChain(const std::string& dir) {
     std::cerr << "kbs-bench: " << chain.status().message() << "\n";
     return 1;
   }
-  snp::TcbVersion tcb;
-  tcb.bootloader = 10;
-  tcb.snp = 23;
-  tcb.microcode = 25;
+  const snp::TcbVersion tcb = kbs::testing::PlausibleTcb();
   auto vcek = (*chain)->IssueVcek({tcb, std::string(64, '\x5a')});
   auto key = (*chain)->VekKeyPem();
   absl::Status s = vcek.ok() ? key.status() : vcek.status();

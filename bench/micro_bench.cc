@@ -84,9 +84,7 @@ struct SnpFixture {
     (void)options.anchors.Add(kbs::verifier::snp::Product::kGenoa, chain->ArkFingerprintHex());
     options.collateral = collateral.get();
     verifier = kbs::verifier::snp::SnpVerifier::Create(std::move(options), &clock);
-    tcb.bootloader = 10;
-    tcb.snp = 23;
-    tcb.microcode = 25;
+    tcb = kbs::testing::PlausibleTcb();
     vcek = *chain->IssueVcek({tcb, std::string(64, '\x42')});
     kbs::testing::SnpReportFields f;
     f.reported_tcb = tcb;

@@ -504,10 +504,7 @@ TEST(E2eSnpTest, SnpAttestationReleasesAndTamperingDoesNot) {
   ASSERT_NE(kbs, nullptr);
   Provision(*kbs);
 
-  verifier::snp::TcbVersion tcb;
-  tcb.bootloader = 10;
-  tcb.snp = 23;
-  tcb.microcode = 25;
+  const verifier::snp::TcbVersion tcb = testing::PlausibleTcb();
   const std::string chip_id(64, '\x5a');
   auto vcek = (*chain)->IssueVcek({tcb, chip_id});
   ASSERT_TRUE(vcek.ok()) << vcek.status();

@@ -108,10 +108,7 @@ TEST(SnpCertTableTest, RejectsEntriesOutsideTheTable) {
 TEST(TsmEvidenceTest, SnpReportAndCertTableVerify) {
   auto chain = testing::SnpTestChain::Create();
   ASSERT_TRUE(chain.ok()) << chain.status();
-  verifier::snp::TcbVersion tcb;
-  tcb.bootloader = 10;
-  tcb.snp = 23;
-  tcb.microcode = 25;
+  const verifier::snp::TcbVersion tcb = testing::PlausibleTcb();
   const std::string chip_id(64, '\x42');
   auto vcek = (*chain)->IssueVcek({tcb, chip_id});
   ASSERT_TRUE(vcek.ok()) << vcek.status();

@@ -106,6 +106,14 @@ std::string Der(const X509* cert) { return *common::CertificateDer(cert); }
 
 }  // namespace
 
+verifier::snp::TcbVersion PlausibleTcb() {
+  verifier::snp::TcbVersion tcb;
+  tcb.bootloader = 10;
+  tcb.snp = 23;
+  tcb.microcode = 25;
+  return tcb;
+}
+
 absl::StatusOr<std::unique_ptr<SnpTestChain>> SnpTestChain::Create(Product product) {
   auto chain = std::unique_ptr<SnpTestChain>(new SnpTestChain());
   chain->product_ = product;

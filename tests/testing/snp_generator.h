@@ -33,6 +33,10 @@ struct SnpReportFields {
   std::string chip_id;  // 64 bytes
 };
 
+// A plausible Genoa TCB (bootloader 10, SNP 23, microcode 25) for tests and
+// benchmarks that need one but do not test TCB values.
+verifier::snp::TcbVersion PlausibleTcb();
+
 struct SnpCertOptions {
   verifier::snp::TcbVersion tcb;
   std::string chip_id;  // 64 bytes (VCEK hwID)
