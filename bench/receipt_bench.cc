@@ -31,17 +31,19 @@ struct Fixture {
   std::unique_ptr<ReceiptLog> log;
 };
 
-// One log per group-commit delay (microseconds), shared by the runs that use it.
-Fixture* Make(int64_t commit_delay_us) {
-  static std::mutex mu;
-  static std::map<int64_t, Fixture*>* made = new std::map<int64_t, Fixture*>;
-  std::lock_guard<std::mutex> lock(mu);
-  if (auto it = made->find(commit_delay_us); it != made->end()) return it->second;
-  auto* f = new Fixture;
-  (*made)[commit_delay_us] = f;
-  static int fixtures = 0;  // one database per benchmark
+std::mutex fixtures_mu;
+std::map<std::pair<std::string, int64_t>, Fixture*>* fixtures =
+    new std::map<std::pair<std::string, int64_t>, Fixture*>;
+
+// One log per benchmark and group-commit delay (microseconds), shared by
+// its runs (so a latency run does not inherit a throughput run's backlog).
+Fixture* Make(const std::string& name, int64_t commit_delay_us) {
+  std::lock_guard<std::mutex> lock(fixtures_mu);
+  auto& f = (*fixtures)[{name, commit_delay_us}];
+  if (f != nullptr) return f;
+  f = new Fixture;
   f->dir = (std::filesystem::temp_directory_path() /
-            absl::StrCat("receiptbench_", ::getpid(), "_", fixtures++))
+            absl::StrCat("receiptbench_", ::getpid(), "_", fixtures->size()))
                .string();
   std::filesystem::remove_all(f->dir);
   std::filesystem::create_directories(f->dir);
@@ -76,7 +78,7 @@ Receipt Sample(int i) {
 // Many concurrent writers (benchmark threads), each appending durably.
 // Arg: the group-commit delay in microseconds (the KBS default is 1000).
 void BM_DurableAppend(benchmark::State& state) {
-  Fixture* f = Make(state.range(0));
+  Fixture* f = Make("durable", state.range(0));
   int i = state.thread_index();
   for (auto _ : state) {
     auto r = f->log->Append(Sample(i++));
@@ -97,7 +99,7 @@ BENCHMARK(BM_DurableAppend)
 // from 256 writers on an open-loop schedule: latency counts from when an
 // append was due, so a stall is not hidden by the writers slowing down.
 void BM_AppendLatencyAtRate(benchmark::State& state) {
-  Fixture* f = Make(state.range(1));
+  Fixture* f = Make("latency", state.range(1));
   const double rate = static_cast<double>(state.range(0));
   constexpr int kWriters = 256;
   constexpr auto kRun = std::chrono::seconds(5);
@@ -170,4 +172,17 @@ BENCHMARK(BM_InclusionProof10M)->Unit(benchmark::kMicrosecond);
 }  // namespace
 }  // namespace kbs::receipts
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  // The logs are scratch: a run writes hundreds of MB.
+  std::lock_guard<std::mutex> lock(kbs::receipts::fixtures_mu);
+  for (auto& [key, f] : *kbs::receipts::fixtures) {
+    f->log.reset();
+    f->db.reset();
+    std::filesystem::remove_all(f->dir);
+  }
+  return 0;
+}

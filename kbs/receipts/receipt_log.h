@@ -71,6 +71,12 @@ class ReceiptLog final {
     // fsyncs and pages per receipt; zero turns it off.
     absl::Duration commit_delay = absl::Milliseconds(1);
     size_t commit_batch = 8;
+    // Posting lists (receipt_postings) are written in bulk, with the commit that
+    // follows `index_batch` unindexed receipts or `index_interval` (and at
+    // shutdown); queries scan the receipts not yet indexed. Small values
+    // make every commit write the keys' pages; tests use 1.
+    size_t index_batch = 4096;
+    absl::Duration index_interval = absl::Seconds(1);
     // Raw evidence older than this is deleted (0: kept forever).
     absl::Duration evidence_retention = absl::ZeroDuration();
     // When set, every signed checkpoint is also written here (atomically),
@@ -132,7 +138,7 @@ class ReceiptLog final {
     explicit Pending(LeafTemplate l) : leaf(std::move(l)) {}
     LeafTemplate leaf;
     Receipt receipt;
-    std::vector<int64_t> keys;  // receipt_keys rows
+    std::vector<int64_t> keys;  // its query keys (QueryKeys)
     // Set by the writer before `done`.
     absl::Status status;
     uint64_t index = 0;
@@ -161,9 +167,14 @@ class ReceiptLog final {
   absl::Status Verify();
   void WriterLoop();
   // Writes `batch` (and `evidence`) in one transaction and sets each
-  // Pending's status, index and time (not `done`).
+  // Pending's status, index and time (not `done`). Adds the query keys
+  // waiting in index_backlog_ too when they are due or `flush_keys`.
   void CommitBatch(const std::vector<std::shared_ptr<Pending>>& batch,
-                   std::vector<PendingEvidence>& evidence);
+                   std::vector<PendingEvidence>& evidence, bool flush_keys = false);
+  // Whether receipts wait for their query keys and index_interval passed.
+  bool KeysDue();
+  // Reads the keys of receipts [indexed_, size_) into index_backlog_.
+  absl::Status LoadKeyBacklog();
   absl::StatusOr<std::string> SignCheckpointLocked();
   // Calls `fn` for receipts [start, end) in order until it returns false.
   absl::Status ForEachInRange(uint64_t start, uint64_t end, uint64_t max,
@@ -191,6 +202,11 @@ class ReceiptLog final {
   std::vector<std::optional<Hash>> frontier_ = std::vector<std::optional<Hash>>(64);
   absl::Time last_time_ = absl::UnixEpoch();
   std::string halted_;
+  // receipt_keys covers receipts [0, indexed_) (guarded by mu_).
+  uint64_t indexed_ = 0;
+  // Writer only: the (key, index) rows of receipts [indexed_, size_).
+  std::vector<std::pair<int64_t, int64_t>> index_backlog_;
+  absl::Time index_flushed_at_ = absl::InfinitePast();
   // Serializes checkpoint signing (and its database write).
   std::mutex checkpoint_mu_;
   uint64_t checkpoint_size_ = 0;

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/crypto.h"
 #include "common/jcs.h"
 #include "common/keys.h"
 #include "common/status_macros.h"
@@ -41,6 +42,7 @@ class ReceiptLogTest : public ::testing::Test {
     ReceiptLog::Options options;
     options.origin = "kbs.test/receipts";
     options.checkpoint_file = (dir_ / "log-checkpoint.note").string();
+    options.index_batch = index_batch_;
     auto log = ReceiptLog::Open(db_.get(), *std::move(signer), &clock_, options);
     ASSERT_TRUE(log.ok()) << log.status();
     log_ = *std::move(log);
@@ -60,6 +62,7 @@ class ReceiptLogTest : public ::testing::Test {
   void Exec(absl::string_view sql) {
     ASSERT_TRUE(db_->Run([&](storage::SqliteConnection& c) { return c.Exec(sql); }).ok());
   }
+  void QueriesFilterAndPage();
   NoteVerifier Verifier() { return *NoteVerifier::FromVerifierKey(log_->verifier_key()); }
   // How many schema objects carry one of `names` (an SQL list of strings);
   // -1 when the query fails.
@@ -77,7 +80,30 @@ class ReceiptLogTest : public ::testing::Test {
     return s.ok() ? n : -1;
   }
 
+  // A fresh, empty log whose query keys are written every `index_batch`
+  // receipts.
+  void Reset(size_t index_batch) {
+    log_.reset();
+    db_.reset();
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    index_batch_ = index_batch;
+    Open();
+  }
+  int64_t Count(absl::string_view sql) {
+    int64_t n = -1;
+    absl::Status s = db_->Run([&](storage::SqliteConnection& c) -> absl::Status {
+      KBS_ASSIGN_OR_RETURN(storage::SqliteStatement * q, c.Prepare(sql));
+      auto row = q->Step();
+      if (row.ok() && *row) n = q->ColumnInt64(0);
+      q->Reset();
+      return row.status();
+    });
+    return s.ok() ? n : -1;
+  }
+
   std::filesystem::path dir_;
+  size_t index_batch_ = 4096;
   std::string key_pem_;
   common::FakeClock clock_{absl::FromUnixSeconds(1800000000)};
   std::unique_ptr<storage::SqliteDatabase> db_;
@@ -130,6 +156,17 @@ TEST_F(ReceiptLogTest, ConcurrentAppendsAreDurableProvableAndCheckpointed) {
 }
 
 TEST_F(ReceiptLogTest, QueriesFilterAndPage) {
+  // Through the query keys, through scanning receipts not yet indexed, and
+  // across the boundary.
+  for (size_t index_batch : {1, 7, 4096}) {
+    SCOPED_TRACE(absl::StrCat("index_batch ", index_batch));
+    Reset(index_batch);
+    QueriesFilterAndPage();
+    if (HasFatalFailure()) return;
+  }
+}
+
+void ReceiptLogTest::QueriesFilterAndPage() {
   for (int i = 0; i < 30; ++i) ASSERT_TRUE(log_->Append(Make(i)).ok());
   ReceiptQuery q;
   q.resource = "models/m1/key";
@@ -182,9 +219,11 @@ TEST_F(ReceiptLogTest, QueriesFilterAndPage) {
 
 TEST_F(ReceiptLogTest, TheFirstReleasesQueryIndexIsRebuilt) {
   for (int i = 0; i < 30; ++i) ASSERT_TRUE(log_->Append(Make(i)).ok());
+  log_.reset();
   // The first release's layout: text terms and a resource index.
   Exec(
-      "DELETE FROM receipt_keys; CREATE TABLE receipt_terms (term TEXT NOT NULL, idx INTEGER NOT "
+      "DROP TABLE receipt_index; DELETE FROM receipt_postings; CREATE TABLE receipt_terms (term "
+      "TEXT NOT NULL, idx INTEGER NOT "
       "NULL, PRIMARY KEY (term, idx)) STRICT, WITHOUT ROWID; CREATE INDEX receipts_resource ON "
       "receipts(resource, idx)");
   Open();
@@ -196,6 +235,83 @@ TEST_F(ReceiptLogTest, TheFirstReleasesQueryIndexIsRebuilt) {
   q.measurement = "meas1";
   EXPECT_EQ(log_->Query(q)->size(), 15u);
   EXPECT_EQ(SchemaObjects("'receipt_terms', 'receipts_resource'"), 0);
+}
+
+TEST_F(ReceiptLogTest, PostingListsAreWrittenInBulkAndCaughtUpAfterACrash) {
+  for (int i = 0; i < 30; ++i) ASSERT_TRUE(log_->Append(Make(i)).ok());
+  // Fewer than index_batch receipts within index_interval: no postings yet.
+  EXPECT_EQ(Count("SELECT count(*) FROM receipt_postings"), 0);
+  EXPECT_EQ(Count("SELECT indexed FROM receipt_index"), 0);
+  ReceiptQuery q;
+  q.resource = "models/m1/key";
+  q.measurement = "meas1";
+  EXPECT_EQ(log_->Query(q)->size(), 3u);  // 1, 11, 21
+  // Once index_interval passes, the next commit writes one row per key:
+  // 5 resources, 3 images, their 3 digests, 2 measurements.
+  clock_.Advance(absl::Seconds(1));
+  ASSERT_TRUE(log_->Append(Make(30)).ok());
+  EXPECT_EQ(Count("SELECT count(*) FROM receipt_postings"), 13);
+  EXPECT_EQ(Count("SELECT sum(length(idxs)) / 8 FROM receipt_postings"), 31 * 4);
+  EXPECT_EQ(Count("SELECT indexed FROM receipt_index"), 31);
+  EXPECT_EQ(log_->Query(q)->size(), 3u);
+  // A clean stop indexes everything.
+  for (int i = 31; i < 40; ++i) ASSERT_TRUE(log_->Append(Make(i)).ok());
+  log_.reset();
+  EXPECT_EQ(Count("SELECT indexed FROM receipt_index"), 40);
+  EXPECT_EQ(Count("SELECT sum(length(idxs)) / 8 FROM receipt_postings"), 40 * 4);
+  // A crash loses nothing: the keys of receipts not yet indexed are read
+  // back from the receipts at start and written later.
+  Exec("UPDATE receipt_index SET indexed = 0; DELETE FROM receipt_postings");
+  Open();
+  EXPECT_EQ(log_->halted_reason(), "");
+  EXPECT_EQ(log_->Query(q)->size(), 4u);  // and 31
+  clock_.Advance(absl::Seconds(1));
+  ASSERT_TRUE(log_->Append(Make(40)).ok());
+  EXPECT_EQ(Count("SELECT sum(length(idxs)) / 8 FROM receipt_postings"), 41 * 4);
+  EXPECT_EQ(Count("SELECT indexed FROM receipt_index"), 41);
+  EXPECT_EQ(log_->Query(q)->size(), 4u);
+  // A malformed posting list is an error, not a wrong answer.
+  log_.reset();
+  Exec("UPDATE receipt_postings SET idxs = x'0102'");
+  Open();
+  EXPECT_EQ(log_->Query(q).status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST_F(ReceiptLogTest, TheSecondReleasesQueryIndexIsMigrated) {
+  for (int i = 0; i < 30; ++i) ASSERT_TRUE(log_->Append(Make(i)).ok());
+  log_.reset();
+  // That release kept a row per key and receipt, all written with the
+  // receipt.
+  Exec(
+      "DROP TABLE receipt_index; DELETE FROM receipt_postings; CREATE TABLE receipt_keys (key "
+      "INTEGER NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (key, idx)) STRICT, WITHOUT ROWID");
+  auto key = [](absl::string_view term) {
+    std::string d = common::Sha256(term);
+    uint64_t k = 0;
+    for (int i = 0; i < 8; ++i) k = (k << 8) | static_cast<unsigned char>(d[i]);
+    return static_cast<int64_t>(k);
+  };
+  for (int i = 0; i < 30; ++i) {
+    Receipt r = Make(i);
+    for (const std::string& term :
+         {absl::StrCat("resource:", r.resource), absl::StrCat("image:", r.images[0]),
+          absl::StrCat("image:", r.images[0].substr(r.images[0].find('@') + 1)),
+          absl::StrCat("measurement:", r.measurements[0].second)}) {
+      Exec(absl::StrCat("INSERT INTO receipt_keys VALUES(", key(term), ", ", i, ")"));
+    }
+  }
+  Open();
+  EXPECT_EQ(log_->halted_reason(), "");
+  EXPECT_EQ(SchemaObjects("'receipt_keys'"), 0);
+  EXPECT_EQ(Count("SELECT indexed FROM receipt_index"), 30);
+  EXPECT_EQ(Count("SELECT count(*) FROM receipt_postings"), 13);
+  ReceiptQuery q;
+  q.resource = "models/m1/key";
+  q.measurement = "meas1";
+  EXPECT_EQ(log_->Query(q)->size(), 3u);
+  q = {};
+  q.image = absl::StrCat("sha256:", std::string(64, '2'));
+  EXPECT_EQ(log_->Query(q)->size(), 10u);
 }
 
 TEST_F(ReceiptLogTest, TheEarlierTreeLayoutIsMigrated) {

@@ -1,5 +1,7 @@
 #include "kbs/storage/sqlite.h"
 
+#include <pthread.h>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
@@ -189,6 +191,7 @@ int SqliteDatabase::OnWalCommit(void* self, sqlite3* db, const char* name, int p
 }
 
 void SqliteDatabase::CheckpointLoop() {
+  pthread_setname_np(pthread_self(), "kbs-wal-ckpt");
   std::unique_lock<std::mutex> lock(checkpoint_mu_);
   while (true) {
     checkpoint_cv_.wait(lock, [this] { return stop_ || checkpoint_wanted_; });
