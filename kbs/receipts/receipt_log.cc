@@ -56,12 +56,15 @@ CREATE TABLE IF NOT EXISTS receipt_postings (
   PRIMARY KEY (key, last)
 ) STRICT, WITHOUT ROWID;
 -- The postings cover receipts [0, indexed); Query scans the rest. Logs
--- from before this table had every receipt indexed, hence the count.
+-- from before this table had every receipt indexed, hence the count (the
+-- last index plus one: one b-tree descent, not a scan).
 CREATE TABLE IF NOT EXISTS receipt_index (
   id      INTEGER PRIMARY KEY CHECK (id = 0),
   indexed INTEGER NOT NULL
 ) STRICT;
-INSERT OR IGNORE INTO receipt_index(id, indexed) SELECT 0, COUNT(*) FROM receipts;
+INSERT INTO receipt_index(id, indexed)
+  SELECT 0, (SELECT COALESCE(MAX(idx) + 1, 0) FROM receipts)
+  WHERE NOT EXISTS (SELECT 1 FROM receipt_index);
 -- Complete subtrees: level L, index i covers leaves [i << L, (i + 1) << L).
 -- Keyed by the last leaf covered, ((i + 1) << L) - 1, then the level: the
 -- nodes an append completes all share the new leaf's key, so a batch of
