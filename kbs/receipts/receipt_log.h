@@ -71,10 +71,11 @@ class ReceiptLog final {
     // fsyncs and pages per receipt; zero turns it off.
     absl::Duration commit_delay = absl::Milliseconds(1);
     size_t commit_batch = 8;
-    // Posting lists (receipt_postings) are written in bulk, with the commit that
-    // follows `index_batch` unindexed receipts or `index_interval` (and at
-    // shutdown); queries scan the receipts not yet indexed. Small values
-    // make every commit write the keys' pages; tests use 1.
+    // Posting lists (receipt_postings) are written in bulk, in a transaction
+    // of their own after the commit that makes `index_batch` receipts wait,
+    // or `index_interval` after the last flush (and at shutdown); queries
+    // scan the receipts not yet indexed. Small values write the keys' pages
+    // often (tests use 1 and 7 to cross the boundary).
     size_t index_batch = 4096;
     absl::Duration index_interval = absl::Seconds(1);
     // Raw evidence older than this is deleted (0: kept forever).
@@ -167,12 +168,15 @@ class ReceiptLog final {
   absl::Status Verify();
   void WriterLoop();
   // Writes `batch` (and `evidence`) in one transaction and sets each
-  // Pending's status, index and time (not `done`). Adds the query keys
-  // waiting in index_backlog_ too when they are due or `flush_keys`.
+  // Pending's status, index and time (not `done`); the committed receipts'
+  // query keys join index_backlog_.
   void CommitBatch(const std::vector<std::shared_ptr<Pending>>& batch,
-                   std::vector<PendingEvidence>& evidence, bool flush_keys = false);
-  // Whether receipts wait for their query keys and index_interval passed.
-  bool KeysDue();
+                   std::vector<PendingEvidence>& evidence);
+  // Writes index_backlog_ as posting lists, with receipt_index, in their own
+  // transaction once index_batch receipts wait, index_interval passed, or
+  // `force`. A failure is logged and retried each index_interval: postings
+  // are derived data and never hold up a receipt.
+  void MaybeFlushPostings(bool force);
   // Reads the keys of receipts [indexed_, size_) into index_backlog_.
   absl::Status LoadKeyBacklog();
   absl::StatusOr<std::string> SignCheckpointLocked();
@@ -202,11 +206,13 @@ class ReceiptLog final {
   std::vector<std::optional<Hash>> frontier_ = std::vector<std::optional<Hash>>(64);
   absl::Time last_time_ = absl::UnixEpoch();
   std::string halted_;
-  // receipt_keys covers receipts [0, indexed_) (guarded by mu_).
+  // The posting lists cover receipts [0, indexed_) (guarded by mu_).
   uint64_t indexed_ = 0;
-  // Writer only: the (key, index) rows of receipts [indexed_, size_).
+  // Writer only: the (key, index) rows of receipts [indexed_, size_), the
+  // last flush attempt and the failures since the last success.
   std::vector<std::pair<int64_t, int64_t>> index_backlog_;
   absl::Time index_flushed_at_ = absl::InfinitePast();
+  int index_failures_ = 0;
   // Serializes checkpoint signing (and its database write).
   std::mutex checkpoint_mu_;
   uint64_t checkpoint_size_ = 0;

@@ -1,5 +1,6 @@
 #include "kbs/receipts/receipt_log.h"
 
+#include <chrono>
 #include <filesystem>
 #include <random>
 #include <thread>
@@ -100,6 +101,30 @@ class ReceiptLogTest : public ::testing::Test {
       return row.status();
     });
     return s.ok() ? n : -1;
+  }
+
+  // Waits (up to 10 s) until the posting lists cover `n` receipts: the
+  // writer writes them after waking the appenders. Returns what they cover.
+  int64_t WaitIndexed(int64_t n) {
+    int64_t indexed = -1;
+    for (int i = 0; i < 1000; ++i) {
+      indexed = Count("SELECT indexed FROM receipt_index");
+      if (indexed >= n) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return indexed;
+  }
+  // The receipt indexes a query returns, paging `page` at a time.
+  std::vector<uint64_t> Walk(ReceiptQuery q, size_t page) {
+    std::vector<uint64_t> out;
+    q.limit = page;
+    while (true) {
+      auto rows = log_->Query(q);
+      EXPECT_TRUE(rows.ok()) << rows.status();
+      if (!rows.ok() || rows->empty()) return out;
+      for (const StoredReceipt& r : *rows) out.push_back(r.index);
+      q.after_index = rows->back().index + 1;
+    }
   }
 
   std::filesystem::path dir_;
@@ -215,6 +240,20 @@ void ReceiptLogTest::QueriesFilterAndPage() {
   ASSERT_TRUE(rows.ok()) << rows.status();
   ASSERT_EQ(rows->size(), 1u);  // 31 (m1, meas1); 36 is m1 with meas0
   EXPECT_EQ(rows->front().index, 31u);
+  // Paged walks, across the indexed boundary when there is one.
+  q = {};
+  q.measurement = "meas1";
+  std::vector<uint64_t> odd;
+  for (uint64_t i = 1; i < 40; i += 2) odd.push_back(i);
+  EXPECT_EQ(Walk(q, 3), odd);
+  q = {};
+  q.image = absl::StrCat("sha256:", std::string(64, '2'));
+  q.decision = "granted";
+  EXPECT_EQ(Walk(q, 2), (std::vector<uint64_t>{2, 5, 8, 11, 14, 17, 20, 23, 26, 29, 32, 35, 38}));
+  q = {};
+  q.resource = "models/m4/key";
+  q.after_index = 5;
+  EXPECT_EQ(Walk(q, 1), (std::vector<uint64_t>{9, 14, 19, 24, 29, 34, 39}));
 }
 
 TEST_F(ReceiptLogTest, TheFirstReleasesQueryIndexIsRebuilt) {
@@ -239,42 +278,80 @@ TEST_F(ReceiptLogTest, TheFirstReleasesQueryIndexIsRebuilt) {
 
 TEST_F(ReceiptLogTest, PostingListsAreWrittenInBulkAndCaughtUpAfterACrash) {
   for (int i = 0; i < 30; ++i) ASSERT_TRUE(log_->Append(Make(i)).ok());
-  // Fewer than index_batch receipts within index_interval: no postings yet.
+  // Fewer than index_batch receipts within index_interval (the fake clock
+  // stands still): no posting lists yet, and queries find everything.
   EXPECT_EQ(Count("SELECT count(*) FROM receipt_postings"), 0);
   EXPECT_EQ(Count("SELECT indexed FROM receipt_index"), 0);
   ReceiptQuery q;
   q.resource = "models/m1/key";
   q.measurement = "meas1";
-  EXPECT_EQ(log_->Query(q)->size(), 3u);  // 1, 11, 21
-  // Once index_interval passes, the next commit writes one row per key:
-  // 5 resources, 3 images, their 3 digests, 2 measurements.
+  EXPECT_EQ(Walk(q, 2), (std::vector<uint64_t>{1, 11, 21}));
+  // Once index_interval passes, the writer writes one row per key (5
+  // resources, 3 images, their 3 digests, 2 measurements) for everything
+  // committed by then.
   clock_.Advance(absl::Seconds(1));
   ASSERT_TRUE(log_->Append(Make(30)).ok());
+  const int64_t indexed = WaitIndexed(30);
+  EXPECT_GE(indexed, 30);
   EXPECT_EQ(Count("SELECT count(*) FROM receipt_postings"), 13);
-  EXPECT_EQ(Count("SELECT sum(length(idxs)) / 8 FROM receipt_postings"), 31 * 4);
-  EXPECT_EQ(Count("SELECT indexed FROM receipt_index"), 31);
-  EXPECT_EQ(log_->Query(q)->size(), 3u);
+  EXPECT_EQ(Count("SELECT sum(length(idxs)) / 8 FROM receipt_postings"), indexed * 4);
+  EXPECT_EQ(Walk(q, 2), (std::vector<uint64_t>{1, 11, 21}));
   // A clean stop indexes everything.
-  for (int i = 31; i < 40; ++i) ASSERT_TRUE(log_->Append(Make(i)).ok());
+  for (int i = 31; i < 45; ++i) ASSERT_TRUE(log_->Append(Make(i)).ok());
   log_.reset();
-  EXPECT_EQ(Count("SELECT indexed FROM receipt_index"), 40);
-  EXPECT_EQ(Count("SELECT sum(length(idxs)) / 8 FROM receipt_postings"), 40 * 4);
+  EXPECT_EQ(Count("SELECT indexed FROM receipt_index"), 45);
+  EXPECT_EQ(Count("SELECT sum(length(idxs)) / 8 FROM receipt_postings"), 45 * 4);
   // A crash loses nothing: the keys of receipts not yet indexed are read
   // back from the receipts at start and written later.
   Exec("UPDATE receipt_index SET indexed = 0; DELETE FROM receipt_postings");
   Open();
   EXPECT_EQ(log_->halted_reason(), "");
-  EXPECT_EQ(log_->Query(q)->size(), 4u);  // and 31
+  EXPECT_EQ(Walk(q, 2), (std::vector<uint64_t>{1, 11, 21, 31, 41}));
   clock_.Advance(absl::Seconds(1));
-  ASSERT_TRUE(log_->Append(Make(40)).ok());
-  EXPECT_EQ(Count("SELECT sum(length(idxs)) / 8 FROM receipt_postings"), 41 * 4);
-  EXPECT_EQ(Count("SELECT indexed FROM receipt_index"), 41);
-  EXPECT_EQ(log_->Query(q)->size(), 4u);
+  ASSERT_TRUE(log_->Append(Make(45)).ok());
+  const int64_t caught_up = WaitIndexed(45);  // 46 unless the idle writer came first
+  EXPECT_GE(caught_up, 45);
+  EXPECT_EQ(Count("SELECT sum(length(idxs)) / 8 FROM receipt_postings"), caught_up * 4);
+  EXPECT_EQ(Walk(q, 2), (std::vector<uint64_t>{1, 11, 21, 31, 41}));
+  // Posting lists reaching past receipt_index (an edit) are rebuilt at
+  // start, never duplicated.
+  log_.reset();
+  Exec("UPDATE receipt_index SET indexed = 10");
+  Open();
+  EXPECT_EQ(Count("SELECT indexed FROM receipt_index"), 46);
+  EXPECT_EQ(Count("SELECT sum(length(idxs)) / 8 FROM receipt_postings"), 46 * 4);
+  EXPECT_EQ(Walk(q, 1), (std::vector<uint64_t>{1, 11, 21, 31, 41}));
   // A malformed posting list is an error, not a wrong answer.
   log_.reset();
   Exec("UPDATE receipt_postings SET idxs = x'0102'");
   Open();
   EXPECT_EQ(log_->Query(q).status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST_F(ReceiptLogTest, AnOlderReleaseRunningInBetweenIsCaughtUp) {
+  for (int i = 0; i < 40; ++i) ASSERT_TRUE(log_->Append(Make(i)).ok());
+  log_.reset();
+  ASSERT_EQ(Count("SELECT indexed FROM receipt_index"), 40);
+  for (int i = 40; i < 45; ++i) {
+    Open();
+    ASSERT_TRUE(log_->Append(Make(i)).ok());
+    log_.reset();
+  }
+  // As if the release before posting lists had appended 40..44: it knows
+  // neither receipt_index nor receipt_postings, and indexed those receipts in
+  // receipt_keys only.
+  Exec(
+      "UPDATE receipt_index SET indexed = 40; DELETE FROM receipt_postings WHERE last >= 40; "
+      "CREATE TABLE receipt_keys (key INTEGER NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (key, "
+      "idx)) STRICT, WITHOUT ROWID; INSERT INTO receipt_keys VALUES (1, 40)");
+  Open();
+  EXPECT_EQ(log_->halted_reason(), "");
+  EXPECT_EQ(SchemaObjects("'receipt_keys'"), 0);
+  EXPECT_EQ(Count("SELECT indexed FROM receipt_index"), 45);
+  EXPECT_EQ(Count("SELECT sum(length(idxs)) / 8 FROM receipt_postings"), 45 * 4);
+  ReceiptQuery q;
+  q.resource = "models/m1/key";
+  EXPECT_EQ(Walk(q, 4), (std::vector<uint64_t>{1, 6, 11, 16, 21, 26, 31, 36, 41}));
 }
 
 TEST_F(ReceiptLogTest, TheSecondReleasesQueryIndexIsMigrated) {
