@@ -108,13 +108,23 @@ absl::StatusOr<std::string> Deflate(absl::string_view in) {
   if (deflateInit2(&zs, level, Z_DEFLATED, window_bits, mem_level, Z_DEFAULT_STRATEGY) != Z_OK) {
     return absl::InternalError("evidence compression failed: deflateInit2");
   }
-  std::string out(deflateBound(&zs, in.size()), '\0');
+  // deflateBound is exact for the default parameters only; with a small
+  // window and memLevel, stored blocks can need more (a 7-byte input did), so
+  // the output grows until deflate finishes.
+  std::string out(deflateBound(&zs, in.size()) + 64, '\0');
   zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
   zs.avail_in = static_cast<uInt>(in.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  const int rc = deflate(&zs, Z_FINISH);
-  const size_t written = out.size() - zs.avail_out;
+  size_t written = 0;
+  int rc = Z_OK;
+  while (true) {
+    zs.next_out = reinterpret_cast<Bytef*>(out.data() + written);
+    zs.avail_out = static_cast<uInt>(out.size() - written);
+    rc = deflate(&zs, Z_FINISH);
+    written = out.size() - zs.avail_out;
+    if (rc != Z_OK && rc != Z_BUF_ERROR) break;
+    if (zs.avail_out > 0 && rc == Z_BUF_ERROR) break;  // no progress possible
+    out.resize(out.size() * 2);
+  }
   deflateEnd(&zs);
   if (rc != Z_STREAM_END) return absl::InternalError("evidence compression failed: deflate");
   out.resize(written);
@@ -758,6 +768,7 @@ void ReceiptLog::WriterLoop() {
     // the next batch, never this one.
     MaybeFlushPostings(/*force=*/false);
     MaybeCheckpoint();
+    MaybeExpireEvidence();
   }
 }
 
@@ -945,13 +956,47 @@ void ReceiptLog::MaybeCheckpoint() {
     }
   }
   checkpoint_at_ = now;
-  if (options_.evidence_retention > absl::ZeroDuration()) {
+}
+
+void ReceiptLog::MaybeExpireEvidence() {
+  const absl::Time now = clock_->Now();
+  if (options_.evidence_retention <= absl::ZeroDuration() ||
+      now - retention_at_ < absl::Seconds(1)) {
+    return;
+  }
+  retention_at_ = now;
+  {
+    // A halted log keeps everything for the investigation.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!halted_.empty()) return;
+  }
+  {
+    // Rows are inserted as evidence arrives, so the oldest come first:
+    // delete from the front up to the first one still kept (reading
+    // O(deleted) rows, not the table; `stored_at` of a large row lies in
+    // its overflow pages). A pass a second, of at most kRetentionRows: more
+    // than the KBS attests per second, and a first pass over a large table
+    // does not stall the writer.
+    constexpr int64_t kRetentionRows = 4096;
+    const int64_t cutoff = absl::ToUnixMicros(now - options_.evidence_retention);
     absl::Status s = db_->Run([&](storage::SqliteConnection& c) -> absl::Status {
-      KBS_ASSIGN_OR_RETURN(storage::SqliteStatement * q,
-                           c.Prepare("DELETE FROM evidence WHERE stored_at < ?1"));
-      q->BindInt64(1, absl::ToUnixMicros(now - options_.evidence_retention));
-      absl::Status st = q->Run();
-      q->Reset();
+      KBS_ASSIGN_OR_RETURN(
+          storage::SqliteStatement * oldest,
+          c.Prepare("SELECT rowid, stored_at FROM evidence ORDER BY rowid LIMIT ?1"));
+      oldest->BindInt64(1, kRetentionRows);
+      std::optional<int64_t> last_expired;
+      absl::Status st = ForEachRow(oldest, [&]() -> absl::Status {
+        if (oldest->ColumnInt64(1) >= cutoff) return absl::CancelledError();  // kept: stop
+        last_expired = oldest->ColumnInt64(0);
+        return absl::OkStatus();
+      });
+      if (!st.ok() && !absl::IsCancelled(st)) return st;
+      if (!last_expired.has_value()) return absl::OkStatus();
+      KBS_ASSIGN_OR_RETURN(storage::SqliteStatement * del,
+                           c.Prepare("DELETE FROM evidence WHERE rowid <= ?1"));
+      del->BindInt64(1, *last_expired);
+      st = del->Run();
+      del->Reset();
       return st;
     });
     if (!s.ok()) KBS_LOG(kWarning, "receipt log: evidence retention: ", s.message());

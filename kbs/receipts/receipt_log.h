@@ -184,6 +184,8 @@ class ReceiptLog final {
   absl::Status ForEachInRange(uint64_t start, uint64_t end, uint64_t max,
                               const std::function<bool(uint64_t, absl::string_view)>& fn);
   void MaybeCheckpoint();
+  // Deletes expired evidence (Options::evidence_retention), oldest first.
+  void MaybeExpireEvidence();
 
   storage::SqliteDatabase* db_;
   std::unique_ptr<NoteSigner> signer_;
@@ -213,6 +215,7 @@ class ReceiptLog final {
   std::vector<std::pair<int64_t, int64_t>> index_backlog_;
   absl::Time index_flushed_at_ = absl::InfinitePast();
   int index_failures_ = 0;
+  absl::Time retention_at_ = absl::InfinitePast();  // writer only
   // Serializes checkpoint signing (and its database write).
   std::mutex checkpoint_mu_;
   uint64_t checkpoint_size_ = 0;
