@@ -69,17 +69,7 @@ class ReceiptLogTest : public ::testing::Test {
   // How many schema objects carry one of `names` (an SQL list of strings);
   // -1 when the query fails.
   int64_t SchemaObjects(absl::string_view names) {
-    int64_t n = -1;
-    absl::Status s = db_->Run([&](storage::SqliteConnection& c) -> absl::Status {
-      KBS_ASSIGN_OR_RETURN(storage::SqliteStatement * q,
-                           c.Prepare(absl::StrCat(
-                               "SELECT count(*) FROM sqlite_master WHERE name IN (", names, ")")));
-      auto row = q->Step();
-      if (row.ok() && *row) n = q->ColumnInt64(0);
-      q->Reset();
-      return row.status();
-    });
-    return s.ok() ? n : -1;
+    return Count(absl::StrCat("SELECT count(*) FROM sqlite_master WHERE name IN (", names, ")"));
   }
 
   // A fresh, empty log whose query keys are written every `index_batch`
@@ -92,6 +82,7 @@ class ReceiptLogTest : public ::testing::Test {
     index_batch_ = index_batch;
     Open();
   }
+  // The integer the first row of `sql` starts with; -1 when the query fails.
   int64_t Count(absl::string_view sql) {
     int64_t n = -1;
     absl::Status s = db_->Run([&](storage::SqliteConnection& c) -> absl::Status {
