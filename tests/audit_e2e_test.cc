@@ -14,6 +14,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/crypto.h"
+#include "common/encoding.h"
 #include "common/files.h"
 #include "common/jcs.h"
 #include "common/jose/jwt.h"
@@ -207,6 +209,19 @@ TEST_F(AuditE2eTest, DecisionsAreProvableAndTamperingIsFound) {
         receipts::NoteVerifier::FromVerifierKey(absl::StripTrailingAsciiWhitespace(*vkey));
     ASSERT_TRUE(verifier.ok()) << verifier.status();
     EXPECT_TRUE(receipts::VerifyTlogProof(*proof, lines[2], *verifier, "kbs/receipts").ok());
+    // The evidence behind a release: the attestation's document, under the
+    // receipt's token and digest, for the "attested" receipt and the release.
+    for (int index : {0, 1}) {
+      auto evidence = testing::RawHttp(
+          kbs_->http_port(),
+          testing::BuildRequest("GET", absl::StrCat("/kbs/v0/audit/evidence/", index), "",
+                                absl::StrCat("Authorization: Bearer ", token)));
+      ASSERT_TRUE(evidence.ok()) << evidence.status();
+      ASSERT_EQ(evidence->status, 200) << evidence->body;
+      EXPECT_EQ(common::HexEncode(common::Sha256(evidence->body)),
+                (*attested)["evidence_sha256"].get<std::string>());
+      EXPECT_THAT(evidence->body, HasSubstr("\"tee\":\"sample\""));
+    }
     ::grpc::ClientContext anon;
     v1::GetCheckpointRequest cp_req;
     v1::GetCheckpointResponse cp_resp;

@@ -111,7 +111,7 @@ absl::StatusOr<std::string> Audit::Evidence(absl::string_view token, uint64_t in
     return KbsError(absl::StatusCode::kNotFound, ErrorKind::kPluginInternalError,
                     absl::StrCat("receipt ", index, " names no evidence"));
   }
-  auto evidence = log_->Evidence(receipt->evidence_sha256);
+  auto evidence = log_->Evidence(receipt->token_id, receipt->evidence_sha256);
   if (!evidence.ok()) return Mapped(evidence.status());
   return evidence;
 }

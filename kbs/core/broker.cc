@@ -316,17 +316,22 @@ absl::StatusOr<AttestResponse> Broker::AttestVerified(absl::string_view session_
       record.agent_policy_rules_digest = init_data->agent_policy_rules_digest;
     }
   }
+  std::string evidence;  // the document auditors can re-verify later
   if (deps_.receipts != nullptr) {
-    // Kept for auditors to re-verify later (written with the next batch).
-    auto digest = deps_.receipts->StoreEvidence(AttestEvidenceDocument(request, tee));
-    if (!digest.ok()) return AttestError(digest.status());
-    record.evidence_sha256 = *std::move(digest);
+    evidence = AttestEvidenceDocument(request, tee);
+    record.evidence_sha256 = common::HexEncode(common::Sha256(evidence));
   }
   if (PolicySnapshot policies = Policies(); policies.active != nullptr) {
     record.policy_version = policies.active->id();
   }
   auto result = deps_.tokens->Prepare(record);
   if (!result.ok()) return AttestError(result.status());
+  if (deps_.receipts != nullptr) {
+    // Kept under the token's id, written no later than the receipts that
+    // name it.
+    auto stored = deps_.receipts->StoreEvidence((*result)->token_id, evidence);
+    if (!stored.ok()) return AttestError(stored.status());
+  }
   std::optional<uint64_t> receipt_index;
   if (deps_.receipts != nullptr && options_.record_attestations) {
     // The token names its receipt, so the receipt comes first (durable, fail

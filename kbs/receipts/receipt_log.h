@@ -100,12 +100,15 @@ class ReceiptLog final {
   // be written (the caller must then release nothing).
   absl::StatusOr<Receipt> Append(Receipt receipt);
 
-  // Keeps the evidence of an attestation (zlib-compressed, keyed by its
-  // SHA-256; idempotent), written with the next batch of receipts. Returns
-  // the hex digest.
-  absl::StatusOr<std::string> StoreEvidence(absl::string_view evidence);
-  // NotFound when absent or deleted by retention.
-  absl::StatusOr<std::string> Evidence(absl::string_view sha256_hex);
+  // Keeps the evidence of an attestation (zlib-compressed) under the id of
+  // the token it earned (token ids are time-ordered, so records are appended,
+  // not inserted at random), written with the next batch of receipts, before
+  // any receipt queued after this call. Returns its hex SHA-256.
+  absl::StatusOr<std::string> StoreEvidence(absl::string_view token_id, absl::string_view evidence);
+  // The evidence a receipt names: kept under `token_id` with this digest, or
+  // (stored by earlier releases) by digest alone. NotFound when absent or
+  // deleted by retention.
+  absl::StatusOr<std::string> Evidence(absl::string_view token_id, absl::string_view sha256_hex);
 
   // The latest signed checkpoint note; signs one first if none covers the
   // current tree and `fresh` is set.
@@ -157,6 +160,7 @@ class ReceiptLog final {
   };
   class DbNodes;
   struct PendingEvidence {
+    std::string token_id;
     std::string sha256;
     int64_t size;
     std::string packed;

@@ -469,25 +469,25 @@ TEST_F(ReceiptLogTest, ReadOnlyOrFullDatabaseFailsClosedAndRecovers) {
 TEST_F(ReceiptLogTest, EvidenceRetentionDeletesOnlyWhatExpired) {
   evidence_retention_ = absl::Hours(24);
   Reset(4096);
-  auto a = log_->StoreEvidence("{\"a\":1}");
-  auto b = log_->StoreEvidence("{\"b\":2}");
+  auto a = log_->StoreEvidence("token-a", "{\"a\":1}");
+  auto b = log_->StoreEvidence("token-b", "{\"b\":2}");
   ASSERT_TRUE(a.ok()) << a.status();
   ASSERT_TRUE(b.ok()) << b.status();
   ASSERT_TRUE(log_->Append(Make(0)).ok());  // evidence goes with the next batch
   clock_.Advance(absl::Hours(23));
-  auto c = log_->StoreEvidence("{\"c\":3}");
+  auto c = log_->StoreEvidence("token-c", "{\"c\":3}");
   ASSERT_TRUE(c.ok());
   ASSERT_TRUE(log_->Append(Make(1)).ok());  // a retention pass: nothing expired yet
-  EXPECT_TRUE(log_->Evidence(*a).ok());
+  EXPECT_TRUE(log_->Evidence("token-a", *a).ok());
   clock_.Advance(absl::Hours(2));
   // The writer's next pass (after this append's wakeup) deletes a and b.
   ASSERT_TRUE(log_->Append(Make(2)).ok());
-  for (int i = 0; i < 1000 && log_->Evidence(*b).ok(); ++i) {
+  for (int i = 0; i < 1000 && log_->Evidence("token-b", *b).ok(); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  EXPECT_EQ(log_->Evidence(*a).status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(log_->Evidence(*b).status().code(), absl::StatusCode::kNotFound);
-  auto kept = log_->Evidence(*c);
+  EXPECT_EQ(log_->Evidence("token-a", *a).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(log_->Evidence("token-b", *b).status().code(), absl::StatusCode::kNotFound);
+  auto kept = log_->Evidence("token-c", *c);
   ASSERT_TRUE(kept.ok()) << kept.status();
   EXPECT_EQ(*kept, "{\"c\":3}");
 }
@@ -504,21 +504,22 @@ TEST_F(ReceiptLogTest, EvidenceIsKeptCompressed) {
     evidence.push_back(std::move(e));
   }
   std::vector<std::string> digests;
-  for (const std::string& e : evidence) {
-    auto digest = log_->StoreEvidence(e);
+  for (size_t i = 0; i < evidence.size(); ++i) {
+    auto digest = log_->StoreEvidence(absl::StrCat("token-", i), evidence[i]);
     ASSERT_TRUE(digest.ok()) << digest.status();
     digests.push_back(*digest);
   }
+  EXPECT_EQ(log_->StoreEvidence("", "{}").status().code(), absl::StatusCode::kInvalidArgument);
   ASSERT_TRUE(log_->Append(Make(0)).ok());  // evidence goes with the next batch
   for (size_t i = 0; i < evidence.size(); ++i) {
-    auto back = log_->Evidence(digests[i]);
+    auto back = log_->Evidence(absl::StrCat("token-", i), digests[i]);
     ASSERT_TRUE(back.ok()) << back.status();
     EXPECT_EQ(*back, evidence[i]);
   }
   // Large evidence is compressed.
   int64_t stored = -1;
   ASSERT_TRUE(db_->Run([&](storage::SqliteConnection& c) -> absl::Status {
-                   auto q = c.Prepare("SELECT length(data) FROM evidence WHERE sha256 = ?1");
+                   auto q = c.Prepare("SELECT length(data) FROM token_evidence WHERE sha256 = ?1");
                    if (!q.ok()) return q.status();
                    (*q)->BindText(1, digests.back());
                    auto row = (*q)->Step();
@@ -529,7 +530,18 @@ TEST_F(ReceiptLogTest, EvidenceIsKeptCompressed) {
                   .ok());
   EXPECT_GT(stored, 0);
   EXPECT_LT(stored, static_cast<int64_t>(evidence.back().size() / 2));
-  EXPECT_EQ(log_->Evidence(std::string(64, 'f')).status().code(), absl::StatusCode::kNotFound);
+  // Found by token id and digest together.
+  EXPECT_EQ(log_->Evidence("token-0", std::string(64, 'f')).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(log_->Evidence("token-1", digests[0]).status().code(), absl::StatusCode::kNotFound);
+  // What earlier releases kept (by digest alone) is still found.
+  Exec(absl::StrCat(
+      "INSERT INTO evidence(sha256, size, data, stored_at) SELECT sha256, size, data, stored_at "
+      "FROM token_evidence WHERE token_id = 'token-3'; DELETE FROM token_evidence WHERE token_id = "
+      "'token-3'"));
+  auto legacy = log_->Evidence("a-token-of-an-earlier-release", digests[3]);
+  ASSERT_TRUE(legacy.ok()) << legacy.status();
+  EXPECT_EQ(*legacy, evidence[3]);
 }
 
 struct Tamper {

@@ -1,5 +1,6 @@
 #include "kbs/token/token_service.h"
 
+#include <algorithm>
 #include <map>
 
 #include "absl/status/status.h"
@@ -186,8 +187,14 @@ absl::StatusOr<std::shared_ptr<AttestationResult>> TokenService::Prepare(
   }
   absl::Time now = clock_->Now();
   absl::Time exp = now + options_.lifetime;
+  // The issue time in microseconds (8 bytes, big endian), then 16 random
+  // bytes: ids sort by time, so the evidence kept under them is appended
+  // (ReceiptLog::StoreEvidence), not inserted at random.
   KBS_ASSIGN_OR_RETURN(std::string jti_raw, common::RandomString(16));
-  std::string jti = common::HexEncode(jti_raw);
+  const auto micros = static_cast<uint64_t>(std::max<int64_t>(absl::ToUnixMicros(now), 0));
+  std::string stamp(8, '\0');
+  for (int i = 0; i < 8; ++i) stamp[i] = static_cast<char>(micros >> (56 - 8 * i));
+  std::string jti = common::HexEncode(stamp + jti_raw);
 
   auto result = std::make_shared<AttestationResult>();
   Json runtime = {{"nonce", record.nonce}, {"tee-pubkey", record.tee_pubkey->ToJson()}};

@@ -90,6 +90,19 @@ TEST_F(TokenOidcTest, TokensCarryTheOidcClaims) {
   EXPECT_EQ(c["receipt_index"], 42);
   EXPECT_EQ(c["exp"].get<int64_t>() - c["iat"].get<int64_t>(), 300);
   EXPECT_EQ(c["jti"], (*prepared)->token_id);
+  // jti: the issue time in microseconds (16 hex digits), then 32 random hex
+  // digits, so ids sort by time.
+  const std::string jti = (*prepared)->token_id;
+  ASSERT_EQ(jti.size(), 48u);
+  std::string stamp;
+  for (int shift = 56; shift >= 0; shift -= 8) {
+    stamp.push_back(static_cast<char>(absl::ToUnixMicros(kT0) >> shift));
+  }
+  EXPECT_EQ(jti.substr(0, 16), common::HexEncode(stamp));
+  clock_.Advance(absl::Microseconds(1));
+  const std::string later = tokens->Prepare(record_).value()->token_id;
+  EXPECT_LT(jti, later);
+  EXPECT_NE(jti.substr(16), later.substr(16));
 
   options.audience = {"vault", "gcp"};
   auto issued = Service(options)->Issue(record_);
