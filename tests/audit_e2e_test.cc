@@ -209,9 +209,12 @@ TEST_F(AuditE2eTest, DecisionsAreProvableAndTamperingIsFound) {
         receipts::NoteVerifier::FromVerifierKey(absl::StripTrailingAsciiWhitespace(*vkey));
     ASSERT_TRUE(verifier.ok()) << verifier.status();
     EXPECT_TRUE(receipts::VerifyTlogProof(*proof, lines[2], *verifier, "kbs/receipts").ok());
-    // The evidence behind a release: the attestation's document, under the
-    // receipt's token and digest, for the "attested" receipt and the release.
-    for (int index : {0, 1}) {
+    // The evidence behind each decision: the attestation's document, under
+    // the receipt's token and digest: for the "attested" receipts and the
+    // grant and the denial that followed them.
+    for (int index : {0, 1, 2, 3}) {
+      auto receipt = common::ParseJson(lines[index]);
+      ASSERT_TRUE(receipt.ok());
       auto evidence = testing::RawHttp(
           kbs_->http_port(),
           testing::BuildRequest("GET", absl::StrCat("/kbs/v0/audit/evidence/", index), "",
@@ -219,7 +222,7 @@ TEST_F(AuditE2eTest, DecisionsAreProvableAndTamperingIsFound) {
       ASSERT_TRUE(evidence.ok()) << evidence.status();
       ASSERT_EQ(evidence->status, 200) << evidence->body;
       EXPECT_EQ(common::HexEncode(common::Sha256(evidence->body)),
-                (*attested)["evidence_sha256"].get<std::string>());
+                (*receipt)["evidence_sha256"].get<std::string>());
       EXPECT_THAT(evidence->body, HasSubstr("\"tee\":\"sample\""));
     }
     ::grpc::ClientContext anon;

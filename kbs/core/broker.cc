@@ -189,8 +189,8 @@ absl::StatusOr<AuthResponse> Broker::Auth(const AuthRequest& request) {
 absl::StatusOr<AttestResponse> Broker::Attest(absl::string_view session_id,
                                               const AttestRequest& request,
                                               absl::string_view client_address) {
-  std::string tee;
-  auto result = AttestVerified(session_id, request, client_address, tee);
+  std::string tee, token_id;
+  auto result = AttestVerified(session_id, request, client_address, tee, token_id);
   if (!result.ok() && !tee.empty()) {
     // A failed attestation is a decision too: recorded, evidence by digest.
     receipts::Receipt r;
@@ -198,6 +198,8 @@ absl::StatusOr<AttestResponse> Broker::Attest(absl::string_view session_id,
     r.reason = std::string(result.status().message()).substr(0, 1024);
     r.tee = tee;
     r.evidence_sha256 = common::HexEncode(common::Sha256(AttestEvidenceDocument(request, tee)));
+    // Set when the evidence was kept (under this never-issued token's id).
+    r.token_id = token_id;
     r.client_address = std::string(client_address);
     r.session_digest = common::HexEncode(common::Sha256(session_id));
     if (absl::Status s = Record(std::move(r)); !s.ok()) {
@@ -211,7 +213,7 @@ absl::StatusOr<AttestResponse> Broker::Attest(absl::string_view session_id,
 absl::StatusOr<AttestResponse> Broker::AttestVerified(absl::string_view session_id,
                                                       const AttestRequest& request,
                                                       absl::string_view client_address,
-                                                      std::string& tee) {
+                                                      std::string& tee, std::string& token_id) {
   if (session_id.empty()) {
     return KbsError(
         absl::StatusCode::kUnauthenticated, ErrorKind::kAttestationError,
@@ -331,6 +333,7 @@ absl::StatusOr<AttestResponse> Broker::AttestVerified(absl::string_view session_
     // name it.
     auto stored = deps_.receipts->StoreEvidence((*result)->token_id, evidence);
     if (!stored.ok()) return AttestError(stored.status());
+    token_id = (*result)->token_id;  // a failure from here on names it
   }
   std::optional<uint64_t> receipt_index;
   if (deps_.receipts != nullptr && options_.record_attestations) {

@@ -199,7 +199,8 @@ class Broker final {
   absl::Status LoadPolicies();
   absl::StatusOr<AttestResponse> AttestVerified(absl::string_view session_id,
                                                 const AttestRequest& request,
-                                                absl::string_view client_address, std::string& tee);
+                                                absl::string_view client_address, std::string& tee,
+                                                std::string& token_id);
   absl::StatusOr<std::shared_ptr<const AttestationResult>> Authenticate(
       const Credentials& credentials, absl::Time now);
   PolicySnapshot Policies() const;
