@@ -331,8 +331,9 @@ absl::StatusOr<AttestResponse> Broker::AttestVerified(absl::string_view session_
   if (deps_.receipts != nullptr) {
     // Kept under the token's id, written no later than the receipts that
     // name it.
-    auto stored = deps_.receipts->StoreEvidence((*result)->token_id, evidence);
-    if (!stored.ok()) return AttestError(stored.status());
+    absl::Status stored =
+        deps_.receipts->StoreEvidence((*result)->token_id, evidence, record.evidence_sha256);
+    if (!stored.ok()) return AttestError(stored);
     token_id = (*result)->token_id;  // a failure from here on names it
   }
   std::optional<uint64_t> receipt_index;

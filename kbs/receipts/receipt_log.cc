@@ -501,12 +501,8 @@ ReceiptLog::~ReceiptLog() {
 absl::Status ReceiptLog::LoadKeyBacklog() {
   index_flushed_at_ = clock_->Now();
   return db_->Run([&](storage::SqliteConnection& c) -> absl::Status {
-    KBS_ASSIGN_OR_RETURN(storage::SqliteStatement * q,
-                         c.Prepare("SELECT indexed FROM receipt_index WHERE id = 0"));
-    absl::StatusOr<bool> row = q->Step();
-    const int64_t indexed = row.ok() && *row ? q->ColumnInt64(0) : 0;
-    q->Reset();
-    KBS_RETURN_IF_ERROR(row.status());
+    KBS_ASSIGN_OR_RETURN(int64_t indexed,
+                         QueryInt(c, "SELECT indexed FROM receipt_index WHERE id = 0"));
     // More than the log holds only if receipts were deleted, which halts
     // the log: its reads then scan what is left.
     indexed_ = std::min(static_cast<uint64_t>(std::max<int64_t>(indexed, 0)), size_);
@@ -984,40 +980,38 @@ void ReceiptLog::MaybeExpireEvidence() {
     std::lock_guard<std::mutex> lock(mu_);
     if (!halted_.empty()) return;
   }
-  {
-    // Rows are inserted as evidence arrives, so the oldest come first:
-    // delete from the front up to the first one still kept (reading
-    // O(deleted) rows, not the table; `stored_at` of a large row lies in
-    // its overflow pages). A pass a second, of at most kRetentionRows: more
-    // than the KBS attests per second, and a first pass over a large table
-    // does not stall the writer.
-    constexpr int64_t kRetentionRows = 4096;
-    const int64_t cutoff = absl::ToUnixMicros(now - options_.evidence_retention);
-    absl::Status s = db_->Run([&](storage::SqliteConnection& c) -> absl::Status {
-      for (absl::string_view table : {"token_evidence", "evidence"}) {
-        KBS_ASSIGN_OR_RETURN(storage::SqliteStatement * oldest,
-                             c.Prepare(absl::StrCat("SELECT rowid, stored_at FROM ", table,
-                                                    " ORDER BY rowid LIMIT ?1")));
-        oldest->BindInt64(1, kRetentionRows);
-        std::optional<int64_t> last_expired;
-        absl::Status st = ForEachRow(oldest, [&]() -> absl::Status {
-          if (oldest->ColumnInt64(1) >= cutoff) return absl::CancelledError();  // kept: stop
-          last_expired = oldest->ColumnInt64(0);
-          return absl::OkStatus();
-        });
-        if (!st.ok() && !absl::IsCancelled(st)) return st;
-        if (!last_expired.has_value()) continue;
-        KBS_ASSIGN_OR_RETURN(storage::SqliteStatement * del,
-                             c.Prepare(absl::StrCat("DELETE FROM ", table, " WHERE rowid <= ?1")));
-        del->BindInt64(1, *last_expired);
-        st = del->Run();
-        del->Reset();
-        KBS_RETURN_IF_ERROR(st);
-      }
-      return absl::OkStatus();
-    });
-    if (!s.ok()) KBS_LOG(kWarning, "receipt log: evidence retention: ", s.message());
-  }
+  // Rows are inserted as evidence arrives, so the oldest come first:
+  // delete from the front up to the first one still kept (reading
+  // O(deleted) rows, not the table; `stored_at` of a large row lies in
+  // its overflow pages). A pass a second, of at most kRetentionRows: more
+  // than the KBS attests per second, and a first pass over a large table
+  // does not stall the writer.
+  constexpr int64_t kRetentionRows = 4096;
+  const int64_t cutoff = absl::ToUnixMicros(now - options_.evidence_retention);
+  absl::Status s = db_->Run([&](storage::SqliteConnection& c) -> absl::Status {
+    for (absl::string_view table : {"token_evidence", "evidence"}) {
+      KBS_ASSIGN_OR_RETURN(storage::SqliteStatement * oldest,
+                           c.Prepare(absl::StrCat("SELECT rowid, stored_at FROM ", table,
+                                                  " ORDER BY rowid LIMIT ?1")));
+      oldest->BindInt64(1, kRetentionRows);
+      std::optional<int64_t> last_expired;
+      absl::Status st = ForEachRow(oldest, [&]() -> absl::Status {
+        if (oldest->ColumnInt64(1) >= cutoff) return absl::CancelledError();  // kept: stop
+        last_expired = oldest->ColumnInt64(0);
+        return absl::OkStatus();
+      });
+      if (!st.ok() && !absl::IsCancelled(st)) return st;
+      if (!last_expired.has_value()) continue;
+      KBS_ASSIGN_OR_RETURN(storage::SqliteStatement * del,
+                           c.Prepare(absl::StrCat("DELETE FROM ", table, " WHERE rowid <= ?1")));
+      del->BindInt64(1, *last_expired);
+      st = del->Run();
+      del->Reset();
+      KBS_RETURN_IF_ERROR(st);
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) KBS_LOG(kWarning, "receipt log: evidence retention: ", s.message());
 }
 
 absl::StatusOr<std::string> ReceiptLog::LatestCheckpoint(bool fresh) {
@@ -1039,24 +1033,25 @@ std::string ReceiptLog::halted_reason() const {
   return halted_;
 }
 
-absl::StatusOr<std::string> ReceiptLog::StoreEvidence(absl::string_view token_id,
-                                                      absl::string_view evidence) {
+absl::Status ReceiptLog::StoreEvidence(absl::string_view token_id, absl::string_view evidence,
+                                       absl::string_view sha256_hex) {
   if (token_id.empty() || token_id.size() > 256) {
     return absl::InvalidArgumentError("evidence is kept under a token id of 1 to 256 characters");
   }
   if (evidence.size() > kMaxEvidenceBytes) {
     return absl::InvalidArgumentError("evidence larger than 16 MiB");
   }
-  std::string digest = common::HexEncode(common::Sha256(evidence));
-  KBS_ASSIGN_OR_RETURN(std::string packed, Deflate(evidence));
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    evidence_queue_.push_back({std::string(token_id), digest, static_cast<int64_t>(evidence.size()),
-                               std::move(packed), clock_->Now()});
-    // A writer growing a batch takes the evidence with it.
-    if (wake_at_ == 1) cv_.notify_one();
+  if (sha256_hex.size() != 64) {
+    return absl::InvalidArgumentError("evidence is kept with its hex SHA-256");
   }
-  return digest;
+  KBS_ASSIGN_OR_RETURN(std::string packed, Deflate(evidence));
+  std::lock_guard<std::mutex> lock(mu_);
+  evidence_queue_.push_back({std::string(token_id), std::string(sha256_hex),
+                             static_cast<int64_t>(evidence.size()), std::move(packed),
+                             clock_->Now()});
+  // A writer growing a batch takes the evidence with it.
+  if (wake_at_ == 1) cv_.notify_one();
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> ReceiptLog::Evidence(absl::string_view token_id,

@@ -103,8 +103,10 @@ class ReceiptLog final {
   // Keeps the evidence of an attestation (zlib-compressed) under the id of
   // the token it earned (token ids are time-ordered, so records are appended,
   // not inserted at random), written with the next batch of receipts, before
-  // any receipt queued after this call. Returns its hex SHA-256.
-  absl::StatusOr<std::string> StoreEvidence(absl::string_view token_id, absl::string_view evidence);
+  // any receipt queued after this call. `sha256_hex` is the digest the
+  // caller computed for the token; Evidence() re-checks it on every read.
+  absl::Status StoreEvidence(absl::string_view token_id, absl::string_view evidence,
+                             absl::string_view sha256_hex);
   // The evidence a receipt names: kept under `token_id` with this digest, or
   // (stored by earlier releases) by digest alone. NotFound when absent or
   // deleted by retention.

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
+#include "common/encoding.h"
 #include "common/jcs.h"
 #include "common/keys.h"
 #include "common/status_macros.h"
@@ -65,6 +66,12 @@ class ReceiptLogTest : public ::testing::Test {
     ASSERT_TRUE(db_->Run([&](storage::SqliteConnection& c) { return c.Exec(sql); }).ok());
   }
   void QueriesFilterAndPage();
+  // Keeps `evidence` under `token_id` as the broker does; returns its digest.
+  absl::StatusOr<std::string> Keep(absl::string_view token_id, absl::string_view evidence) {
+    std::string digest = common::HexEncode(common::Sha256(evidence));
+    KBS_RETURN_IF_ERROR(log_->StoreEvidence(token_id, evidence, digest));
+    return digest;
+  }
   NoteVerifier Verifier() { return *NoteVerifier::FromVerifierKey(log_->verifier_key()); }
   // How many schema objects carry one of `names` (an SQL list of strings);
   // -1 when the query fails.
@@ -469,8 +476,8 @@ TEST_F(ReceiptLogTest, ReadOnlyOrFullDatabaseFailsClosedAndRecovers) {
 TEST_F(ReceiptLogTest, EvidenceRetentionDeletesOnlyWhatExpired) {
   evidence_retention_ = absl::Hours(24);
   Reset(4096);
-  auto a = log_->StoreEvidence("token-a", "{\"a\":1}");
-  auto b = log_->StoreEvidence("token-b", "{\"b\":2}");
+  auto a = Keep("token-a", "{\"a\":1}");
+  auto b = Keep("token-b", "{\"b\":2}");
   ASSERT_TRUE(a.ok()) << a.status();
   ASSERT_TRUE(b.ok()) << b.status();
   ASSERT_TRUE(log_->Append(Make(0)).ok());  // evidence goes with the next batch
@@ -479,7 +486,7 @@ TEST_F(ReceiptLogTest, EvidenceRetentionDeletesOnlyWhatExpired) {
       "INSERT INTO evidence(sha256, size, data, stored_at) SELECT 'legacy', size, data, stored_at "
       "FROM token_evidence WHERE token_id = 'token-a'");
   clock_.Advance(absl::Hours(23));
-  auto c = log_->StoreEvidence("token-c", "{\"c\":3}");
+  auto c = Keep("token-c", "{\"c\":3}");
   ASSERT_TRUE(c.ok());
   ASSERT_TRUE(log_->Append(Make(1)).ok());  // a retention pass: nothing expired yet
   EXPECT_TRUE(log_->Evidence("token-a", *a).ok());
@@ -512,11 +519,14 @@ TEST_F(ReceiptLogTest, EvidenceIsKeptCompressed) {
   }
   std::vector<std::string> digests;
   for (size_t i = 0; i < evidence.size(); ++i) {
-    auto digest = log_->StoreEvidence(absl::StrCat("token-", i), evidence[i]);
+    auto digest = Keep(absl::StrCat("token-", i), evidence[i]);
     ASSERT_TRUE(digest.ok()) << digest.status();
     digests.push_back(*digest);
   }
-  EXPECT_EQ(log_->StoreEvidence("", "{}").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Keep("", "{}").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(log_->StoreEvidence("token-x", "{}", "abc").code(), absl::StatusCode::kInvalidArgument);
+  // A digest that is not the document's is caught when read.
+  ASSERT_TRUE(log_->StoreEvidence("token-y", "{\"y\":1}", std::string(64, 'e')).ok());
   ASSERT_TRUE(log_->Append(Make(0)).ok());  // evidence goes with the next batch
   for (size_t i = 0; i < evidence.size(); ++i) {
     auto back = log_->Evidence(absl::StrCat("token-", i), digests[i]);
@@ -537,6 +547,8 @@ TEST_F(ReceiptLogTest, EvidenceIsKeptCompressed) {
                   .ok());
   EXPECT_GT(stored, 0);
   EXPECT_LT(stored, static_cast<int64_t>(evidence.back().size() / 2));
+  EXPECT_EQ(log_->Evidence("token-y", std::string(64, 'e')).status().code(),
+            absl::StatusCode::kDataLoss);
   // Found by token id and digest together.
   EXPECT_EQ(log_->Evidence("token-0", std::string(64, 'f')).status().code(),
             absl::StatusCode::kNotFound);
