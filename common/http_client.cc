@@ -1,19 +1,31 @@
 #include "common/http_client.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <optional>
+#include <system_error>
+#include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "common/status_macros.h"
 
 namespace kbs::common {
 namespace {
@@ -26,7 +38,7 @@ using tcp = asio::ip::tcp;
 struct Url {
   bool tls = false;
   std::string host;
-  std::string port;
+  uint16_t port = 0;
 };
 
 absl::StatusOr<Url> ParseUrl(absl::string_view url) {
@@ -44,24 +56,83 @@ absl::StatusOr<Url> ParseUrl(absl::string_view url) {
   }
   size_t colon = url.rfind(':');
   bool bracketed = !url.empty() && url.front() == '[';
+  std::string port;
   if (colon == absl::string_view::npos || (bracketed && url.back() == ']')) {
     out.host = std::string(url);
-    out.port = out.tls ? "443" : "80";
+    port = out.tls ? "443" : "80";
   } else {
     out.host = std::string(url.substr(0, colon));
-    out.port = std::string(url.substr(colon + 1));
+    port = std::string(url.substr(colon + 1));
   }
   if (out.host.size() > 2 && out.host.front() == '[' && out.host.back() == ']') {
     out.host = out.host.substr(1, out.host.size() - 2);
   }
   if (out.host.empty()) return absl::InvalidArgumentError("URL has no host");
+  uint32_t number = 0;
+  if (!absl::SimpleAtoi(port, &number) || number == 0 || number > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("URL port must be 1..65535: ", port));
+  }
+  out.port = static_cast<uint16_t>(number);
   return out;
+}
+
+// getaddrinfo(): the addresses of `host`, numeric.
+absl::StatusOr<std::vector<std::string>> SystemResolve(const std::string& host) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_ADDRCONFIG;
+  addrinfo* list = nullptr;
+  int rc = getaddrinfo(host.c_str(), nullptr, &hints, &list);
+  if (rc != 0) {
+    std::string why = rc == EAI_SYSTEM ? "system error" : gai_strerror(rc);
+    if (rc == EAI_NONAME) return absl::NotFoundError(absl::StrCat(host, ": ", why));
+    return absl::UnavailableError(absl::StrCat(host, ": ", why));
+  }
+  std::vector<std::string> out;
+  for (const addrinfo* a = list; a != nullptr; a = a->ai_next) {
+    char text[INET6_ADDRSTRLEN] = {};
+    const void* raw = nullptr;
+    if (a->ai_family == AF_INET) {
+      raw = &reinterpret_cast<const sockaddr_in*>(a->ai_addr)->sin_addr;
+    } else if (a->ai_family == AF_INET6) {
+      raw = &reinterpret_cast<const sockaddr_in6*>(a->ai_addr)->sin6_addr;
+    }
+    if (raw != nullptr && inet_ntop(a->ai_family, raw, text, sizeof(text)) != nullptr) {
+      out.emplace_back(text);
+    }
+  }
+  freeaddrinfo(list);
+  if (out.empty()) return absl::NotFoundError(absl::StrCat(host, " has no address"));
+  return out;
+}
+
+// A name lookup running on a detached thread. The thread and the client
+// share it, so whichever is last frees it; the client can walk away at its
+// deadline while the lookup goes on.
+struct PendingLookup {
+  std::mutex mu;
+  std::condition_variable done_cv;
+  bool done = false;
+  absl::StatusOr<std::vector<std::string>> result = absl::UnavailableError("lookup running");
+};
+
+// Deadlines far away are capped, so that steady_clock arithmetic cannot
+// overflow.
+std::chrono::steady_clock::time_point SteadyDeadline(absl::Time deadline) {
+  absl::Duration left =
+      std::clamp(deadline - absl::Now(), absl::ZeroDuration(), absl::Hours(24 * 365));
+  return std::chrono::steady_clock::now() +
+         std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+             absl::ToChronoNanoseconds(left));
 }
 
 class BeastHttpClient final : public HttpClient {
  public:
   BeastHttpClient(Url url, const HttpClientOptions& options)
-      : url_(std::move(url)), options_(options), ssl_ctx_(asio::ssl::context::tls_client) {}
+      : url_(std::move(url)), options_(options), ssl_ctx_(asio::ssl::context::tls_client) {
+    if (!options_.resolver) options_.resolver = SystemResolve;
+  }
 
   absl::Status Init() {
     if (url_.tls) {
@@ -82,20 +153,30 @@ class BeastHttpClient final : public HttpClient {
   absl::StatusOr<HttpResult> Send(
       absl::string_view method, absl::string_view target, absl::string_view body,
       const std::vector<std::pair<std::string, std::string>>& headers) override {
-    // A kept-alive connection may have been closed by the server; retry once
+    return SendBy(absl::Now() + options_.timeout, method, target, body, headers);
+  }
+
+  absl::StatusOr<HttpResult> SendBy(
+      absl::Time deadline, absl::string_view method, absl::string_view target,
+      absl::string_view body,
+      const std::vector<std::pair<std::string, std::string>>& headers) override {
+    if (Connected() && absl::Now() - last_used_ > options_.max_idle) Disconnect();
+    // A kept-alive connection may have been closed by the server: resend once
     // on a fresh connection when the failure happened on a reused one.
-    bool reused = Connected();
-    auto result = SendOnce(method, target, body, headers);
-    if (!result.ok() && reused && result.status().code() == absl::StatusCode::kUnavailable) {
+    const bool reused = Connected();
+    auto result = SendOnce(deadline, method, target, body, headers);
+    if (!result.ok() && reused && options_.resend_on_stale_connection &&
+        result.status().code() == absl::StatusCode::kUnavailable && absl::Now() < deadline) {
       Disconnect();
-      result = SendOnce(method, target, body, headers);
+      result = SendOnce(deadline, method, target, body, headers);
     }
+    if (result.ok()) last_used_ = absl::Now();
     return result;
   }
 
  private:
-  // Beast's stream timeouts (expires_after) apply to asynchronous operations
-  // only: each step runs asynchronously to completion or timeout.
+  // Beast's stream timeouts apply to asynchronous operations only: each step
+  // runs asynchronously to completion or to the request's deadline.
   void Run() {
     ioc_.restart();
     ioc_.run();
@@ -113,31 +194,83 @@ class BeastHttpClient final : public HttpClient {
     buffer_.clear();
   }
 
-  absl::Status Connect() {
-    beast::error_code ec;
-    tcp::resolver resolver(ioc_);
-    tcp::resolver::results_type endpoints;
-    asio::steady_timer timer(ioc_, absl::ToChronoNanoseconds(options_.timeout));
-    bool resolved = false;
-    resolver.async_resolve(url_.host, url_.port,
-                           [&](beast::error_code e, tcp::resolver::results_type r) {
-                             resolved = true;
-                             ec = e;
-                             endpoints = std::move(r);
-                             timer.cancel();
-                           });
-    timer.async_wait([&](beast::error_code e) {
-      if (!e && !resolved) resolver.cancel();
-    });
-    Run();
-    if (ec) {
-      return absl::UnavailableError(absl::StrCat("cannot resolve ", url_.host, ": ", ec.message()));
+  static void ExpireAt(beast::tcp_stream& stream, absl::Time deadline) {
+    if (deadline == absl::InfiniteFuture()) {
+      stream.expires_never();
+    } else {
+      stream.expires_at(SteadyDeadline(deadline));
     }
+  }
+
+  absl::Status PastDeadline(absl::string_view step, absl::Time deadline) const {
+    if (absl::Now() < deadline) return absl::OkStatus();
+    return absl::UnavailableError(
+        absl::StrCat("deadline passed before ", step, " ", url_.host, ":", url_.port));
+  }
+
+  // The addresses of the host, by `deadline`. getaddrinfo() cannot be
+  // cancelled (asio's async_resolve runs it on a helper thread that its
+  // io_context waits for), so it runs on a detached thread that owns its
+  // result; at the deadline the client stops waiting. At most one lookup
+  // per client is in flight: a later request waits for the same one.
+  absl::StatusOr<std::vector<tcp::endpoint>> Resolve(absl::Time deadline) {
+    beast::error_code ec;
+    asio::ip::address literal = asio::ip::make_address(url_.host, ec);
+    if (!ec) return std::vector<tcp::endpoint>{tcp::endpoint(literal, url_.port)};
+    KBS_RETURN_IF_ERROR(PastDeadline("resolving", deadline));
+    if (lookup_ == nullptr) {
+      auto lookup = std::make_shared<PendingLookup>();
+      try {
+        std::thread([lookup, resolver = options_.resolver, host = url_.host] {
+          absl::StatusOr<std::vector<std::string>> result = resolver(host);
+          std::lock_guard<std::mutex> lock(lookup->mu);
+          lookup->result = std::move(result);
+          lookup->done = true;
+          lookup->done_cv.notify_all();
+        }).detach();
+      } catch (const std::system_error& e) {
+        return absl::UnavailableError(
+            absl::StrCat("cannot start a name lookup for ", url_.host, ": ", e.what()));
+      }
+      lookup_ = std::move(lookup);
+    }
+    absl::StatusOr<std::vector<std::string>> addresses;
+    {
+      std::unique_lock<std::mutex> lock(lookup_->mu);
+      if (!lookup_->done_cv.wait_until(lock, SteadyDeadline(deadline),
+                                       [this] { return lookup_->done; })) {
+        return absl::UnavailableError(
+            absl::StrCat("cannot resolve ", url_.host, ": no answer before the deadline"));
+      }
+      addresses = std::move(lookup_->result);
+    }
+    lookup_.reset();
+    if (!addresses.ok()) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot resolve ", url_.host, ": ", addresses.status().message()));
+    }
+    std::vector<tcp::endpoint> endpoints;
+    for (const std::string& text : *addresses) {
+      asio::ip::address address = asio::ip::make_address(text, ec);
+      if (!ec) endpoints.emplace_back(address, url_.port);
+    }
+    if (endpoints.empty()) {
+      return absl::UnavailableError(absl::StrCat("cannot resolve ", url_.host, ": no address"));
+    }
+    return endpoints;
+  }
+
+  absl::Status Connect(absl::Time deadline) {
+    auto endpoints = Resolve(deadline);
+    if (!endpoints.ok()) return endpoints.status();
+    KBS_RETURN_IF_ERROR(PastDeadline("connecting to", deadline));
+    beast::error_code ec;
     if (url_.tls) {
       tls_.emplace(ioc_, ssl_ctx_);
       auto& lowest = beast::get_lowest_layer(*tls_);
-      lowest.expires_after(absl::ToChronoNanoseconds(options_.timeout));
-      lowest.async_connect(endpoints, [&ec](beast::error_code e, const tcp::endpoint&) { ec = e; });
+      ExpireAt(lowest, deadline);
+      lowest.async_connect(*endpoints,
+                           [&ec](beast::error_code e, const tcp::endpoint&) { ec = e; });
       Run();
       if (!ec) {
         // SNI and host-name verification.
@@ -148,14 +281,15 @@ class BeastHttpClient final : public HttpClient {
         tls_->set_verify_callback(asio::ssl::host_name_verification(url_.host));
       }
       if (!ec) {
+        // The handshake's reads and writes run under the same expiry.
         tls_->async_handshake(asio::ssl::stream_base::client,
                               [&ec](beast::error_code e) { ec = e; });
         Run();
       }
     } else {
       plain_.emplace(ioc_);
-      plain_->expires_after(absl::ToChronoNanoseconds(options_.timeout));
-      plain_->async_connect(endpoints,
+      ExpireAt(*plain_, deadline);
+      plain_->async_connect(*endpoints,
                             [&ec](beast::error_code e, const tcp::endpoint&) { ec = e; });
       Run();
     }
@@ -171,9 +305,12 @@ class BeastHttpClient final : public HttpClient {
   }
 
   template <typename Stream>
-  absl::StatusOr<HttpResult> Exchange(Stream& stream, bhttp::request<bhttp::string_body>& req) {
+  absl::StatusOr<HttpResult> Exchange(Stream& stream, bhttp::request<bhttp::string_body>& req,
+                                      absl::Time deadline) {
     beast::error_code ec;
-    beast::get_lowest_layer(stream).expires_after(absl::ToChronoNanoseconds(options_.timeout));
+    // One expiry for the write and the read: together they end by the
+    // deadline.
+    ExpireAt(beast::get_lowest_layer(stream), deadline);
     bhttp::async_write(stream, req, [&ec](beast::error_code e, size_t) { ec = e; });
     Run();
     if (ec) return absl::UnavailableError(absl::StrCat("HTTP write failed: ", ec.message()));
@@ -197,11 +334,15 @@ class BeastHttpClient final : public HttpClient {
   }
 
   absl::StatusOr<HttpResult> SendOnce(
-      absl::string_view method, absl::string_view target, absl::string_view body,
-      const std::vector<std::pair<std::string, std::string>>& headers) {
+      absl::Time deadline, absl::string_view method, absl::string_view target,
+      absl::string_view body, const std::vector<std::pair<std::string, std::string>>& headers) {
     if (!Connected()) {
-      absl::Status s = Connect();
+      absl::Status s = Connect(deadline);
       if (!s.ok()) return s;
+    }
+    if (absl::Status s = PastDeadline("sending to", deadline); !s.ok()) {
+      Disconnect();
+      return s;
     }
     bhttp::request<bhttp::string_body> req;
     req.method_string(beast::string_view(method.data(), method.size()));
@@ -215,11 +356,9 @@ class BeastHttpClient final : public HttpClient {
       req.body() = std::string(body);
       req.prepare_payload();
     }
-    absl::StatusOr<HttpResult> result = url_.tls ? Exchange(*tls_, req) : Exchange(*plain_, req);
-    if (!result.ok()) {
-      Disconnect();
-      return result;
-    }
+    absl::StatusOr<HttpResult> result =
+        url_.tls ? Exchange(*tls_, req, deadline) : Exchange(*plain_, req, deadline);
+    if (!result.ok()) Disconnect();
     return result;
   }
 
@@ -230,6 +369,8 @@ class BeastHttpClient final : public HttpClient {
   std::optional<beast::tcp_stream> plain_;
   std::optional<beast::ssl_stream<beast::tcp_stream>> tls_;
   beast::flat_buffer buffer_;
+  absl::Time last_used_ = absl::InfinitePast();
+  std::shared_ptr<PendingLookup> lookup_;  // a lookup still running, if any
 };
 
 }  // namespace
@@ -249,6 +390,34 @@ absl::StatusOr<std::unique_ptr<HttpClient>> HttpClient::Create(absl::string_view
   absl::Status s = client->Init();
   if (!s.ok()) return s;
   return std::unique_ptr<HttpClient>(std::move(client));
+}
+
+std::optional<absl::Duration> ParseRetryAfter(absl::string_view value, absl::Time now) {
+  value = absl::StripAsciiWhitespace(value);
+  if (value.empty()) return std::nullopt;
+  if (std::all_of(value.begin(), value.end(), [](char c) { return absl::ascii_isdigit(c); })) {
+    int64_t seconds = 0;
+    // Too many digits to be a delay anyone means: the longest one.
+    if (!absl::SimpleAtoi(value, &seconds)) return absl::InfiniteDuration();
+    return absl::Seconds(seconds);
+  }
+  // HTTP-date (RFC 9110 §5.6.7): IMF-fixdate, then the obsolete RFC 850 and
+  // asctime forms, which recipients must accept too. Runs of spaces (asctime
+  // pads the day with one) are read as one.
+  std::string text;
+  for (char c : value) {
+    if (c == ' ' && !text.empty() && text.back() == ' ') continue;
+    text.push_back(c);
+  }
+  for (const char* format :
+       {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT", "%a %b %d %H:%M:%S %Y"}) {
+    absl::Time at;
+    std::string ignored;
+    if (absl::ParseTime(format, text, absl::UTCTimeZone(), &at, &ignored)) {
+      return std::max(at - now, absl::ZeroDuration());
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace kbs::common

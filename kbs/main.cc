@@ -62,11 +62,15 @@ kbs::common::LogLevel ParseLevel(const std::string& level) {
 int Run(const KbsConfig& config, const std::string& ready_file) {
   kbs::common::SetLogLevel(ParseLevel(config.log_level));
   kbs::common::SystemClock clock;
+  const unsigned cpus = std::thread::hardware_concurrency();
+  // gRPC handlers block while their receipt is group-committed, so more
+  // threads than cores keep batches full. HTTP handlers run on fibers that
+  // are suspended meanwhile, so a couple of threads per core serve every
+  // connection (more would only add context switches).
   const int threads =
-      config.threads > 0 ? config.threads
-                         // Handlers wait for their receipt's group commit,
-                         // so more threads than cores keep batches full.
-                         : static_cast<int>(std::max(16u, 4 * std::thread::hardware_concurrency()));
+      config.threads > 0 ? config.threads : static_cast<int>(std::max(16u, 4 * cpus));
+  const int http_threads =
+      config.threads > 0 ? config.threads : static_cast<int>(std::max(4u, 2 * cpus));
 
   if (auto s = kbs::common::EnsureDirectory(config.data_dir, 0700); !s.ok()) {
     return Fail("data directory", s);
@@ -152,7 +156,7 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
     if (!pem.ok()) return Fail("auditor public key", pem.status());
     auditor_pems.push_back(*std::move(pem));
   }
-  auto auditors = kbs::admin::AdminAuthenticator::Create(auditor_pems, &clock);
+  auto auditors = kbs::admin::AdminAuthenticator::Create(auditor_pems, &clock, "auditor");
   if (!auditors.ok()) return Fail("auditor public key", auditors.status());
   kbs::Audit audit(receipt_log->get(), auditors->get());
 
@@ -164,9 +168,11 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
   }
   auto admin = kbs::admin::AdminAuthenticator::Create(admin_pems, &clock);
   if (!admin.ok()) return Fail("admin public key", admin.status());
-  for (const std::string& pem : auditor_pems) {
-    // Separate roles: a key trusted as both would make an auditor an admin.
-    if (std::find(admin_pems.begin(), admin_pems.end(), pem) != admin_pems.end()) {
+  for (const std::string& key : (*auditors)->key_thumbprints()) {
+    // Separate roles: a key trusted as both would make an auditor an admin
+    // (compared as keys, not as PEM text).
+    const std::vector<std::string>& admin_keys = (*admin)->key_thumbprints();
+    if (std::find(admin_keys.begin(), admin_keys.end(), key) != admin_keys.end()) {
       return Fail("auditor public key",
                   absl::InvalidArgumentError("a key is trusted both as admin and as auditor; "
                                              "give auditors their own keys"));
@@ -185,14 +191,6 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
                           : config.snp_collateral_dir;
     snp_directory = std::make_unique<kbs::verifier::snp::DirectoryCollateral>(dir);
     std::vector<kbs::verifier::snp::CollateralSource*> sources = {snp_directory.get()};
-    if (!config.snp_kds_url.empty()) {
-      kbs::verifier::snp::KdsCollateral::Options kds;
-      kds.base_url = config.snp_kds_url;
-      kds.min_interval = absl::Seconds(config.snp_kds_min_interval_secs);
-      snp_kds = std::make_unique<kbs::verifier::snp::KdsCollateral>(kds, snp_directory.get());
-      sources.push_back(snp_kds.get());
-    }
-    snp_collateral = std::make_unique<kbs::verifier::snp::ChainedCollateral>(sources);
     kbs::verifier::snp::SnpVerifierOptions snp;
     for (const std::string& entry : config.snp_trusted_arks) {
       std::string product_name = entry.substr(0, entry.find(':'));
@@ -203,6 +201,17 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
               : absl::InvalidArgumentError(absl::StrCat("unknown product ", product_name));
       if (!added.ok()) return Fail("snp.trusted_arks", added);
     }
+    if (!config.snp_kds_url.empty()) {
+      kbs::verifier::snp::KdsCollateral::Options kds;
+      kds.base_url = config.snp_kds_url;
+      kds.min_interval = absl::Seconds(config.snp_kds_min_interval_secs);
+      // What KDS answers is checked against the same ARKs before it is kept.
+      kds.anchors = snp.anchors;
+      kds.clock = &clock;
+      snp_kds = std::make_unique<kbs::verifier::snp::KdsCollateral>(kds, snp_directory.get());
+      sources.push_back(snp_kds.get());
+    }
+    snp_collateral = std::make_unique<kbs::verifier::snp::ChainedCollateral>(sources);
     snp.collateral = snp_collateral.get();
     snp.collateral_timeout = absl::Seconds(config.snp_collateral_timeout_secs);
     (void)verifiers.Add(kbs::verifier::snp::SnpVerifier::Create(std::move(snp), &clock));
@@ -290,7 +299,7 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
   kbs::http::HttpServerOptions http_options;
   http_options.host = http_address->host;
   http_options.port = http_address->port;
-  http_options.threads = threads;
+  http_options.threads = http_threads;
   http_options.max_header_field_bytes = static_cast<size_t>(config.max_header_field_bytes);
   http_options.max_head_bytes = static_cast<size_t>(config.max_request_head_bytes);
   http_options.max_body_bytes = static_cast<size_t>(config.max_body_bytes);

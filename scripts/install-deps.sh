@@ -7,10 +7,10 @@ groups=("$@")
 [ ${#groups[@]} -eq 0 ] && groups=(runtime build)
 
 declare -A pkgs
-pkgs[runtime]="ca-certificates libgrpc++1.51 libprotobuf32 libssl3 libsqlite3-0 libtomlplusplus3 libyaml-cpp0.7 libre2-9 zlib1g libp11-kit0 libtcmalloc-minimal4"
+pkgs[runtime]="ca-certificates libgrpc++1.51 libprotobuf32 libssl3 libsqlite3-0 libtomlplusplus3 libyaml-cpp0.7 libre2-9 zlib1g libp11-kit0 libtcmalloc-minimal4 libboost-context1.74.0"
 pkgs[build]="build-essential g++ cmake ninja-build pkg-config ccache libgrpc++-dev zlib1g-dev \
 protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev libssl-dev libsqlite3-dev \
-libboost-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev googletest libgmock-dev \
+libboost-dev libboost-context-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev googletest libgmock-dev \
 libgtest-dev libbenchmark-dev libyaml-cpp-dev libre2-dev libp11-kit-dev libgoogle-perftools-dev"
 pkgs[test]="python3 python3-jwcrypto curl softhsm2"
 pkgs[bazel]="bazel-bootstrap"

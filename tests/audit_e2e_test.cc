@@ -225,6 +225,14 @@ TEST_F(AuditE2eTest, DecisionsAreProvableAndTamperingIsFound) {
                 (*receipt)["evidence_sha256"].get<std::string>());
       EXPECT_THAT(evidence->body, HasSubstr("\"tee\":\"sample\""));
     }
+    // A page size of zero is refused (it would answer one receipt and no
+    // `next`, ending a paging client's walk early).
+    auto zero = testing::RawHttp(
+        kbs_->http_port(), testing::BuildRequest("GET", "/kbs/v0/audit/query?limit=0", "",
+                                                 absl::StrCat("Authorization: Bearer ", token)));
+    ASSERT_TRUE(zero.ok()) << zero.status();
+    EXPECT_EQ(zero->status, 400);
+    EXPECT_THAT(zero->body, HasSubstr("`limit` must be at least 1"));
     ::grpc::ClientContext anon;
     v1::GetCheckpointRequest cp_req;
     v1::GetCheckpointResponse cp_resp;
@@ -294,13 +302,16 @@ TEST_F(AuditE2eTest, DeletedOrSwappedRowsAreNamed) {
   const std::vector<Case> cases = {
       {"delete", "DELETE FROM receipts WHERE idx = 4", "receipt 4 is missing",
        "receipt 4 is missing"},
+      // Two leaves and their leaf hashes swapped (the query columns stay).
       {"swap",
-       "UPDATE receipts SET leaf = CASE idx WHEN 2 THEN (SELECT leaf FROM receipts WHERE idx = 3) "
-       "ELSE (SELECT leaf FROM receipts WHERE idx = 2) END WHERE idx IN (2, 3); "
-       "UPDATE tree_nodes SET hash = CASE last WHEN 2 THEN (SELECT hash FROM tree_nodes WHERE "
-       "last = 3 AND level = 0) ELSE (SELECT hash FROM tree_nodes WHERE last = 2 AND level = 0) "
-       "END WHERE last IN (2, 3) AND level = 0",
-       "do not reproduce the checkpoint", "receipt 2 is missing or out of place"},
+       "CREATE TEMP TABLE sw AS SELECT idx, leaf FROM receipts WHERE idx IN (2, 3); "
+       "UPDATE receipts SET leaf = (SELECT leaf FROM sw WHERE sw.idx = 5 - receipts.idx) "
+       "WHERE idx IN (2, 3); "
+       "CREATE TEMP TABLE swn AS SELECT last, hash FROM tree_nodes WHERE level = 0 AND last IN "
+       "(2, 3); "
+       "UPDATE tree_nodes SET hash = (SELECT hash FROM swn WHERE swn.last = 5 - tree_nodes.last) "
+       "WHERE level = 0 AND last IN (2, 3)",
+       "receipt 2's time column does not match its leaf", "receipt 2 is missing or out of place"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);

@@ -20,7 +20,7 @@ struct KbsConfig {
   bool insecure_http = false;
   std::string tls_cert;
   std::string tls_key;
-  int threads = 0;  // 0: one per CPU
+  int threads = 0;  // 0: HTTP max(4, 2 per CPU), gRPC max(16, 4 per CPU)
   int64_t max_header_field_bytes = 128 * 1024;
   int64_t max_request_head_bytes = 256 * 1024;
   int64_t max_body_bytes = 2 * 1024 * 1024;

@@ -12,6 +12,8 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/fiber.h"
 #include "common/log.h"
 #include "kbs/core/errors.h"
 #include "kbs/http/request_parser.h"
@@ -38,6 +40,10 @@ std::string SerializeHead(const HttpResponse& r, bool keep_alive) {
 struct ServerState {
   HttpServerOptions options;
   Router* router;
+  // Requests whose handler has started and not yet returned; Stop waits for
+  // them, because a suspended one is resumed through its io_context.
+  mutable std::atomic<int> handling{0};
+  std::atomic<bool> stopping{false};
 };
 
 // One connection; lives as long as an async operation holds it.
@@ -135,11 +141,26 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
     Write(Router::ErrorResponse(status), /*keep_alive=*/false);
   }
 
+  // The handler runs on a fiber: when it waits for its receipt to become
+  // durable, this thread serves other connections meanwhile, and the
+  // writer's notification resumes it here.
   void Dispatch() {
-    HttpRequest& request = parser_->request();
-    request.peer = peer_;
-    bool keep_alive = parser_->keep_alive();
-    Write(state_->router->Handle(request), keep_alive);
+    if (state_->stopping.load(std::memory_order_acquire)) {
+      return Write(Router::ErrorResponse(KbsError(absl::StatusCode::kUnavailable,
+                                                  ErrorKind::kHttpFailed, "the KBS is stopping")),
+                   /*keep_alive=*/false);
+    }
+    state_->handling.fetch_add(1, std::memory_order_acq_rel);
+    auto executor = beast::get_lowest_layer(stream_).get_executor();
+    common::Fiber::Start(
+        [self = this->shared_from_this()] {
+          HttpRequest& request = self->parser_->request();
+          request.peer = self->peer_;
+          bool keep_alive = self->parser_->keep_alive();
+          self->Write(self->state_->router->Handle(request), keep_alive);
+          self->state_->handling.fetch_sub(1, std::memory_order_acq_rel);
+        },
+        [executor](std::function<void()> resume) { asio::post(executor, std::move(resume)); });
   }
 
   void Write(HttpResponse response, bool keep_alive) {
@@ -234,10 +255,26 @@ class BeastHttpServer final : public HttpServer {
       beast::error_code ignored;
       acceptor_.close(ignored);
     });
+    // Requests under way finish (their receipts commit within milliseconds,
+    // or fail); new ones are refused. A handler still suspended after the
+    // grace period would be resumed into a destroyed io_context, so then
+    // the loops are left allocated.
+    state_.stopping.store(true, std::memory_order_release);
+    const absl::Time deadline = absl::Now() + kStopGrace;
+    while (state_.handling.load(std::memory_order_acquire) > 0 && absl::Now() < deadline &&
+           !threads_.empty()) {
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+    const bool leak = state_.handling.load(std::memory_order_acquire) > 0 && !threads_.empty();
     work_.clear();
     for (auto& ioc : iocs_) ioc->stop();
     for (std::thread& t : threads_) {
       if (t.joinable()) t.join();
+    }
+    if (leak) {
+      KBS_LOG(kError, "HTTP server stopped with ", state_.handling.load(),
+              " requests still waiting; their event loops are not freed");
+      for (auto& ioc : iocs_) (void)ioc.release();
     }
   }
 
@@ -286,6 +323,8 @@ class BeastHttpServer final : public HttpServer {
       Accept();
     });
   }
+
+  static constexpr absl::Duration kStopGrace = absl::Seconds(30);
 
   ServerState state_;
   std::vector<std::unique_ptr<asio::io_context>> iocs_;

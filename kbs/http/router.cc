@@ -574,6 +574,12 @@ HttpResponse Router::AuditRequest(const HttpRequest& request, absl::string_view 
     q.from = *from;
     q.to = *to;
     q.after_index = *after;
+    if (*limit == 0) {
+      // Query would return one match and no `next`: a client paging by it
+      // would stop early.
+      return ErrorResponse(KbsError(absl::StatusCode::kInvalidArgument, ErrorKind::kSerdeError,
+                                    "query parameter `limit` must be at least 1 (at most 1000)"));
+    }
     q.limit = static_cast<size_t>(std::min<uint64_t>(*limit, 1000));
     for (auto [name, field] : std::initializer_list<std::pair<const char*, std::string*>>{
              {"decision", &q.decision},

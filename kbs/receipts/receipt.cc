@@ -3,8 +3,10 @@
 #include <algorithm>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/jcs.h"
+#include "common/json.h"
 #include "common/status_macros.h"
 
 namespace kbs::receipts {
@@ -222,9 +224,32 @@ absl::StatusOr<std::string> ReceiptLeaf(const Receipt& r) {
 }
 
 absl::StatusOr<uint64_t> LeafIndex(absl::string_view leaf) {
+  std::optional<absl::string_view> raw;
+  KBS_RETURN_IF_ERROR(ForEachLeafMember(leaf, [&](absl::string_view name, absl::string_view value) {
+    if (name == "index" && !raw.has_value()) raw = value;
+  }));
+  if (!raw.has_value()) return Invalid("no `index` member");
+  // A plain integer: no sign, no leading zero, no fraction or exponent.
+  if (raw->empty() || raw->size() > 16 || ((*raw)[0] == '0' && raw->size() > 1)) {
+    return Invalid("`index` must be a number");
+  }
+  uint64_t value = 0;
+  for (char d : *raw) {
+    if (d < '0' || d > '9') return Invalid("`index` must be a number");
+    value = value * 10 + static_cast<uint64_t>(d - '0');
+  }
+  if (value >= (uint64_t{1} << 53)) return Invalid("`index` beyond 2^53");
+  return value;
+}
+
+absl::Status ForEachLeafMember(
+    absl::string_view leaf,
+    const std::function<void(absl::string_view name, absl::string_view raw_value)>& fn) {
   if (leaf.empty() || leaf[0] != '{') return Invalid("not a JSON object");
   int depth = 0;
   char last = 0;  // the last structural character outside strings
+  absl::string_view name;
+  size_t value_start = 0;  // of the current top-level member's value, once seen
   for (size_t i = 0; i < leaf.size(); ++i) {
     const char c = leaf[i];
     if (c == '"') {
@@ -234,23 +259,8 @@ absl::StatusOr<uint64_t> LeafIndex(absl::string_view leaf) {
         if (leaf[i] == '\\') ++i;  // the escaped character cannot end the string
       }
       if (i >= leaf.size()) return Invalid("unterminated string");
-      if (!key || leaf.substr(start, i - start) != "index") continue;
-      // "index": a plain integer, no sign, no leading zero, then , or }.
-      size_t d = i + 1;
-      if (d >= leaf.size() || leaf[d] != ':') return Invalid("`index` must be a number");
-      ++d;
-      const size_t digits = d;
-      uint64_t value = 0;
-      while (d < leaf.size() && leaf[d] >= '0' && leaf[d] <= '9') {
-        value = value * 10 + static_cast<uint64_t>(leaf[d] - '0');
-        if (value >= (uint64_t{1} << 53)) return Invalid("`index` beyond 2^53");
-        ++d;
-      }
-      if (d == digits || (leaf[digits] == '0' && d - digits > 1) || d >= leaf.size() ||
-          (leaf[d] != ',' && leaf[d] != '}')) {
-        return Invalid("`index` must be a number");
-      }
-      return value;
+      if (key) name = leaf.substr(start, i - start);
+      continue;
     }
     switch (c) {
       case '{':
@@ -259,14 +269,45 @@ absl::StatusOr<uint64_t> LeafIndex(absl::string_view leaf) {
         break;
       case '}':
       case ']':
-        --depth;
+        if (depth == 1 && value_start != 0) {
+          fn(name, absl::StripAsciiWhitespace(leaf.substr(value_start, i - value_start)));
+          value_start = 0;
+        }
+        if (--depth < 0) return Invalid("unbalanced brackets");
+        if (depth == 0 && i + 1 != leaf.size()) return Invalid("bytes after the object");
+        break;
+      case ':':
+        if (depth == 1) value_start = i + 1;
+        break;
+      case ',':
+        if (depth == 1 && value_start != 0) {
+          fn(name, absl::StripAsciiWhitespace(leaf.substr(value_start, i - value_start)));
+          value_start = 0;
+        }
         break;
       default:
         break;
     }
     if (c == '{' || c == '[' || c == '}' || c == ']' || c == ',' || c == ':') last = c;
   }
-  return Invalid("no `index` member");
+  if (depth != 0) return Invalid("unterminated object");
+  return absl::OkStatus();
+}
+
+std::string LeafStringLiteral(absl::string_view value) {
+  std::string out;
+  if (std::all_of(value.begin(), value.end(), [](char c) { return (c & 0x80) == 0; })) {
+    common::AppendJcsString(value, out);
+    return out;
+  }
+  // What GeneralLeaf does to a string: DumpJson replaces invalid UTF-8.
+  auto clean = common::ParseTrustedJson(common::DumpJson(Json(std::string(value))));
+  common::AppendJcsString(clean.ok() && clean->is_string() ? clean->get<std::string>() : "", out);
+  return out;
+}
+
+std::string LeafTimeLiteral(absl::Time time) {
+  return absl::StrCat("\"", FormatReceiptTime(time), "\"");
 }
 
 absl::StatusOr<Receipt> ParseReceiptLeaf(absl::string_view leaf) {

@@ -7,6 +7,7 @@
 #define KBS_KBS_RECEIPTS_RECEIPT_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -78,6 +79,19 @@ class LeafTemplate {
 // `kbsctl audit verify` checks for every leaf of a large log. InvalidArgument
 // when the leaf is not an object with a plain integer "index" below 2^53.
 absl::StatusOr<uint64_t> LeafIndex(absl::string_view leaf);
+// The raw JSON text of each top-level member's value of a leaf (a string
+// value with its quotes and escapes, exactly as stored), found in one scan
+// like LeafIndex: start-up verification compares the receipts table's query
+// columns with their leaf this way. InvalidArgument when the leaf is not a
+// well-nested object.
+absl::Status ForEachLeafMember(
+    absl::string_view leaf,
+    const std::function<void(absl::string_view name, absl::string_view raw_value)>& fn);
+// The leaf encoding of a receipt string field: its JCS string literal, with
+// invalid UTF-8 replaced (U+FFFD) as the leaf does.
+std::string LeafStringLiteral(absl::string_view value);
+// The leaf encoding of a receipt time (RFC 3339, microseconds, UTC), quoted.
+std::string LeafTimeLiteral(absl::Time time);
 // Decodes leaf bytes (bounded; InvalidArgument names the field). Accepts
 // only the canonical form: re-encoding must give the same bytes.
 absl::StatusOr<Receipt> ParseReceiptLeaf(absl::string_view leaf);

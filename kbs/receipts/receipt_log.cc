@@ -1,12 +1,10 @@
 #include "kbs/receipts/receipt_log.h"
 
-#include <linux/futex.h>
 #include <pthread.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
+#include <array>
 #include <functional>
 
 #include "absl/status/status.h"
@@ -560,6 +558,53 @@ void ReceiptLog::MaybeFlushPostings(bool force) {
 }
 
 // DataLoss for anything that shows the stored log is not the log we signed.
+namespace {
+
+// Start-up verification of one row's query columns against its leaf (row
+// columns as selected in Verify: 1 time, 2 leaf, 4.. decision, resource,
+// key_version, tee, policy_version, rule, chip_id, evidence_sha256).
+absl::Status CheckColumns(uint64_t n, storage::SqliteStatement* q, absl::Time time) {
+  static constexpr absl::string_view kColumns[] = {"decision", "resource",       "key_version",
+                                                   "tee",      "policy_version", "rule",
+                                                   "chip_id",  "evidence_sha256"};
+  constexpr size_t kCount = sizeof(kColumns) / sizeof(kColumns[0]);
+  std::array<absl::string_view, kCount + 1> raw{};  // the leaf's values; last: time
+  std::array<bool, kCount + 1> seen{};
+  const absl::string_view leaf = q->ColumnBlobView(2);
+  absl::Status scanned =
+      ForEachLeafMember(leaf, [&](absl::string_view name, absl::string_view value) {
+        if (name == "time") {
+          raw[kCount] = value;
+          seen[kCount] = true;
+          return;
+        }
+        for (size_t i = 0; i < kCount; ++i) {
+          if (name == kColumns[i]) {
+            raw[i] = value;
+            seen[i] = true;
+          }
+        }
+      });
+  if (!scanned.ok()) {
+    return absl::DataLossError(
+        absl::StrCat("receipt ", n, " has a malformed leaf: ", scanned.message()));
+  }
+  if (!seen[kCount] || raw[kCount] != LeafTimeLiteral(time)) {
+    return absl::DataLossError(
+        absl::StrCat("receipt ", n, "'s time column does not match its leaf: the row was edited"));
+  }
+  for (size_t i = 0; i < kCount; ++i) {
+    if (!seen[i] || raw[i] != LeafStringLiteral(q->ColumnText(static_cast<int>(4 + i)))) {
+      return absl::DataLossError(absl::StrCat("receipt ", n, "'s ", kColumns[i],
+                                              " column does not match its leaf: the row was "
+                                              "edited"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status ReceiptLog::Verify() {
   NoteVerifier verifier = *NoteVerifier::FromVerifierKey(verifier_key_);
   std::optional<Checkpoint> signed_cp;
@@ -635,8 +680,9 @@ absl::Status ReceiptLog::Verify() {
   KBS_RETURN_IF_ERROR(db_->Run([&](storage::SqliteConnection& c) -> absl::Status {
     KBS_ASSIGN_OR_RETURN(
         storage::SqliteStatement * q,
-        c.Prepare("SELECT r.idx, r.time, r.leaf, n.hash FROM receipts r LEFT JOIN tree_nodes n "
-                  "ON n.last = r.idx AND n.level = 0 ORDER BY r.idx"));
+        c.Prepare("SELECT r.idx, r.time, r.leaf, n.hash, r.decision, r.resource, r.key_version, "
+                  "r.tee, r.policy_version, r.rule, r.chip_id, r.evidence_sha256 FROM receipts r "
+                  "LEFT JOIN tree_nodes n ON n.last = r.idx AND n.level = 0 ORDER BY r.idx"));
     return ForEachRow(q, [&]() -> absl::Status {
       int64_t idx = q->ColumnInt64(0);
       if (idx != static_cast<int64_t>(n)) {
@@ -649,9 +695,13 @@ absl::Status ReceiptLog::Verify() {
             absl::StrCat("receipt ", n, " does not match its leaf hash: the row was edited"));
       }
       AddLeaf(n, h, frontier, nullptr);
+      const absl::Time time = absl::FromUnixMicros(q->ColumnInt64(1));
+      // The columns queries filter on (and the time the next receipt starts
+      // from) must say what the leaf says: an edited column would hide a
+      // receipt from an auditor's query, or date new receipts falsely.
+      KBS_RETURN_IF_ERROR(CheckColumns(n, q, time));
       // Times never decrease with the index (the writer guarantees it, and
       // time-range queries rely on it).
-      const absl::Time time = absl::FromUnixMicros(q->ColumnInt64(1));
       if (time < last) {
         return absl::DataLossError(absl::StrCat("receipt ", n, " is dated before receipt ", n - 1,
                                                 ": the time column was edited"));
@@ -688,21 +738,6 @@ absl::Status ReceiptLog::Verify() {
   return absl::OkStatus();
 }
 
-void ReceiptLog::Pending::Wait() {
-  while (done.load(std::memory_order_acquire) == 0) {
-    // Returns at once if `done` is no longer 0 (EAGAIN) or on EINTR.
-    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&done), FUTEX_WAIT_PRIVATE, 0, nullptr, nullptr,
-            0);
-  }
-}
-
-void ReceiptLog::Pending::Wake() {
-  done.store(1, std::memory_order_release);
-  // The Pending is shared: it outlives this call even if the waiter returns.
-  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&done), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr,
-          0);
-}
-
 absl::StatusOr<Receipt> ReceiptLog::Append(Receipt receipt) {
   // Serialization happens here, on the appender's thread; the writer only
   // splices in index and time.
@@ -717,8 +752,8 @@ absl::StatusOr<Receipt> ReceiptLog::Append(Receipt receipt) {
     // Under mu_: the log outlives every queued append.
     if (queue_.size() >= wake_at_) cv_.notify_one();
   }
-  p->Wait();
-  for (const std::shared_ptr<Pending>& w : p->wake) w->Wake();
+  p->done.Wait();
+  for (const std::shared_ptr<Pending>& w : p->wake) w->done.Notify();
   p->wake.clear();
   if (!p->status.ok()) return p->status;
   Receipt out = std::move(p->receipt);
@@ -767,9 +802,22 @@ void ReceiptLog::WriterLoop() {
     if (!batch.empty() || !evidence.empty()) {
       CommitBatch(batch, evidence);
       evidence.clear();
-      for (size_t i = 2; i < batch.size(); ++i) batch[(i - 2) / 2]->wake.push_back(batch[i]);
-      for (size_t i = 0; i < std::min<size_t>(2, batch.size()); ++i) {
-        batch[i]->Wake();
+      // A suspended fiber costs a post to its thread: notified here. Blocked
+      // threads cost a futex wake each: the first two here, and a tree.
+      std::vector<size_t> threads;
+      threads.reserve(batch.size());
+      for (size_t i = 0; i < batch.size(); ++i) {
+        if (batch[i]->done.fiber_waiting()) {
+          batch[i]->done.Notify();
+        } else {
+          threads.push_back(i);
+        }
+      }
+      for (size_t i = 2; i < threads.size(); ++i) {
+        batch[threads[(i - 2) / 2]]->wake.push_back(batch[threads[i]]);
+      }
+      for (size_t i = 0; i < std::min<size_t>(2, threads.size()); ++i) {
+        batch[threads[i]]->done.Notify();
       }
     }
     // After the wakeups: a flush (about 4 ms for 4,096 receipts) delays

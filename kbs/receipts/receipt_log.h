@@ -34,6 +34,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/fiber.h"
 #include "common/openssl_util.h"
 #include "kbs/receipts/merkle.h"
 #include "kbs/receipts/note.h"
@@ -149,15 +150,14 @@ class ReceiptLog final {
     absl::Status status;
     uint64_t index = 0;
     absl::Time time;
-    // 0 until the writer (or another appender) wakes this one: a futex,
-    // because hundreds of appenders wait at once and std::atomic::wait
-    // spins with sched_yield first, which costs more than it saves here.
-    std::atomic<uint32_t> done{0};
-    void Wait();
-    void Wake();
-    // Appenders this one wakes once woken itself: the writer wakes two and
-    // each woken appender two more, so the wakeups of a batch run on every
-    // core instead of serially on the writer's.
+    // Notified by the writer (or another appender) after status, index and
+    // time are set. An appender on an HTTP fiber is suspended meanwhile (its
+    // thread serves other requests); one on a plain thread blocks on a futex.
+    common::Event done;
+    // Appenders this one wakes once woken itself: the writer notifies the
+    // fibers and two blocked threads, and each woken thread two more, so
+    // the futex wakeups of a batch run on every core instead of serially on
+    // the writer's.
     std::vector<std::shared_ptr<Pending>> wake;
   };
   class DbNodes;

@@ -576,17 +576,34 @@ TEST_F(ReceiptLogTest, TamperingHaltsTheLogAfterRestart) {
        "WHERE idx = 3",
        "receipt 3 does not match its leaf hash"},
       {"delete", "DELETE FROM receipts WHERE idx = 5", "receipt 5 is missing"},
+      // Whole rows (every column but idx) and their leaf hashes swapped.
       {"swap",
-       "UPDATE receipts SET leaf = CASE idx WHEN 1 THEN (SELECT leaf FROM receipts WHERE idx = 2) "
-       "ELSE (SELECT leaf FROM receipts WHERE idx = 1) END WHERE idx IN (1, 2); "
-       "UPDATE tree_nodes SET hash = CASE last WHEN 1 THEN (SELECT hash FROM tree_nodes WHERE "
-       "last = 2 AND level = 0) ELSE (SELECT hash FROM tree_nodes WHERE last = 1 AND level = 0) "
-       "END WHERE last IN (1, 2) AND level = 0",
+       "CREATE TEMP TABLE sw AS SELECT * FROM receipts WHERE idx IN (1, 2); "
+       "UPDATE receipts SET (time, decision, resource, key_version, tee, policy_version, rule, "
+       "chip_id, evidence_sha256, leaf) = (SELECT time, decision, resource, key_version, tee, "
+       "policy_version, rule, chip_id, evidence_sha256, leaf FROM sw WHERE sw.idx = 3 - "
+       "receipts.idx) WHERE idx IN (1, 2); "
+       "CREATE TEMP TABLE swn AS SELECT * FROM tree_nodes WHERE level = 0 AND last IN (1, 2); "
+       "UPDATE tree_nodes SET hash = (SELECT hash FROM swn WHERE swn.last = 3 - tree_nodes.last) "
+       "WHERE level = 0 AND last IN (1, 2)",
        "do not reproduce the checkpoint"},
       {"truncate", "DELETE FROM receipts WHERE idx >= 8", "receipts were lost"},
       // Time ranges are found by binary search over idx.
       {"backdate", "UPDATE receipts SET time = time - 1000000 WHERE idx = 4",
-       "receipt 4 is dated before receipt 3"},
+       "receipt 4's time column does not match its leaf"},
+      // New receipts are dated no earlier than the last one: a future date
+      // there would date them all falsely.
+      {"forward-date", "UPDATE receipts SET time = time + 94608000000000 WHERE idx = 9",
+       "receipt 9's time column does not match its leaf"},
+      // Queries filter on columns: an edited one would hide a receipt.
+      {"decision column", "UPDATE receipts SET decision = 'denied' WHERE idx = 5",
+       "receipt 5's decision column does not match its leaf"},
+      {"resource column", "UPDATE receipts SET resource = 'x/y/z' WHERE idx = 6",
+       "receipt 6's resource column does not match its leaf"},
+      {"rule column", "UPDATE receipts SET rule = '' WHERE idx = 2",
+       "receipt 2's rule column does not match its leaf"},
+      {"chip column", "UPDATE receipts SET chip_id = 'ab' WHERE idx = 7",
+       "receipt 7's chip_id column does not match its leaf"},
       // The copy of the checkpoint outside the database still holds the log to it.
       {"forget checkpoints", "DELETE FROM checkpoints; DELETE FROM receipts WHERE idx >= 8",
        "receipts were lost"},
@@ -604,6 +621,23 @@ TEST_F(ReceiptLogTest, TamperingHaltsTheLogAfterRestart) {
     EXPECT_EQ(appended.status().code(), absl::StatusCode::kUnavailable);
     EXPECT_THAT(appended.status().message(), HasSubstr("receipt log halted"));
   }
+}
+
+// The column check at start-up reads strings as the leaf stores them: JSON
+// escapes, non-ASCII text and invalid UTF-8 (replaced in the leaf) are no
+// false alarm.
+TEST_F(ReceiptLogTest, ColumnsWithEscapesAndNonAsciiVerifyAfterRestart) {
+  Receipt a = Make(0);
+  a.rule = "r\u00e8gle \"quoted\" \\ tab\t";
+  Receipt b = Make(1);
+  b.rule = std::string("bad \xff utf-8");
+  b.chip_id = "\x01";
+  ASSERT_TRUE(log_->Append(a).ok());
+  ASSERT_TRUE(log_->Append(b).ok());
+  ASSERT_TRUE(log_->Append(Make(2)).ok());
+  Open();
+  EXPECT_EQ(log_->halted_reason(), "");
+  ASSERT_TRUE(log_->Append(Make(3)).ok());
 }
 
 TEST_F(ReceiptLogTest, ACleanRestartVerifiesAndContinues) {

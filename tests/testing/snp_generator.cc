@@ -201,12 +201,22 @@ absl::StatusOr<std::string> SnpTestChain::SignReport(const SnpReportFields& f) c
 }
 
 absl::StatusOr<std::string> SnpTestChain::MakeCrl(const std::vector<long>& revoked) const {
+  return MakeCrl(revoked, absl::FromUnixSeconds(1700000000), absl::InfiniteFuture());
+}
+
+absl::StatusOr<std::string> SnpTestChain::MakeCrl(const std::vector<long>& revoked,
+                                                  absl::Time this_update,
+                                                  absl::Time next_update) const {
   common::X509CrlPtr crl(X509_CRL_new());
   X509_CRL_set_version(crl.get(), 1);
   X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(ark_.get()));
-  std::unique_ptr<ASN1_TIME, common::OpenSslDeleter<ASN1_TIME, ASN1_TIME_free>> now(
-      ASN1_TIME_set(nullptr, 1700000000));
+  using Asn1TimePtr = std::unique_ptr<ASN1_TIME, common::OpenSslDeleter<ASN1_TIME, ASN1_TIME_free>>;
+  Asn1TimePtr now(ASN1_TIME_set(nullptr, absl::ToUnixSeconds(this_update)));
   X509_CRL_set1_lastUpdate(crl.get(), now.get());
+  if (next_update != absl::InfiniteFuture()) {
+    Asn1TimePtr next(ASN1_TIME_set(nullptr, absl::ToUnixSeconds(next_update)));
+    X509_CRL_set1_nextUpdate(crl.get(), next.get());
+  }
   for (long serial : revoked) {
     X509_REVOKED* entry = X509_REVOKED_new();
     std::unique_ptr<ASN1_INTEGER, common::OpenSslDeleter<ASN1_INTEGER, ASN1_INTEGER_free>> sn(

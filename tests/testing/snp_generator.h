@@ -66,6 +66,9 @@ class SnpTestChain {
   // An ARK-signed CRL revoking the ARK-issued certificates with these serial
   // numbers (DER). The generator's ASK has serial 2, its ASVK serial 3.
   absl::StatusOr<std::string> MakeCrl(const std::vector<long>& revoked_serials) const;
+  // The same with these thisUpdate and nextUpdate (none when InfiniteFuture).
+  absl::StatusOr<std::string> MakeCrl(const std::vector<long>& revoked_serials,
+                                      absl::Time this_update, absl::Time next_update) const;
 
   // The last issued VEK's private key (PEM), for signers in other processes.
   absl::StatusOr<std::string> VekKeyPem() const;

@@ -21,7 +21,10 @@ void AddPlatformClaims(const VerifiedQuote& q, common::Json& claims) {
   claims["fmspc"] = common::HexEncode(p.fmspc);
   claims["pce_id"] = common::HexEncode(p.pce_id);
   claims["pce_svn"] = p.pce_svn;
-  claims["cpu_svn"] = common::HexEncode(p.cpu_svn);
+  // The PCK certificate's CPUSVN: the platform's when the PCK was issued.
+  // Not `cpu_svn`, which SGX claims use for the enclave report's CPUSVN
+  // (as trustee does); TDX reports have no CPUSVN of their own.
+  claims["pck_cpu_svn"] = common::HexEncode(p.cpu_svn);
   claims["platform_id"] = common::HexEncode(p.ppid);
   claims["sgx_type"] = p.sgx_type;
   claims["pck_ca"] = std::string(PckCaName(q.ca));

@@ -14,7 +14,9 @@
 namespace kbs::verifier::dcap {
 
 // Adds fmspc, tcb_status, advisory_ids, tcb_date, platform_id (PPID),
-// sgx_type, pce_svn, the collateral's dates and numbers, ... to `claims`.
+// sgx_type, pce_svn, pck_cpu_svn, the collateral's dates and numbers, ... to
+// `claims`. Its keys are distinct from the TEE-specific claims' (SGX
+// `cpu_svn` is the enclave report's CPUSVN, `pck_cpu_svn` the PCK's).
 void AddPlatformClaims(const VerifiedQuote& q, common::Json& claims);
 
 // The hardware tier for a usable TCB status: affirming when up to date, a

@@ -226,12 +226,15 @@ TEST_F(GeneratedDcapTest, TcbStatusFollowsIntelsRules) {
   other_qe.mr_signer = std::string(32, '\x01');
   EXPECT_THAT(Verify(Quote(QuoteKind::kTdxV4, {}, other_qe), MakeCollateral()).status().message(),
               HasSubstr("QE identity mismatch"));
-  // A QE below every level is revoked (Intel QVL), and Revoked is terminal.
+  // A QE below every level is not supported (Intel QVL), a verification
+  // failure (QeBelowEveryIdentityLevelIsNotSupported has more).
   QeFields ancient_qe;
   ancient_qe.isv_svn = 1;
-  auto revoked_qe = Verify(Quote(QuoteKind::kTdxV4, {}, ancient_qe), MakeCollateral());
-  EXPECT_EQ(revoked_qe.status().code(), absl::StatusCode::kUnauthenticated);
-  EXPECT_THAT(revoked_qe.status().message(), HasSubstr("QE Revoked"));
+  auto unsupported_qe = Verify(Quote(QuoteKind::kTdxV4, {}, ancient_qe), MakeCollateral());
+  EXPECT_EQ(unsupported_qe.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(unsupported_qe.status().message(),
+              HasSubstr("QE ISVSVN 1 is below every QE identity"));
+  // Revoked is terminal.
   tcb_info_["tcbLevels"][0]["tcbStatus"] = "Revoked";
   q = Verify(Quote(), MakeCollateral());
   ASSERT_FALSE(q.ok());
@@ -240,6 +243,88 @@ TEST_F(GeneratedDcapTest, TcbStatusFollowsIntelsRules) {
   // A status Intel may add later is not taken as usable.
   tcb_info_["tcbLevels"][0]["tcbStatus"] = "SomethingNew";
   EXPECT_FALSE(Verify(Quote(), MakeCollateral()).ok());
+}
+
+// Intel's QVL: a QE whose ISVSVN is below every level of its identity is
+// STATUS_SGX_ENCLAVE_REPORT_ISVSVN_NOT_SUPPORTED, which the convergence turns
+// into STATUS_TCB_NOT_SUPPORTED: the quote fails verification, and no
+// "Revoked" (or any other) status is reported for it.
+TEST_F(GeneratedDcapTest, QeBelowEveryIdentityLevelIsNotSupported) {
+  // TD_QE: the QE report's ISVSVN is 8, the lowest level asks for 10.
+  qe_identity_["tcbLevels"][0]["tcb"]["isvsvn"] = 12;
+  qe_identity_["tcbLevels"][1]["tcb"]["isvsvn"] = 10;
+  auto q = Verify(Quote(), MakeCollateral());
+  ASSERT_FALSE(q.ok());
+  EXPECT_EQ(q.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(q.status().message(),
+              HasSubstr("QE ISVSVN 8 is below every QE identity TCB level (not supported)"));
+  EXPECT_THAT(q.status().message(), HasSubstr("TD_QE's lowest level is ISVSVN 10"));
+  EXPECT_THAT(q.status().message(), ::testing::Not(HasSubstr("Revoked")));
+  // One level down, the same QE verifies (OutOfDate).
+  qe_identity_["tcbLevels"][1]["tcb"]["isvsvn"] = 8;
+  q = Verify(Quote(), MakeCollateral());
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_EQ(q->tcb.qe_status, "OutOfDate");
+
+  // SGX (QE3), through the SGX verifier.
+  tcb_info_ = DcapTestPki::DefaultSgxTcbInfo(kAt - absl::Hours(24), kAt + absl::Hours(24));
+  qe_identity_ =
+      DcapTestPki::DefaultQeIdentity(false, kAt - absl::Hours(24), kAt + absl::Hours(24));
+  for (auto& level : qe_identity_["tcbLevels"]) {
+    level["tcb"]["isvsvn"] = level["tcb"]["isvsvn"].get<int>() + 20;
+  }
+  auto sgx = pki_->MakeQuote(QuoteKind::kSgxV3, {}, EnclaveReportFields{}, QeFields::ForSgx());
+  ASSERT_TRUE(sgx.ok()) << sgx.status();
+  Collateral c = MakeCollateral();
+  sgx::SgxVerifier verifier(options_, nullptr);
+  sgx::SgxExpectations expect;
+  expect.at = kAt;
+  auto claims = verifier.VerifyQuote(*sgx, expect, &c);
+  ASSERT_FALSE(claims.ok());
+  EXPECT_EQ(claims.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(claims.status().message(),
+              HasSubstr("QE ISVSVN 8 is below every QE identity TCB level (not supported)"));
+  EXPECT_THAT(claims.status().message(), HasSubstr("QE's lowest level is ISVSVN 26"));
+}
+
+// The SGX claim `cpu_svn` is the enclave report's CPUSVN (as trustee's);
+// the PCK certificate's is `pck_cpu_svn`, in SGX and TDX claims alike.
+TEST_F(GeneratedDcapTest, SgxCpuSvnIsTheEnclavesAndThePcksIsPckCpuSvn) {
+  PckOptions pck = PckOptions::ProcessorCa();
+  pck.cpu_svn = std::string("\x0b\x0b\x02\x02\xff\x01", 6) + std::string(10, '\0');
+  ASSERT_TRUE(pki_->IssuePck(pck).ok());
+  tcb_info_ = DcapTestPki::DefaultSgxTcbInfo(kAt - absl::Hours(24), kAt + absl::Hours(24));
+  qe_identity_ =
+      DcapTestPki::DefaultQeIdentity(false, kAt - absl::Hours(24), kAt + absl::Hours(24));
+  EnclaveReportFields enclave;
+  enclave.cpu_svn = std::string("\x0b\x0b\x1a\x18\xff\xff\x04", 7) + std::string(9, '\0');
+  auto quote = pki_->MakeQuote(QuoteKind::kSgxV3, {}, enclave, QeFields::ForSgx());
+  ASSERT_TRUE(quote.ok()) << quote.status();
+  Collateral c = MakeCollateral({}, /*platform=*/false);
+  sgx::SgxVerifier verifier(options_, nullptr);
+  sgx::SgxExpectations expect;
+  expect.at = kAt;
+  auto claims = verifier.VerifyQuote(*quote, expect, &c);
+  ASSERT_TRUE(claims.ok()) << claims.status();
+  EXPECT_EQ(claims->claims().value("cpu_svn", ""), "0b0b1a18ffff04000000000000000000");
+  EXPECT_EQ(claims->claims().value("pck_cpu_svn", ""), "0b0b0202ff0100000000000000000000");
+
+  // TDX reports have no CPUSVN: the PCK's is `pck_cpu_svn`, and there is no
+  // `cpu_svn` (trustee's TDX claims have none either).
+  ASSERT_TRUE(pki_->IssuePck(PckOptions{}).ok());
+  tcb_info_ =
+      DcapTestPki::DefaultTdxTcbInfo(kAt - absl::Hours(24 * 10), kAt + absl::Hours(24 * 20));
+  qe_identity_ =
+      DcapTestPki::DefaultQeIdentity(true, kAt - absl::Hours(24 * 10), kAt + absl::Hours(24 * 20));
+  Collateral tdx_collateral = MakeCollateral();
+  tdx::TdxVerifier tdx_verifier(options_, nullptr);
+  tdx::TdxExpectations tdx_expect;
+  tdx_expect.at = kAt;
+  auto tdx_claims =
+      tdx_verifier.VerifyEvidence({Quote(), std::nullopt}, tdx_expect, &tdx_collateral);
+  ASSERT_TRUE(tdx_claims.ok()) << tdx_claims.status();
+  EXPECT_EQ(tdx_claims->claims().value("pck_cpu_svn", ""), "03030202040100050000000000000000");
+  EXPECT_FALSE(tdx_claims->claims().contains("cpu_svn"));
 }
 
 // A CC event log of one Spec ID event and `digests` extending RTMR0.

@@ -228,6 +228,32 @@ TEST_F(RealQuotes, SgxNeedsConfigurationAndHardening) {
   EXPECT_EQ(as_tdx.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// Set SGX-A: the enclave's CPUSVN (0b0b1a18ffff04..) is `cpu_svn`; the
+// PCK certificate's (0b0b0202ff01..) is `pck_cpu_svn`. Set TDX-A: the PCK's
+// CPUSVN is `pck_cpu_svn`, and a TD has no `cpu_svn`.
+TEST_F(RealQuotes, CpuSvnClaimsNameTheirSource) {
+  REQUIRE_TESTDATA();
+  Collateral sgx_collateral = Bundle("sgx/phala-sgx-v3-collateral.json");
+  sgx::SgxVerifier sgx_verifier(QuoteVerifierOptions{}, nullptr);
+  sgx::SgxExpectations sgx_expect;
+  sgx_expect.at = At("2025-07-01T00:00:00Z");
+  auto sgx =
+      sgx_verifier.VerifyQuote(Read("sgx/phala-sgx-v3-quote.bin"), sgx_expect, &sgx_collateral);
+  ASSERT_TRUE(sgx.ok()) << sgx.status();
+  EXPECT_EQ(sgx->claims().value("cpu_svn", ""), "0b0b1a18ffff04000000000000000000");
+  EXPECT_EQ(sgx->claims().value("pck_cpu_svn", ""), "0b0b0202ff0100000000000000000000");
+
+  Collateral tdx_collateral = Bundle("tdx/phala-tdx-v4-collateral.json");
+  tdx::TdxVerifier tdx_verifier(QuoteVerifierOptions{}, nullptr);
+  tdx::TdxExpectations tdx_expect;
+  tdx_expect.at = At("2025-07-01T00:00:00Z");
+  auto tdx = tdx_verifier.VerifyEvidence({Read("tdx/phala-tdx-v4-quote.bin"), std::nullopt},
+                                         tdx_expect, &tdx_collateral);
+  ASSERT_TRUE(tdx.ok()) << tdx.status();
+  EXPECT_EQ(tdx->claims().value("pck_cpu_svn", ""), "03030202040100050000000000000000");
+  EXPECT_FALSE(tdx->claims().contains("cpu_svn"));
+}
+
 TEST_F(RealQuotes, OcclumDebugEnclaveVerifiesUpToCollateral) {
   REQUIRE_TESTDATA();
   // No collateral was collected for this FMSPC: the signatures and chain

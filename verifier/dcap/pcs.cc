@@ -16,6 +16,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/encoding.h"
+#include "common/fiber.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "common/x509.h"
@@ -93,11 +94,11 @@ absl::StatusOr<std::string> CrlToDer(absl::string_view body) {
 namespace {
 
 constexpr size_t kMaxCachedSets = 256;
-// A fresh connection may spend one client timeout connecting and one
-// exchanging, and a failed kept-alive exchange is retried once on a new
-// connection: each attempt gets a third of the time left.
-constexpr int kAttemptShare = 3;
+// An attempt with less time than this before the deadline is not made.
 constexpr absl::Duration kMinAttempt = absl::Milliseconds(20);
+// Servers close idle connections after a few seconds (a Node.js PCCS after
+// 5): older ones are not reused, so that a request does not fail on one.
+constexpr absl::Duration kMaxIdle = absl::Seconds(4);
 
 struct SplitUrl {
   std::string origin;  // scheme://host[:port]
@@ -117,9 +118,10 @@ absl::StatusOr<SplitUrl> SplitHttpUrl(absl::string_view url) {
 }
 
 absl::StatusOr<std::unique_ptr<common::HttpClient>> NewClient(const std::string& origin,
-                                                              common::HttpClientOptions options,
-                                                              absl::Duration timeout) {
-  options.timeout = timeout;
+                                                              common::HttpClientOptions options) {
+  // Each attempt, a resend included, is made (and paced) by Fetch.
+  options.resend_on_stale_connection = false;
+  options.max_idle = std::min(options.max_idle, kMaxIdle);
   return common::HttpClient::Create(origin, options);
 }
 
@@ -175,14 +177,12 @@ absl::StatusOr<std::unique_ptr<PcsCollateral>> PcsCollateral::Create(Options opt
   }
   pcs->base_path_ = std::string(base_path);
   pcs->pcs_.origin = base.origin;
-  pcs->pcs_.client_timeout = o.http.timeout;
-  KBS_ASSIGN_OR_RETURN(pcs->pcs_.client, NewClient(base.origin, o.http, o.http.timeout));
+  KBS_ASSIGN_OR_RETURN(pcs->pcs_.client, NewClient(base.origin, o.http));
   if (!o.root_ca_crl_url.empty()) {
     KBS_ASSIGN_OR_RETURN(SplitUrl root, SplitHttpUrl(o.root_ca_crl_url));
     pcs->root_crl_.origin = root.origin;
-    pcs->root_crl_.client_timeout = o.http.timeout;
     pcs->root_ca_crl_target_ = root.path.empty() ? "/" : root.path;
-    KBS_ASSIGN_OR_RETURN(pcs->root_crl_.client, NewClient(root.origin, o.http, o.http.timeout));
+    KBS_ASSIGN_OR_RETURN(pcs->root_crl_.client, NewClient(root.origin, o.http));
   }
   return pcs;
 }
@@ -207,32 +207,24 @@ absl::StatusOr<common::HttpResult> PcsCollateral::Fetch(Endpoint& endpoint,
                        " before this attestation's deadline (last: ", last, ")"));
     }
     absl::SleepFor(start - absl::Now());
-    absl::Duration share = (deadline - absl::Now()) / kAttemptShare;
-    if (endpoint.client == nullptr || endpoint.client_timeout > share ||
-        endpoint.client_timeout < std::min(options_.http.timeout, share) / 4) {
-      // A client whose timeout fits this deadline, with room to spare so that
-      // the next requests of this call can reuse its kept-alive connection.
-      absl::Duration timeout = share < options_.http.timeout ? share / 2 : options_.http.timeout;
-      endpoint.client.reset();
-      KBS_ASSIGN_OR_RETURN(endpoint.client, NewClient(endpoint.origin, options_.http, timeout));
-      endpoint.client_timeout = timeout;
-    }
     next_request_ = absl::Now() + options_.min_interval;
     ++requests_sent_;
-    auto result = endpoint.client->Send("GET", target, "", headers);
+    // The attempt (resolve, connect, handshake, exchange) ends by the
+    // attestation's deadline.
+    auto result = endpoint.client->SendBy(deadline, "GET", target, "", headers);
     if (result.ok() && (result->status == 200 || result->status == 404)) return result;
     if (!result.ok()) {
-      endpoint.client.reset();
       last = std::string(result.status().message());
     } else if (result->status == 429 || result->status >= 500) {
       last = absl::StrCat("HTTP ", result->status);
-      int64_t retry_after = 0;
-      if (absl::SimpleAtoi(absl::StripAsciiWhitespace(result->Header("retry-after")),
-                           &retry_after) &&
-          retry_after > 0) {
-        absl::Time asked = absl::Now() + absl::Seconds(std::min<int64_t>(retry_after, 3600));
-        next_request_ = std::max(next_request_, asked);
-        absl::StrAppend(&last, ", Retry-After ", retry_after, " s");
+      // Seconds or an HTTP-date; a date is judged by the injected clock, the
+      // wait itself is real time.
+      std::optional<absl::Duration> asked =
+          common::ParseRetryAfter(result->Header("retry-after"), clock_->Now());
+      if (asked.has_value() && *asked > absl::ZeroDuration()) {
+        absl::Duration wait = std::min(*asked, absl::Hours(1));
+        next_request_ = std::max(next_request_, absl::Now() + wait);
+        absl::StrAppend(&last, ", Retry-After ", absl::FormatDuration(wait));
       }
     } else {
       return absl::UnavailableError(
@@ -364,7 +356,15 @@ absl::StatusOr<Collateral> PcsCollateral::Get(const CollateralRequest& request,
   const absl::Time deadline = absl::Now() + timeout;
   const CacheKey key{request.tee, request.fmspc, request.ca};
   if (auto hit = Lookup(key)) return *std::move(hit);
+  // Waiting for the fetch lock and for PCS blocks for up to the deadline: on
+  // an HTTP fiber this runs on a thread of its own, so the request thread
+  // keeps serving other attestations meanwhile.
+  return common::RunBlocking([&] { return FetchAndRemember(request, key, deadline); });
+}
 
+absl::StatusOr<Collateral> PcsCollateral::FetchAndRemember(const CollateralRequest& request,
+                                                           const CacheKey& key,
+                                                           absl::Time deadline) {
   std::unique_lock<std::timed_mutex> lock(fetch_mu_, std::defer_lock);
   if (!lock.try_lock_for(
           absl::ToChronoNanoseconds(std::max(deadline - absl::Now(), absl::ZeroDuration())))) {

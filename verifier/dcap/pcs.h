@@ -12,7 +12,9 @@
 //       (PCCS: <base>/sgx/certification/v4/rootcacrl, maybe hex text)
 // Requests are serialized and spaced by `min_interval`; 429 and 5xx answers
 // and transport failures are retried with doubling backoff, honoring
-// Retry-After (seconds); no call waits past the caller's timeout. A
+// Retry-After (delay-seconds or an HTTP-date, judged by the injected clock);
+// every attempt, name resolution included, ends by the caller's deadline,
+// and no call waits past it. A
 // collateral set is kept in memory until the earliest nextUpdate of its
 // items (by the injected clock) and written to the directory cache.
 // Nothing here verifies a signature: VerifyCollateral does.
@@ -59,6 +61,10 @@ class PcsCollateral final : public CollateralSource {
     // Sets are fetched again after this even before their nextUpdate, so new
     // CRL entries take effect (Intel's PCCS refreshes daily).
     absl::Duration refresh_interval = absl::Hours(24);
+    // `timeout` is unused (each request ends by the caller's deadline); a
+    // resend on a closed kept-alive connection is an attempt like any other,
+    // made by the retry loop, and connections idle for more than a few
+    // seconds are not reused.
     common::HttpClientOptions http;
   };
 
@@ -84,7 +90,6 @@ class PcsCollateral final : public CollateralSource {
   struct Endpoint {
     std::string origin;  // scheme://host[:port]
     std::unique_ptr<common::HttpClient> client;
-    absl::Duration client_timeout;
   };
   struct CacheEntry {
     Collateral collateral;
@@ -97,6 +102,9 @@ class PcsCollateral final : public CollateralSource {
 
   std::optional<Collateral> Lookup(const CacheKey& key);
   void Remember(const CacheKey& key, const Collateral& collateral);
+  // Get after a cache miss: takes the fetch lock, asks PCS, verifies, keeps.
+  absl::StatusOr<Collateral> FetchAndRemember(const CollateralRequest& request, const CacheKey& key,
+                                              absl::Time deadline);
   absl::StatusOr<Collateral> FetchAll(const CollateralRequest& request, absl::Time deadline);
   // GET `target` with pacing and retries: the result on 200 or 404;
   // Unavailable naming `what` otherwise. Called with fetch_mu_ held.

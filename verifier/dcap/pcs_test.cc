@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <future>
@@ -543,6 +544,95 @@ TEST_F(PcsTest, SendsTheApiKeyToPcsOnly) {
   ASSERT_EQ(heads.size(), 1u);
   EXPECT_THAT(heads[0], HasSubstr("GET /IntelSGXRootCA.der HTTP/1.1"));
   EXPECT_THAT(heads[0], Not(HasSubstr("0123456789abcdef")));
+}
+
+// Retry-After may be an HTTP-date (RFC 9110 §10.2.3), judged by the
+// injected clock.
+TEST_F(PcsTest, HonorsRetryAfterAsAnHttpDate) {
+  std::atomic<int> throttled{0};
+  auto date = [this](absl::Duration from_now) {
+    return absl::FormatTime("%a, %d %b %Y %H:%M:%S GMT", clock_.Now() + from_now,
+                            absl::UTCTimeZone());
+  };
+  const std::string soon = date(absl::Seconds(2));
+  testing::FakeHttpServer pcs([&](const std::string& t) {
+    if (throttled.fetch_add(1) == 0) return testing::FakeResponse{429, "", {{"Retry-After", soon}}};
+    return Serve(t);
+  });
+  auto fetcher = PcsCollateral::Create(OptionsFor(pcs), nullptr, &clock_);
+  ASSERT_TRUE(fetcher.ok()) << fetcher.status();
+  absl::Time start = absl::Now();
+  auto c = (*fetcher)->Get(Request(), absl::Seconds(10));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(1900));  // the backoff alone is 50 ms
+  EXPECT_EQ(pcs.requests(), 5);
+
+  // A date past the deadline: Unavailable at once, after one request.
+  const std::string late = date(absl::Hours(1));
+  testing::FakeHttpServer busy([&](const std::string&) {
+    return testing::FakeResponse{429, "", {{"Retry-After", late}}};
+  });
+  auto other = PcsCollateral::Create(OptionsFor(busy), nullptr, &clock_);
+  ASSERT_TRUE(other.ok()) << other.status();
+  start = absl::Now();
+  c = (*other)->Get(Request(), absl::Seconds(2));
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kUnavailable) << c.status();
+  EXPECT_THAT(c.status().message(), HasSubstr("Retry-After 1h"));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  EXPECT_EQ(busy.requests(), 1);
+}
+
+// A name server that never answers holds no attestation past its deadline,
+// neither the one whose fetch resolves nor one waiting for the fetch lock.
+// The calls run on threads of their own, with everything they use, so that
+// a resolution that ignores the deadline fails this test instead of hanging
+// the suite.
+TEST_F(PcsTest, UnansweredNameLookupEndsAtTheDeadline) {
+  struct Lookup {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool released = false;
+  };
+  struct Call {
+    std::shared_ptr<Lookup> lookup = std::make_shared<Lookup>();
+    common::FakeClock clock{absl::FromUnixSeconds(1687219200)};
+    std::unique_ptr<PcsCollateral> fetcher;
+    std::promise<std::pair<absl::Status, absl::Duration>> done[2];
+  };
+  auto call = std::make_shared<Call>();
+  PcsCollateral::Options options;
+  options.base_url = "http://pcs.test:8081";
+  options.root_ca_crl_url = "";
+  options.http.resolver =
+      [lookup = call->lookup](const std::string&) -> absl::StatusOr<std::vector<std::string>> {
+    std::unique_lock<std::mutex> lock(lookup->mu);
+    lookup->cv.wait_for(lock, std::chrono::seconds(60), [&] { return lookup->released; });
+    return absl::UnavailableError("no name server");
+  };
+  auto fetcher = PcsCollateral::Create(options, nullptr, &call->clock);
+  ASSERT_TRUE(fetcher.ok()) << fetcher.status();
+  call->fetcher = *std::move(fetcher);
+  CollateralRequest request = Request();
+  for (int i = 0; i < 2; ++i) {
+    std::thread([call, request, i] {
+      absl::Time start = absl::Now();
+      absl::Status s = call->fetcher->Get(request, absl::Seconds(1)).status();
+      call->done[i].set_value({s, absl::Now() - start});
+    }).detach();
+  }
+  for (int i = 0; i < 2; ++i) {
+    auto result = call->done[i].get_future();
+    ASSERT_EQ(result.wait_for(std::chrono::seconds(30)), std::future_status::ready)
+        << "PcsCollateral::Get did not return: name resolution is not bounded";
+    auto [status, took] = result.get();
+    EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+    EXPECT_LT(took, absl::Milliseconds(2500)) << status;
+  }
+  {
+    std::lock_guard<std::mutex> lock(call->lookup->mu);
+    call->lookup->released = true;
+    call->lookup->cv.notify_all();
+  }
 }
 
 TEST(PcsOptionsTest, RejectsBadUrlsAndNoClock) {

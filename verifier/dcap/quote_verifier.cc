@@ -153,11 +153,25 @@ absl::StatusOr<TcbEvaluation> EvaluateTcb(const Quote& quote, const PckExtension
     }
   }
   const TcbLevel* q = IdentityLevel(id.levels, qe.isv_svn);
-  // Below every level, Intel's QVL reports the QE revoked
-  // (EnclaveIdentityV2::getTcbStatus).
-  out.qe_status = q == nullptr ? "Revoked" : q->status;
+  if (q == nullptr) {
+    // Intel's QVL: STATUS_SGX_ENCLAVE_REPORT_ISVSVN_NOT_SUPPORTED
+    // (EnclaveIdentityV2::getTcbStatus), which convergeTcbStatusWithQeTcbStatus
+    // (TcbLevelCheck.cpp) turns into STATUS_TCB_NOT_SUPPORTED: no status a
+    // policy could weigh, the quote is not trusted.
+    std::string lowest = " has no TCB levels";
+    if (!id.levels.empty()) {
+      auto it = std::min_element(
+          id.levels.begin(), id.levels.end(),
+          [](const TcbLevel& a, const TcbLevel& b) { return a.isv_svn < b.isv_svn; });
+      lowest = absl::StrCat("'s lowest level is ISVSVN ", it->isv_svn);
+    }
+    return absl::UnauthenticatedError(
+        absl::StrCat("TCB level not supported: QE ISVSVN ", qe.isv_svn,
+                     " is below every QE identity TCB level (not supported); ", id.id, lowest));
+  }
+  out.qe_status = q->status;
   out.status = Converge(out.status, out.qe_status);
-  if (q != nullptr) AddAdvisories(out.advisory_ids, q->advisory_ids);
+  AddAdvisories(out.advisory_ids, q->advisory_ids);
   // Revoked (and anything Intel may add later) is terminal, as in Intel's
   // QVL and trustee: the quote is not trusted whatever the policy says.
   static constexpr absl::string_view kUsable[] = {"UpToDate",

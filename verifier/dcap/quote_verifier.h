@@ -36,8 +36,10 @@ struct TcbEvaluation {
 
 // Matches the quote's platform (PCK components and PCESVN, TEE_TCB_SVN for
 // TDX), TDX module and QE against the collateral. Unauthenticated when no
-// TCB level matches (Intel: TCB_NOT_SUPPORTED), the TDX module or the QE is
-// not the one the collateral describes.
+// TCB level matches the platform, the TDX module or the QE (Intel:
+// TCB_NOT_SUPPORTED), when the TDX module or the QE is not the one the
+// collateral describes, or when the converged status is not usable
+// (Revoked, or a status Intel may add later).
 absl::StatusOr<TcbEvaluation> EvaluateTcb(const Quote& quote, const PckExtensions& pck,
                                           const TcbInfo& tcb_info,
                                           const EnclaveIdentity& qe_identity);

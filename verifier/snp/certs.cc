@@ -5,6 +5,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/crypto.h"
 #include "common/encoding.h"
 #include "common/keys.h"
 #include "common/status_macros.h"
@@ -50,6 +51,30 @@ bool IsSelfSigned(const X509* cert) {
 }  // namespace
 
 absl::string_view SignerName(SignerType t) { return t == SignerType::kVcek ? "vcek" : "vlek"; }
+
+SharedX509 ShareX509(const X509* cert) {
+  X509* mutable_cert = const_cast<X509*>(cert);
+  X509_up_ref(mutable_cert);
+  return SharedX509(mutable_cert, [](const X509* c) { X509_free(const_cast<X509*>(c)); });
+}
+
+AmdCaRole CaRoleOf(const X509* cert) {
+  if (IsSelfSigned(cert)) return AmdCaRole::kArk;
+  return absl::StrContains(common::CommonName(cert), "VLEK") ? AmdCaRole::kAsvk : AmdCaRole::kAsk;
+}
+
+AmdCaRole IntermediateRole(SignerType signer) {
+  return signer == SignerType::kVlek ? AmdCaRole::kAsvk : AmdCaRole::kAsk;
+}
+
+bool VekTcbMatches(const TcbVersion& vek, const TcbVersion& reported, Product product) {
+  if (vek.bootloader != reported.bootloader || vek.tee != reported.tee || vek.snp != reported.snp ||
+      vek.microcode != reported.microcode) {
+    return false;
+  }
+  if (product != Product::kTurin) return true;
+  return vek.fmc.has_value() && reported.fmc.has_value() && *vek.fmc == *reported.fmc;
+}
 
 absl::StatusOr<VekCertificate> ParseVekCertificate(absl::string_view der) {
   KBS_ASSIGN_OR_RETURN(common::X509Ptr cert, common::ParseDerCertificate(common::AsSpan(der)));
@@ -177,21 +202,97 @@ absl::StatusOr<ChainValidity> VerifyVekChain(const VekCertificate& vek, Product 
   KBS_RETURN_IF_ERROR(
       common::CheckValidity(vek.cert.get(), at, vlek ? absl::string_view("VLEK") : "VCEK"));
 
+  ChainValidity chain;
+  chain.not_before = std::max(
+      {common::NotBefore(ark), common::NotBefore(intermediate), common::NotBefore(vek.cert.get())});
+  chain.not_after = std::min(
+      {common::NotAfter(ark), common::NotAfter(intermediate), common::NotAfter(vek.cert.get())});
+  chain.ark = ShareX509(ark);
+  chain.intermediate = ShareX509(intermediate);
+  KBS_ASSIGN_OR_RETURN(chain.ark_sha256, common::CertificateSha256(ark));
+
   // Revocation by the ARK's CRL, when one is available.
   for (const common::X509CrlPtr& crl : certs.crls) {
     if (!common::IsCrlSignedBy(crl.get(), ark)) continue;
-    if (common::IsRevoked(crl.get(), intermediate)) {
-      return absl::UnauthenticatedError(absl::StrCat(role, " ", cn, " is revoked by the ARK CRL"));
-    }
-    if (common::IsRevoked(crl.get(), vek.cert.get())) {
-      return absl::UnauthenticatedError(
-          absl::StrCat(SignerName(vek.type), " is revoked by the ARK CRL"));
+    KBS_RETURN_IF_ERROR(CheckNotRevoked(crl.get(), vek, chain));
+  }
+  return chain;
+}
+
+absl::Status CheckNotRevoked(const X509_CRL* crl, const VekCertificate& vek,
+                             const ChainValidity& chain) {
+  if (common::IsRevoked(crl, chain.intermediate.get())) {
+    const char* role = vek.type == SignerType::kVlek ? "ASVK" : "ASK";
+    return absl::UnauthenticatedError(absl::StrCat(
+        role, " ", common::CommonName(chain.intermediate.get()), " is revoked by the ARK CRL"));
+  }
+  if (common::IsRevoked(crl, vek.cert.get())) {
+    return absl::UnauthenticatedError(
+        absl::StrCat(SignerName(vek.type), " is revoked by the ARK CRL"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<AmdCaChain> CheckCaBundle(const std::vector<common::X509Ptr>& certs, Product product,
+                                         SignerType signer, const TrustAnchors& anchors,
+                                         std::optional<absl::Time> at) {
+  const std::string product_name(ProductName(product));
+  const AmdCaRole role = IntermediateRole(signer);
+  const char* role_name = role == AmdCaRole::kAsvk ? "ASVK" : "ASK";
+  const X509* ark = nullptr;
+  for (const common::X509Ptr& c : certs) {
+    if (anchors.IsTrusted(product, c.get()) && IsSelfSigned(c.get())) {
+      ark = c.get();
+      break;
     }
   }
-  return ChainValidity{std::max({common::NotBefore(ark), common::NotBefore(intermediate),
-                                 common::NotBefore(vek.cert.get())}),
-                       std::min({common::NotAfter(ark), common::NotAfter(intermediate),
-                                 common::NotAfter(vek.cert.get())})};
+  if (ark == nullptr) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("no pinned, self-signed ARK-", product_name, " among the certificates"));
+  }
+  if (at.has_value()) {
+    KBS_RETURN_IF_ERROR(common::CheckValidity(ark, *at, absl::StrCat("ARK-", product_name)));
+  }
+  const X509* intermediate = nullptr;
+  for (const common::X509Ptr& c : certs) {
+    if (c.get() == ark || CaRoleOf(c.get()) != role || !common::IsSignedBy(c.get(), ark)) continue;
+    intermediate = c.get();
+    break;
+  }
+  if (intermediate == nullptr) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("no ", role_name, " signed by ARK-", product_name, " among the certificates"));
+  }
+  if (at.has_value()) {
+    KBS_RETURN_IF_ERROR(common::CheckValidity(intermediate, *at, role_name));
+  }
+  return AmdCaChain{ShareX509(ark), ShareX509(intermediate)};
+}
+
+absl::StatusOr<std::shared_ptr<const ArkCrl>> ParseArkCrl(absl::string_view der, const X509* ark) {
+  auto parsed = common::ParseCrl(der);
+  if (!parsed.ok()) return absl::InvalidArgumentError("the ARK CRL is not a CRL");
+  if (!common::IsCrlSignedBy(parsed->get(), ark)) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("the CRL is not signed by ", common::CommonName(ark)));
+  }
+  auto out = std::make_shared<ArkCrl>();
+  out->sha256 = common::Sha256(der);
+  out->this_update = common::FromAsn1Time(X509_CRL_get0_lastUpdate(parsed->get()));
+  const ASN1_TIME* next = X509_CRL_get0_nextUpdate(parsed->get());
+  out->next_update = next == nullptr ? absl::InfiniteFuture() : common::FromAsn1Time(next);
+  X509_CRL* crl = parsed->release();
+  out->crl = std::shared_ptr<const X509_CRL>(
+      crl, [](const X509_CRL* c) { X509_CRL_free(const_cast<X509_CRL*>(c)); });
+  return std::shared_ptr<const ArkCrl>(std::move(out));
+}
+
+absl::StatusOr<std::pair<absl::Time, absl::Time>> CrlUpdateTimes(absl::string_view der) {
+  auto parsed = common::ParseCrl(der);
+  if (!parsed.ok()) return absl::InvalidArgumentError("not a CRL");
+  const ASN1_TIME* next = X509_CRL_get0_nextUpdate(parsed->get());
+  return std::make_pair(common::FromAsn1Time(X509_CRL_get0_lastUpdate(parsed->get())),
+                        next == nullptr ? absl::InfiniteFuture() : common::FromAsn1Time(next));
 }
 
 }  // namespace kbs::verifier::snp

@@ -28,6 +28,41 @@ absl::Status Reserved(common::ByteReader& r, size_t n) {
   return absl::OkStatus();
 }
 
+// GUEST_POLICY (ABI 56860, "Guest Policy" table): bit 17 is reserved and
+// must be one; bits 63:26 are reserved (MBZ) in every ABI revision up to the
+// newest report version accepted here (5). Bits 20-25 (SINGLE_SOCKET ..
+// PAGE_SWAP_DISABLE) were defined over successive revisions and are not tied
+// to the report version, so they are not rejected. The firmware refuses to
+// launch a guest with a policy it does not understand; a report carrying one
+// is not what the ABI describes.
+constexpr uint64_t kPolicyReservedOne = uint64_t{1} << 17;
+constexpr uint64_t kPolicyReservedMbz = ~((uint64_t{1} << 26) - 1);
+// KEY_INFO (ABI 56860, ATTESTATION_REPORT 0x48): bits 31:5 reserved (MBZ)
+// in every revision; 4:2 SIGNING_KEY, 1 MASK_CHIP_KEY, 0 AUTHOR_KEY_EN.
+constexpr uint32_t kKeyInfoReservedMbz = ~uint32_t{0x1F};
+
+absl::Status CheckPolicy(uint64_t policy) {
+  if ((policy & kPolicyReservedOne) == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "SNP report: POLICY (offset 0x8) reserved bit 17 must be 1, policy 0x", absl::Hex(policy)));
+  }
+  if ((policy & kPolicyReservedMbz) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("SNP report: POLICY (offset 0x8) reserved bits 63:26 must be zero, policy 0x",
+                     absl::Hex(policy)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckKeyInfo(uint32_t key_info) {
+  if ((key_info & kKeyInfoReservedMbz) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "SNP report: KEY_INFO (offset 0x48) reserved bits 31:5 must be zero, key_info 0x",
+        absl::Hex(key_info)));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::string_view ProductName(Product p) {
@@ -105,6 +140,7 @@ absl::StatusOr<SnpReport> ParseSnpReport(absl::Span<const uint8_t> bytes) {
   }
   KBS_ASSIGN_OR_RETURN(rep.guest_svn, r.U32("GUEST_SVN"));
   KBS_ASSIGN_OR_RETURN(rep.policy, r.U64("POLICY"));
+  KBS_RETURN_IF_ERROR(CheckPolicy(rep.policy));
   KBS_RETURN_IF_ERROR(ReadArray(r, rep.family_id, "FAMILY_ID"));
   KBS_RETURN_IF_ERROR(ReadArray(r, rep.image_id, "IMAGE_ID"));
   KBS_ASSIGN_OR_RETURN(rep.vmpl, r.U32("VMPL"));
@@ -116,6 +152,7 @@ absl::StatusOr<SnpReport> ParseSnpReport(absl::Span<const uint8_t> bytes) {
   KBS_ASSIGN_OR_RETURN(rep.current_tcb, r.U64("CURRENT_TCB"));
   KBS_ASSIGN_OR_RETURN(rep.platform_info, r.U64("PLATFORM_INFO"));
   KBS_ASSIGN_OR_RETURN(rep.key_info, r.U32("KEY_INFO"));
+  KBS_RETURN_IF_ERROR(CheckKeyInfo(rep.key_info));
   KBS_RETURN_IF_ERROR(Reserved(r, 4));  // 0x04C
   KBS_RETURN_IF_ERROR(ReadArray(r, rep.report_data, "REPORT_DATA"));
   KBS_RETURN_IF_ERROR(ReadArray(r, rep.measurement, "MEASUREMENT"));

@@ -1,8 +1,9 @@
 // The SEV-SNP ATTESTATION_REPORT (AMD SEV-SNP ABI spec 56860, Table 23;
 // evidence-formats.md §1.2): a 1184-byte little-endian structure whose first
 // 0x2A0 bytes are signed with ECDSA P-384/SHA-384 by the VCEK or VLEK.
-// Parsing checks the size, version, signature algorithm and reserved (MBZ)
-// fields, and nothing else: the signature is checked by the verifier.
+// Parsing checks the size, version, signature algorithm, reserved (MBZ)
+// fields and the reserved bits of POLICY and KEY_INFO, and nothing else: the
+// signature is checked by the verifier.
 #ifndef KBS_VERIFIER_SNP_REPORT_H_
 #define KBS_VERIFIER_SNP_REPORT_H_
 
@@ -85,8 +86,9 @@ struct SnpReport {
 };
 
 // InvalidArgument (naming the offset) for a wrong size, an unknown version
-// (accepted: 2, 3, 5) or signature algorithm (1 = ECDSA P-384/SHA-384), or a
-// non-zero reserved field.
+// (accepted: 2, 3, 5) or signature algorithm (1 = ECDSA P-384/SHA-384), a
+// non-zero reserved field, a POLICY whose reserved bit 17 is 0 or whose
+// reserved bits 63:26 are set, or a KEY_INFO with reserved bits 31:5 set.
 absl::StatusOr<SnpReport> ParseSnpReport(absl::Span<const uint8_t> bytes);
 
 }  // namespace kbs::verifier::snp

@@ -11,6 +11,7 @@
 #include "common/bytes.h"
 #include "common/crypto.h"
 #include "common/encoding.h"
+#include "common/log.h"
 #include "common/status_macros.h"
 
 namespace kbs::verifier::snp {
@@ -61,16 +62,12 @@ std::string TcbText(const TcbVersion& t) {
                       "bl=", t.bootloader, " tee=", t.tee, " snp=", t.snp, " ucode=", t.microcode);
 }
 
-bool SameTcb(const TcbVersion& a, const TcbVersion& b, bool turin) {
-  return a.bootloader == b.bootloader && a.tee == b.tee && a.snp == b.snp &&
-         a.microcode == b.microcode && (!turin || a.fmc.value_or(0) == b.fmc.value_or(0));
-}
-
 std::string Firmware(const FirmwareVersion& v) {
   return absl::StrCat(v.major, ".", v.minor, ".", v.build);
 }
 
-Json Claims(const SnpReport& r, const VekCertificate& vek, Product product) {
+Json Claims(const SnpReport& r, const VekCertificate& vek, Product product,
+            absl::string_view ark_crl) {
   const bool turin = product == Product::kTurin;
   const uint64_t p = r.policy;
   const uint64_t pi = r.platform_info;
@@ -113,6 +110,7 @@ Json Claims(const SnpReport& r, const VekCertificate& vek, Product product) {
       {"report_id", Hex(r.report_id)},
       {"report_id_ma", Hex(r.report_id_ma)},
       {"firmware", {{"current", Firmware(r.current)}, {"committed", Firmware(r.committed)}}},
+      {"ark_crl", std::string(ark_crl)},
   };
   if (vek.type == SignerType::kVlek) claims["csp_id"] = vek.csp_id;
   return claims;
@@ -137,7 +135,7 @@ absl::StatusOr<VerifiedClaims> SnpVerifier::Verify(const Json& evidence,
 
 absl::StatusOr<SnpVerifier::VerifiedVek> SnpVerifier::GetVerifiedVek(
     const SnpReport& report, const SnpEvidence& evidence,
-    const std::vector<std::string>& extra_certs_der, absl::Time at) const {
+    const std::vector<std::string>& extra_certs_der, absl::Time at, absl::Time deadline) const {
   const uint32_t signing_key = report.signing_key();
   if (signing_key != 0 && signing_key != 1) {
     return absl::UnauthenticatedError(absl::StrCat(
@@ -152,7 +150,15 @@ absl::StatusOr<SnpVerifier::VerifiedVek> SnpVerifier::GetVerifiedVek(
   for (const CertTableEntry& e : evidence.cert_chain) {
     if (e.type == signer_name) vek_der = e.der;
   }
+  // From version 3 on the product is the report's CPUID (evidence-formats.md
+  // §1.2); one outside the product table is not a product this verifier
+  // knows how to check.
   std::optional<Product> cpuid_product = report.cpuid_product();
+  if (report.version >= 3 && !cpuid_product.has_value()) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        "unknown AMD product: the report's CPUID family 0x", absl::Hex(report.cpuid_family),
+        " model 0x", absl::Hex(report.cpuid_model), " is not Milan, Genoa or Turin"));
+  }
   if (vek_der.empty()) {
     if (signer == SignerType::kVlek) {
       return absl::UnauthenticatedError("VLEK-signed report without a VLEK in cert_chain");
@@ -173,7 +179,7 @@ absl::StatusOr<SnpVerifier::VerifiedVek> SnpVerifier::GetVerifiedVek(
       VcekRequest request{
           p, std::string(reinterpret_cast<const char*>(report.chip_id.data()), turin ? 8 : 64),
           TcbVersion::Decode(report.reported_tcb, turin)};
-      auto der = options_.collateral->GetVcek(request, options_.collateral_timeout);
+      auto der = options_.collateral->GetVcek(request, deadline);
       if (der.ok()) {
         vek_der = *std::move(der);
         break;
@@ -196,14 +202,19 @@ absl::StatusOr<SnpVerifier::VerifiedVek> SnpVerifier::GetVerifiedVek(
     return absl::OkStatus();
   };
   const std::string key = common::Sha256(vek_der);
+  std::optional<VerifiedVek> cached;
   {
     std::lock_guard<std::mutex> lock(cache_mu_);
     auto it = chain_cache_.find(key);
     if (it != chain_cache_.end() && at >= it->second.validity.not_before &&
         at <= it->second.validity.not_after) {
-      KBS_RETURN_IF_ERROR(check_type(*it->second.vek));
-      return it->second;
+      cached = it->second;
     }
+  }
+  if (cached.has_value()) {
+    KBS_RETURN_IF_ERROR(check_type(*cached->vek));
+    KBS_RETURN_IF_ERROR(CheckRevocation(key, evidence, *cached, at, deadline));
+    return *std::move(cached);
   }
   auto parsed = ParseVekCertificate(vek_der);
   if (!parsed.ok()) {
@@ -226,34 +237,106 @@ absl::StatusOr<SnpVerifier::VerifiedVek> SnpVerifier::GetVerifiedVek(
   };
   for (const CertTableEntry& e : evidence.cert_chain) {
     if (e.type == "ASK" || e.type == "ARK" || e.type == "ASVK") add_cert(e.der);
-    if (e.type == "CRL") {
-      auto crl = common::ParseCrl(e.der);
-      if (crl.ok()) certs.crls.push_back(*std::move(crl));
-    }
   }
   for (const std::string& der : extra_certs_der) add_cert(der);
   if (options_.collateral != nullptr) {
-    auto chain = options_.collateral->GetChain(*product, signer, options_.collateral_timeout);
+    auto chain = options_.collateral->GetChain(*product, signer, deadline);
     if (chain.ok()) {
       for (const std::string& der : chain->certs_der) add_cert(der);
-      for (const std::string& der : chain->crls_der) {
-        auto crl = common::ParseCrl(der);
-        if (crl.ok()) certs.crls.push_back(*std::move(crl));
-      }
     } else if (chain.status().code() == absl::StatusCode::kUnavailable &&
                certs.candidates.empty()) {
       return chain.status();
     }
   }
+  // CRLs are checked below, for cached chains too.
   KBS_ASSIGN_OR_RETURN(ChainValidity validity,
                        VerifyVekChain(*vek, *product, certs, options_.anchors, at));
-  VerifiedVek verified{std::move(vek), *product, validity};
+  VerifiedVek verified;
+  verified.vek = std::move(vek);
+  verified.product = *product;
+  verified.validity = std::move(validity);
+  KBS_RETURN_IF_ERROR(CheckRevocation(key, evidence, verified, at, deadline));
   {
     std::lock_guard<std::mutex> lock(cache_mu_);
     if (chain_cache_.size() >= kMaxCachedChains) chain_cache_.clear();
     chain_cache_[key] = verified;
   }
   return verified;
+}
+
+absl::Status SnpVerifier::CheckRevocation(const std::string& key, const SnpEvidence& evidence,
+                                          VerifiedVek& vv, absl::Time at,
+                                          absl::Time deadline) const {
+  const X509* ark = vv.validity.ark.get();
+  CrlStatus status = CrlStatus::kNone;
+  auto note = [&status, at](const ArkCrl& crl) {
+    status = std::max(status, crl.CurrentAt(at) ? CrlStatus::kCurrent : CrlStatus::kStale);
+  };
+  // CRLs in the evidence count when the ARK signed them.
+  for (const CertTableEntry& e : evidence.cert_chain) {
+    if (e.type != "CRL") continue;
+    auto crl = ParseArkCrl(e.der, ark);
+    if (!crl.ok()) continue;
+    KBS_RETURN_IF_ERROR(CheckNotRevoked((*crl)->crl.get(), *vv.vek, vv.validity));
+    note(**crl);
+  }
+
+  // The collateral's CRL for this ARK, looked up when due (see
+  // SnpVerifierOptions); one lookup at a time claims the slot.
+  std::shared_ptr<const ArkCrl> held;
+  bool look = false;
+  {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    CrlState& state = crls_[vv.validity.ark_sha256];
+    held = state.crl;
+    const absl::Time now = clock_->Now();
+    const absl::Duration every = held != nullptr && held->CurrentAt(at)
+                                     ? options_.crl_recheck_interval
+                                     : options_.crl_retry_interval;
+    if (options_.collateral != nullptr && now - state.last_lookup >= every) {
+      look = true;
+      state.last_lookup = now;
+    }
+  }
+  if (look) {
+    // Best effort within the attestation's deadline: without it, the CRL
+    // held (if any) still applies and the lookup is tried again later.
+    auto der = options_.collateral->GetCrl(vv.product, at, deadline);
+    if (der.ok()) {
+      auto fetched = ParseArkCrl(*der, ark);
+      if (fetched.ok()) {
+        std::lock_guard<std::mutex> lock(cache_mu_);
+        CrlState& state = crls_[vv.validity.ark_sha256];
+        // Never trade a CRL for an older one.
+        if (state.crl == nullptr || (*fetched)->this_update >= state.crl->this_update) {
+          state.crl = *std::move(fetched);
+        }
+        held = state.crl;
+      } else {
+        KBS_LOG(kWarning, "ignoring the ", ProductName(vv.product),
+                " ARK CRL from collateral: ", fetched.status().message());
+      }
+    } else if (der.status().code() != absl::StatusCode::kNotFound) {
+      KBS_LOG(kWarning, "no ", ProductName(vv.product),
+              " ARK CRL from collateral this time: ", der.status().message());
+    }
+  }
+  if (held != nullptr) {
+    if (vv.crl_checked != held->sha256) {
+      absl::Status revoked = CheckNotRevoked(held->crl.get(), *vv.vek, vv.validity);
+      std::lock_guard<std::mutex> lock(cache_mu_);
+      auto it = chain_cache_.find(key);
+      if (!revoked.ok()) {
+        if (it != chain_cache_.end()) chain_cache_.erase(it);
+        return revoked;
+      }
+      vv.crl_checked = held->sha256;
+      if (it != chain_cache_.end()) it->second.crl_checked = held->sha256;
+    }
+    note(*held);
+  }
+  vv.crl_status = status;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<VerifiedClaims> SnpVerifier::VerifyEvidence(
@@ -263,8 +346,9 @@ absl::StatusOr<VerifiedClaims> SnpVerifier::VerifyEvidence(
   KBS_ASSIGN_OR_RETURN(SnpReport report, ParseSnpReport(common::AsSpan(evidence.report)));
 
   // Verify: the VEK's chain, then the report's signature.
+  const absl::Time deadline = absl::Now() + options_.collateral_timeout;
   KBS_ASSIGN_OR_RETURN(VerifiedVek vv,
-                       GetVerifiedVek(report, evidence, extra_certs_der, expect.at));
+                       GetVerifiedVek(report, evidence, extra_certs_der, expect.at, deadline));
   const VekCertificate& vek = *vv.vek;
   const char* signer_name = vek.type == SignerType::kVcek ? "VCEK" : "VLEK";
   if (!VerifyReportSignature(report, X509_get0_pubkey(vek.cert.get()))) {
@@ -281,10 +365,12 @@ absl::StatusOr<VerifiedClaims> SnpVerifier::VerifyEvidence(
   }
   const bool turin = vv.product == Product::kTurin;
   TcbVersion reported = TcbVersion::Decode(report.reported_tcb, turin);
-  if (!SameTcb(reported, vek.tcb, turin)) {
-    return absl::UnauthenticatedError(absl::StrCat("TCB mismatch: the ", signer_name,
-                                                   " is issued for ", TcbText(vek.tcb),
-                                                   " but REPORTED_TCB is ", TcbText(reported)));
+  if (!VekTcbMatches(vek.tcb, reported, vv.product)) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        "TCB mismatch: the ", signer_name, " is issued for ", TcbText(vek.tcb),
+        turin && !vek.tcb.fmc.has_value() ? " (no fmcSPL, which a Turin certificate must carry)"
+                                          : "",
+        " but REPORTED_TCB is ", TcbText(reported)));
   }
   if (vek.type == SignerType::kVcek) {
     absl::Span<const uint8_t> chip(report.chip_id.data(), turin ? 8 : 64);
@@ -314,7 +400,10 @@ absl::StatusOr<VerifiedClaims> SnpVerifier::VerifyEvidence(
   TrustVector tv;
   tv.hardware = kAffirming;  // genuine AMD silicon, chained to a pinned ARK
   if (report.debug_allowed() || report.vmpl != 0) tv.configuration = kWarningUnsafeConfig;
-  return MakeVerifiedClaims("snp", Claims(report, vek, vv.product), tv);
+  const char* ark_crl = vv.crl_status == CrlStatus::kCurrent ? "current"
+                        : vv.crl_status == CrlStatus::kStale ? "stale"
+                                                             : "none";
+  return MakeVerifiedClaims("snp", Claims(report, vek, vv.product, ark_crl), tv);
 }
 
 }  // namespace kbs::verifier::snp

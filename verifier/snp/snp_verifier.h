@@ -28,8 +28,18 @@ struct SnpVerifierOptions {
   // Where certificates missing from the evidence come from (not owned; may
   // be null: then the evidence must carry the whole chain).
   CollateralSource* collateral = nullptr;
-  // The longest an attestation waits for collateral.
+  // The longest an attestation waits for collateral: one deadline for all
+  // of its fetches (VCEK, chain, CRL) together.
   absl::Duration collateral_timeout = absl::Seconds(10);
+  // The ARK's CRL comes from the evidence or the collateral. When no CRL
+  // current at the verification time is held (none yet, or past its
+  // nextUpdate), the collateral is asked again at most this often (by the
+  // clock); a current one is looked up again after `crl_recheck_interval`,
+  // so that a newer one placed in the directory takes effect. Entries of any
+  // ARK-signed CRL held revoke, stale or not; a newly obtained CRL applies to
+  // chains verified before it.
+  absl::Duration crl_retry_interval = absl::Minutes(1);
+  absl::Duration crl_recheck_interval = absl::Hours(1);
 };
 
 // What a report must match, beyond its signature and chain.
@@ -61,14 +71,28 @@ class SnpVerifier final : public Verifier {
   SnpVerifier(SnpVerifierOptions options, const common::Clock* clock)
       : options_(std::move(options)), clock_(clock) {}
 
+  // How fresh the ARK CRL checked was (claim `ark_crl`).
+  enum class CrlStatus { kNone, kStale, kCurrent };
   struct VerifiedVek {
     std::shared_ptr<VekCertificate> vek;
     Product product;
     ChainValidity validity;
+    std::string crl_checked;  // SHA-256 of the collateral CRL last checked ("" none)
+    CrlStatus crl_status = CrlStatus::kNone;  // of this verification
   };
+  struct CrlState {
+    std::shared_ptr<const ArkCrl> crl;
+    absl::Time last_lookup = absl::InfinitePast();  // by clock_
+  };
+  // `deadline` (real time) bounds every collateral fetch of one attestation.
   absl::StatusOr<VerifiedVek> GetVerifiedVek(const SnpReport& report, const SnpEvidence& evidence,
                                              const std::vector<std::string>& extra_certs_der,
-                                             absl::Time at) const;
+                                             absl::Time at, absl::Time deadline) const;
+  // Revocation of `vv` (cached under `key`) by the evidence's CRLs and the
+  // collateral's CRL for its ARK, looked up when due; a revoked chain leaves
+  // the cache. Sets vv.crl_status.
+  absl::Status CheckRevocation(const std::string& key, const SnpEvidence& evidence, VerifiedVek& vv,
+                               absl::Time at, absl::Time deadline) const;
 
   SnpVerifierOptions options_;
   const common::Clock* clock_;
@@ -76,6 +100,9 @@ class SnpVerifier final : public Verifier {
   // per VEK; every report's own signature is always checked.
   mutable std::mutex cache_mu_;
   mutable std::map<std::string, VerifiedVek> chain_cache_;
+  // The collateral's CRL per ARK (by SHA-256 of the ARK's DER); guarded by
+  // cache_mu_.
+  mutable std::map<std::string, CrlState> crls_;
 };
 
 }  // namespace kbs::verifier::snp

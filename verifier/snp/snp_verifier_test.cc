@@ -1,10 +1,13 @@
 #include "verifier/snp/snp_verifier.h"
 
+#include <openssl/pem.h>
+
 #include <cstdlib>
 #include <filesystem>
 
 #include "common/encoding.h"
 #include "common/files.h"
+#include "common/x509.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/snp_generator.h"
@@ -223,6 +226,7 @@ TEST_F(RealSnpTest, EverySignedByteFlippedFails) {
 TEST(SnpReportTest, RejectsSizesVersionsAndReservedBytes) {
   std::string report(kReportSize, '\0');
   report[0] = 3;
+  report[0x0A] = 0x02;  // POLICY bit 17: reserved, must be 1
   report[0x34] = 1;
   EXPECT_TRUE(ParseSnpReport(common::AsSpan(report)).ok());
   EXPECT_THAT(ParseSnpReport(common::AsSpan(report.substr(0, kReportSize - 1))).status().message(),
@@ -468,6 +472,151 @@ TEST_F(GeneratedSnpTest, TruncatedAndOversizedEvidence) {
   bad_cert["cert_chain"][0]["data"] = Json::array({1, 2, 3});
   EXPECT_EQ(verifier_->Verify(bad_cert, binding_).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// A v3+ report names its product by CPUID: one outside the product table
+// fails, whatever the certificate says.
+TEST_F(GeneratedSnpTest, UnknownCpuidFails) {
+  testing::SnpReportFields f = Fields();
+  f.cpuid_family = 0x17;  // Zen 2 (Rome): no SEV-SNP product
+  f.cpuid_model = 0x31;
+  auto result = Verify(*chain_->SignReport(f), vcek_);
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(result.status().message(),
+              HasSubstr("unknown AMD product: the report's CPUID family 0x17 model 0x31"));
+  // Nor can such a report find a VCEK in the collateral.
+  auto json = testing::SnpTestChain::EvidenceJson(*chain_->SignReport(f), vcek_);
+  (*json)["cert_chain"] = nullptr;
+  EXPECT_THAT(verifier_->Verify(*json, binding_).status().message(),
+              HasSubstr("unknown AMD product"));
+}
+
+// PEM of DER certificates.
+std::string Pem(const std::vector<std::string>& ders) {
+  std::string out;
+  for (const std::string& der : ders) {
+    auto cert = common::ParseDerCertificate(common::AsSpan(der));
+    if (!cert.ok()) return "";
+    common::BioPtr bio(BIO_new(BIO_s_mem()));
+    PEM_write_bio_X509(bio.get(), cert->get());
+    char* data = nullptr;
+    long len = BIO_get_mem_data(bio.get(), &data);
+    out.append(data, static_cast<size_t>(len));
+  }
+  return out;
+}
+
+// Chains are looked up by signer type: a file serves only with an
+// intermediate of the signer's role, and only that role's certificates come
+// back. AMD's combined ASK/ARK/ASVK bundle serves both.
+TEST_F(GeneratedSnpTest, DirectoryChainLookupIsSignerAware) {
+  auto roles = [](const ChainCollateral& chain) {
+    std::vector<AmdCaRole> out;
+    for (const std::string& der : chain.certs_der) {
+      out.push_back(CaRoleOf(common::ParseDerCertificate(common::AsSpan(der))->get()));
+    }
+    return out;
+  };
+  const absl::Time deadline = absl::Now() + absl::Seconds(1);
+  // The combined bundle (stored as cert_chain.pem by SetUp).
+  auto vcek_chain = collateral_->GetChain(Product::kGenoa, SignerType::kVcek, deadline);
+  ASSERT_TRUE(vcek_chain.ok()) << vcek_chain.status();
+  EXPECT_THAT(roles(*vcek_chain), ::testing::ElementsAre(AmdCaRole::kAsk, AmdCaRole::kArk));
+  auto vlek_chain = collateral_->GetChain(Product::kGenoa, SignerType::kVlek, deadline);
+  ASSERT_TRUE(vlek_chain.ok()) << vlek_chain.status();
+  EXPECT_THAT(roles(*vlek_chain), ::testing::ElementsAre(AmdCaRole::kArk, AmdCaRole::kAsvk));
+
+  // KDS's VCEK chain (ASK, ARK) does not answer for a VLEK, nor its VLEK
+  // chain (ASVK, ARK) for a VCEK, whichever file holds it.
+  std::vector<std::string> ask_ark = vcek_chain->certs_der;
+  std::vector<std::string> asvk_ark = vlek_chain->certs_der;
+  for (bool swapped : {false, true}) {
+    std::string dir = TempDir("snp_signer_aware");
+    DirectoryCollateral only_vcek(dir);
+    ASSERT_TRUE(only_vcek
+                    .StoreChain(Product::kGenoa, swapped ? SignerType::kVlek : SignerType::kVcek,
+                                Pem(ask_ark))
+                    .ok());
+    EXPECT_TRUE(only_vcek.GetChain(Product::kGenoa, SignerType::kVcek, deadline).ok());
+    EXPECT_EQ(only_vcek.GetChain(Product::kGenoa, SignerType::kVlek, deadline).status().code(),
+              absl::StatusCode::kNotFound);
+
+    dir = TempDir("snp_signer_aware");
+    DirectoryCollateral only_vlek(dir);
+    ASSERT_TRUE(only_vlek
+                    .StoreChain(Product::kGenoa, swapped ? SignerType::kVcek : SignerType::kVlek,
+                                Pem(asvk_ark))
+                    .ok());
+    EXPECT_TRUE(only_vlek.GetChain(Product::kGenoa, SignerType::kVlek, deadline).ok());
+    EXPECT_EQ(only_vlek.GetChain(Product::kGenoa, SignerType::kVcek, deadline).status().code(),
+              absl::StatusCode::kNotFound);
+  }
+
+  // End to end: with only a VCEK chain at hand, a VLEK-signed report finds
+  // no chain at all (and with KDS configured, KDS is asked for the VLEK
+  // chain: kds_test.cc).
+  std::string dir = TempDir("snp_signer_aware");
+  DirectoryCollateral only_vcek(dir);
+  ASSERT_TRUE(only_vcek.StoreChain(Product::kGenoa, SignerType::kVcek, Pem(ask_ark)).ok());
+  SnpVerifierOptions options;
+  ASSERT_TRUE(options.anchors.Add(Product::kGenoa, chain_->ArkFingerprintHex()).ok());
+  options.collateral = &only_vcek;
+  auto verifier = SnpVerifier::Create(std::move(options), &clock_);
+  auto vlek = *chain_->IssueVlek({tcb_, chip_id_}, "cloud.example");
+  testing::SnpReportFields f = Fields();
+  f.signing_key = 1;
+  auto json = testing::SnpTestChain::EvidenceJson(*chain_->SignReport(f), vlek, "VLEK");
+  auto result = verifier->Verify(*json, binding_);
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(result.status().message(), HasSubstr("no trusted ARK for Genoa"));
+}
+
+// Turin VCEKs carry fmcSPL, and it must equal REPORTED_TCB's FMC: a VCEK
+// without it does not pass for a report whose FMC is 0.
+TEST(GeneratedTurinTest, TurinVcekMustCarryTheReportedFmc) {
+  auto chain = testing::SnpTestChain::Create(Product::kTurin);
+  ASSERT_TRUE(chain.ok()) << chain.status();
+  std::string dir = TempDir("snp_turin_collateral");
+  DirectoryCollateral collateral(dir);
+  ASSERT_TRUE(collateral.StoreChain(Product::kTurin, SignerType::kVcek, (*chain)->ChainPem()).ok());
+  common::FakeClock clock(At("2026-06-01T00:00:00Z"));
+  SnpVerifierOptions options;
+  ASSERT_TRUE(options.anchors.Add(Product::kTurin, (*chain)->ArkFingerprintHex()).ok());
+  options.collateral = &collateral;
+  auto verifier = SnpVerifier::Create(std::move(options), &clock);
+
+  TcbVersion tcb;
+  tcb.fmc = 0;
+  tcb.bootloader = 1;
+  tcb.snp = 3;
+  tcb.microcode = 9;
+  const std::string chip(8, '\x42');  // Turin: 8-byte hwID
+  testing::SnpReportFields f;
+  f.cpuid_family = 0x1A;  // Turin
+  f.cpuid_model = 0x02;
+  f.reported_tcb = tcb;
+  f.chip_id = chip;
+  auto verify = [&](std::optional<uint8_t> fmc) {
+    testing::SnpCertOptions o{tcb, chip};
+    o.product_name = "Turin";
+    o.tcb.fmc = fmc;
+    auto vcek = (*chain)->IssueVcek(o);
+    if (!vcek.ok()) return absl::StatusOr<VerifiedClaims>(vcek.status());
+    SnpEvidence evidence{*(*chain)->SignReport(f), {{"VCEK", *vcek}}};
+    return verifier->VerifyEvidence(evidence, {std::nullopt, std::nullopt, clock.Now()});
+  };
+  auto good = verify(0);
+  ASSERT_TRUE(good.ok()) << good.status();
+  EXPECT_EQ(good->claims()["product"], "Turin");
+  EXPECT_EQ(good->claims()["reported_tcb"]["fmc"], 0);
+
+  auto missing = verify(std::nullopt);
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(missing.status().message(), HasSubstr("TCB mismatch"));
+  EXPECT_THAT(missing.status().message(), HasSubstr("no fmcSPL"));
+  auto other = verify(1);
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(other.status().message(), HasSubstr("TCB mismatch: the VCEK is issued for fmc=1"));
 }
 
 }  // namespace

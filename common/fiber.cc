@@ -1,0 +1,138 @@
+#include "common/fiber.h"
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <boost/context/protected_fixedsize_stack.hpp>
+#include <cstdlib>
+#include <utility>
+#include <vector>
+
+namespace kbs::common {
+namespace {
+
+namespace ctx = boost::context;
+
+constexpr size_t kStackBytes = 512 << 10;
+// Stacks kept per thread for reuse: a fresh mmap'd stack page-faults on
+// every page a request touches, which costs more than the request's work.
+constexpr size_t kPooledStacks = 128;
+
+thread_local Fiber* current_fiber = nullptr;
+
+// Guard-paged stacks, reused on the thread that freed them (a fiber starts,
+// runs and ends on one thread, so its stack is freed where it was taken).
+class StackPool final {
+ public:
+  ~StackPool() {
+    for (ctx::stack_context& sc : free_) ctx::protected_fixedsize_stack(kStackBytes).deallocate(sc);
+  }
+  ctx::stack_context Take() {
+    if (free_.empty()) return ctx::protected_fixedsize_stack(kStackBytes).allocate();
+    ctx::stack_context sc = free_.back();
+    free_.pop_back();
+    return sc;
+  }
+  void Give(ctx::stack_context& sc) {
+    if (free_.size() < kPooledStacks) {
+      free_.push_back(sc);
+    } else {
+      ctx::protected_fixedsize_stack(kStackBytes).deallocate(sc);
+    }
+  }
+
+ private:
+  std::vector<ctx::stack_context> free_;
+};
+
+thread_local StackPool stack_pool;
+
+// The StackAllocator concept of Boost.Context over the thread's pool.
+struct PooledStack {
+  ctx::stack_context allocate() { return stack_pool.Take(); }
+  void deallocate(ctx::stack_context& sc) { stack_pool.Give(sc); }
+};
+
+void FutexWait(std::atomic<uint32_t>* word, uint32_t expected) {
+  // Returns at once if the word changed (EAGAIN), or on EINTR: callers loop.
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected, nullptr,
+          nullptr, 0);
+}
+
+void FutexWakeAll(std::atomic<uint32_t>* word) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr,
+          nullptr, 0);
+}
+
+}  // namespace
+
+void Event::Wait() {
+  Fiber* fiber = Fiber::Current();
+  uint32_t state = kIdle;
+  if (fiber != nullptr) {
+    fiber_ = fiber;
+    // Published by the exchange; Notify reads fiber_ only after seeing it.
+    if (!state_.compare_exchange_strong(state, kFiberWaiting, std::memory_order_acq_rel)) {
+      return;  // already notified
+    }
+    fiber->Suspend();  // resumed by Notify's post
+    return;
+  }
+  if (!state_.compare_exchange_strong(state, kThreadWaiting, std::memory_order_acq_rel) &&
+      state == kNotified) {
+    return;
+  }
+  while (state_.load(std::memory_order_acquire) != kNotified) FutexWait(&state_, kThreadWaiting);
+}
+
+void Event::Notify() {
+  switch (state_.exchange(kNotified, std::memory_order_acq_rel)) {
+    case kFiberWaiting:
+      fiber_->ScheduleResume();
+      break;
+    case kThreadWaiting:
+      FutexWakeAll(&state_);
+      break;
+    default:  // nobody waits yet, or already notified
+      break;
+  }
+}
+
+Fiber::Fiber(std::function<void()> fn, Post post) : fn_(std::move(fn)), post_(std::move(post)) {}
+
+void Fiber::Start(std::function<void()> fn, Post post) {
+  auto fiber = std::make_shared<Fiber>(std::move(fn), std::move(post));
+  Fiber* f = fiber.get();
+  f->self_ = std::move(fiber);
+  f->context_ = ctx::fiber(std::allocator_arg, PooledStack(), [f](ctx::fiber&& caller) {
+    f->caller_ = std::move(caller);
+    f->fn_();
+    f->fn_ = nullptr;
+    f->finished_ = true;
+    return std::move(f->caller_);
+  });
+  f->Resume();
+}
+
+Fiber* Fiber::Current() { return current_fiber; }
+
+void Fiber::Resume() {
+  Fiber* previous = current_fiber;
+  current_fiber = this;
+  context_ = std::move(context_).resume();
+  current_fiber = previous;
+  if (finished_) {
+    // The fiber returned: its context is empty and its stack back in the
+    // pool. Dropping the last reference may delete this, so it goes last.
+    std::shared_ptr<Fiber> last = std::move(self_);
+  }
+}
+
+void Fiber::Suspend() { caller_ = std::move(caller_).resume(); }
+
+void Fiber::ScheduleResume() {
+  post_([self = shared_from_this()] { self->Resume(); });
+}
+
+}  // namespace kbs::common
