@@ -104,16 +104,37 @@ Fiber::Fiber(std::function<void()> fn, Post post) : fn_(std::move(fn)), post_(st
 void Fiber::Start(std::function<void()> fn, Post post) {
   auto fiber = std::make_shared<Fiber>(std::move(fn), std::move(post));
   Fiber* f = fiber.get();
-  f->self_ = std::move(fiber);
-  f->context_ = ctx::fiber(std::allocator_arg, PooledStack(), [f](ctx::fiber&& caller) {
-    f->caller_ = std::move(caller);
+  try {
+    f->context_ = ctx::fiber(std::allocator_arg, PooledStack(), [f](ctx::fiber&& caller) {
+      f->caller_ = std::move(caller);
+      f->fn_();
+      f->fn_ = nullptr;
+      f->finished_ = true;
+      return std::move(f->caller_);
+    });
+  } catch (const std::exception&) {  // bad_alloc, or mmap/mprotect failing
+    // Nothing ran yet: run it here (not on a fiber, so it blocks to wait).
     f->fn_();
-    f->fn_ = nullptr;
-    f->finished_ = true;
-    return std::move(f->caller_);
-  });
+    return;
+  }
+  f->self_ = std::move(fiber);
   f->Resume();
 }
+
+namespace fiber_internal {
+namespace {
+std::atomic<int> blocking_threads{0};
+}  // namespace
+
+bool AcquireBlockingThread() {
+  if (blocking_threads.fetch_add(1, std::memory_order_acq_rel) < kMaxBlockingThreads) return true;
+  blocking_threads.fetch_sub(1, std::memory_order_acq_rel);
+  return false;
+}
+
+void ReleaseBlockingThread() { blocking_threads.fetch_sub(1, std::memory_order_acq_rel); }
+
+}  // namespace fiber_internal
 
 Fiber* Fiber::Current() { return current_fiber; }
 

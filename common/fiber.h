@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <system_error>
 #include <thread>
 #include <type_traits>
 
@@ -58,7 +59,9 @@ class Fiber final : public std::enable_shared_from_this<Fiber> {
 
   // Runs `fn` on a new fiber until it returns or first waits. `fn` must not
   // throw. Each stack is 512 KiB with a guard page below it; stacks are
-  // reused per thread.
+  // reused per thread. When no stack can be had (memory or mappings
+  // exhausted), `fn` runs on the calling thread instead, and its waits block
+  // the thread.
   static void Start(std::function<void()> fn, Post post);
   // The fiber running on this thread, or nullptr.
   static Fiber* Current();
@@ -86,28 +89,45 @@ class Fiber final : public std::enable_shared_from_this<Fiber> {
   std::shared_ptr<Fiber> self_;
 };
 
+namespace fiber_internal {
+// Threads RunBlocking may have running at once; past that (or when no thread
+// can be started) calls run inline, blocking their request thread, as they
+// would without fibers: a flood of slow calls stalls, it does not exhaust
+// the process's threads.
+inline constexpr int kMaxBlockingThreads = 64;
+bool AcquireBlockingThread();
+void ReleaseBlockingThread();
+}  // namespace fiber_internal
+
 // Runs `fn` (which may block for long: a network fetch, a lock held by such
 // a fetch) where it does not stall other requests: on a thread of its own
-// while the calling fiber is suspended, or inline when called on no fiber.
-// `fn` must not throw; what it references stays alive (the caller waits).
+// while the calling fiber is suspended; inline when called on no fiber, or
+// when kMaxBlockingThreads are busy. `fn` must not throw; what it references
+// stays alive (the caller waits).
 template <typename Fn>
 auto RunBlocking(Fn&& fn) -> decltype(fn()) {
   using Result = decltype(fn());
-  if (Fiber::Current() == nullptr) return fn();
+  if (Fiber::Current() == nullptr || !fiber_internal::AcquireBlockingThread()) return fn();
   struct Shared {
     Event done;
     std::optional<std::conditional_t<std::is_void_v<Result>, bool, Result>> result;
   };
   auto shared = std::make_shared<Shared>();
-  std::thread([shared, &fn] {
-    if constexpr (std::is_void_v<Result>) {
-      fn();
-      shared->result.emplace(true);
-    } else {
-      shared->result.emplace(fn());
-    }
-    shared->done.Notify();
-  }).detach();
+  try {
+    std::thread([shared, &fn] {
+      if constexpr (std::is_void_v<Result>) {
+        fn();
+        shared->result.emplace(true);
+      } else {
+        shared->result.emplace(fn());
+      }
+      fiber_internal::ReleaseBlockingThread();
+      shared->done.Notify();
+    }).detach();
+  } catch (const std::system_error&) {  // no thread to be had
+    fiber_internal::ReleaseBlockingThread();
+    return fn();
+  }
   shared->done.Wait();
   if constexpr (!std::is_void_v<Result>) return std::move(*shared->result);
 }

@@ -214,5 +214,36 @@ TEST(RunBlockingTest, OnAFiberTheLoopKeepsServing) {
   EXPECT_TRUE(called);
 }
 
+// Past kMaxBlockingThreads busy calls, RunBlocking runs inline (the request
+// thread blocks, as without fibers) instead of starting more threads.
+TEST(RunBlockingTest, BeyondTheThreadLimitRunsInline) {
+  constexpr int kBusy = fiber_internal::kMaxBlockingThreads;
+  asio::io_context loop;
+  auto release = std::make_shared<Event>();
+  std::atomic<int> started{0}, finished{0};
+  std::thread::id loop_thread = std::this_thread::get_id();
+  for (int i = 0; i < kBusy; ++i) {
+    Fiber::Start(
+        [&] {
+          RunBlocking([&] {
+            ++started;
+            release->Wait();
+          });
+          ++finished;
+        },
+        PostTo(loop));
+  }
+  while (started.load() < kBusy) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::thread::id inline_on;
+  Fiber::Start([&] { RunBlocking([&] { inline_on = std::this_thread::get_id(); }); }, PostTo(loop));
+  EXPECT_EQ(inline_on, loop_thread);
+  release->Notify();
+  while (finished.load() < kBusy) {
+    loop.run_for(std::chrono::milliseconds(10));
+    loop.restart();
+  }
+  EXPECT_EQ(finished.load(), kBusy);
+}
+
 }  // namespace
 }  // namespace kbs::common

@@ -307,6 +307,11 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
   http_options.idle_timeout = absl::Seconds(config.idle_timeout_secs);
   http_options.tls_cert_file = config.tls_cert;
   http_options.tls_key_file = config.tls_key;
+  // A handler fetching collateral ends by its deadline; shutdown waits for
+  // it (the collateral sources are freed after the server).
+  http_options.stop_grace =
+      absl::Seconds(5 + std::max<int64_t>({25, config.snp_collateral_timeout_secs,
+                                           config.dcap_collateral_timeout_secs}));
   auto http = kbs::http::HttpServer::Start(http_options, &router);
   if (!http.ok()) return Fail("HTTP server", http.status());
 

@@ -145,12 +145,16 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   // durable, this thread serves other connections meanwhile, and the
   // writer's notification resumes it here.
   void Dispatch() {
-    if (state_->stopping.load(std::memory_order_acquire)) {
+    // Counted before `stopping` is read: Stop sets `stopping` before it
+    // reads the count, so either it waits for this handler or this handler
+    // sees it stopping (no handler can start unseen after Stop has looked).
+    state_->handling.fetch_add(1, std::memory_order_seq_cst);
+    if (state_->stopping.load(std::memory_order_seq_cst)) {
+      state_->handling.fetch_sub(1, std::memory_order_acq_rel);
       return Write(Router::ErrorResponse(KbsError(absl::StatusCode::kUnavailable,
                                                   ErrorKind::kHttpFailed, "the KBS is stopping")),
                    /*keep_alive=*/false);
     }
-    state_->handling.fetch_add(1, std::memory_order_acq_rel);
     auto executor = beast::get_lowest_layer(stream_).get_executor();
     common::Fiber::Start(
         [self = this->shared_from_this()] {
@@ -256,11 +260,12 @@ class BeastHttpServer final : public HttpServer {
       acceptor_.close(ignored);
     });
     // Requests under way finish (their receipts commit within milliseconds,
-    // or fail); new ones are refused. A handler still suspended after the
-    // grace period would be resumed into a destroyed io_context, so then
-    // the loops are left allocated.
-    state_.stopping.store(true, std::memory_order_release);
-    const absl::Time deadline = absl::Now() + kStopGrace;
+    // or fail; a collateral fetch ends by its deadline); new ones are
+    // refused. A handler still suspended after the grace period would be
+    // resumed into a destroyed io_context, so then the loops are left
+    // allocated.
+    state_.stopping.store(true, std::memory_order_seq_cst);
+    const absl::Time deadline = absl::Now() + state_.options.stop_grace;
     while (state_.handling.load(std::memory_order_acquire) > 0 && absl::Now() < deadline &&
            !threads_.empty()) {
       absl::SleepFor(absl::Milliseconds(2));
@@ -323,8 +328,6 @@ class BeastHttpServer final : public HttpServer {
       Accept();
     });
   }
-
-  static constexpr absl::Duration kStopGrace = absl::Seconds(30);
 
   ServerState state_;
   std::vector<std::unique_ptr<asio::io_context>> iocs_;

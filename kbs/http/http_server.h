@@ -30,6 +30,9 @@ struct HttpServerOptions {
   // PEM files; both set -> HTTPS.
   std::string tls_cert_file;
   std::string tls_key_file;
+  // How long Stop waits for handlers under way (suspended on a receipt or a
+  // collateral fetch): at least the longest collateral deadline.
+  absl::Duration stop_grace = absl::Seconds(30);
 };
 
 class HttpServer {
@@ -42,7 +45,8 @@ class HttpServer {
   // The bound port.
   virtual uint16_t port() const = 0;
   virtual bool tls() const = 0;
-  // Stops accepting, closes connections and joins the threads.
+  // Stops accepting, lets handlers under way finish (up to stop_grace),
+  // closes connections and joins the threads.
   virtual void Stop() = 0;
 };
 

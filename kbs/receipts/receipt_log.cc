@@ -13,6 +13,7 @@
 #include "common/crypto.h"
 #include "common/encoding.h"
 #include "common/files.h"
+#include "common/jcs.h"
 #include "common/keys.h"
 #include "common/log.h"
 #include "common/status_macros.h"
@@ -594,7 +595,16 @@ absl::Status CheckColumns(uint64_t n, storage::SqliteStatement* q, absl::Time ti
         absl::StrCat("receipt ", n, "'s time column does not match its leaf: the row was edited"));
   }
   for (size_t i = 0; i < kCount; ++i) {
-    if (!seen[i] || raw[i] != LeafStringLiteral(q->ColumnText(static_cast<int>(4 + i)))) {
+    const std::string column = q->ColumnText(static_cast<int>(4 + i));
+    bool same = seen[i] && raw[i] == LeafStringLiteral(column);
+    if (!same && seen[i]) {
+      // Releases before invalid UTF-8 was replaced in leaves kept its bytes
+      // as they came, in the leaf as in the column.
+      std::string as_is;
+      common::AppendJcsString(column, as_is);
+      same = raw[i] == as_is;
+    }
+    if (!same) {
       return absl::DataLossError(absl::StrCat("receipt ", n, "'s ", kColumns[i],
                                               " column does not match its leaf: the row was "
                                               "edited"));
