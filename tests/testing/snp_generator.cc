@@ -139,10 +139,16 @@ std::string SnpTestChain::ArkFingerprintHex() const {
 }
 
 std::string SnpTestChain::ChainPem() const {
+  return PemOfDers({Der(ask_.get()), Der(ark_.get()), Der(asvk_.get())});
+}
+
+std::string PemOfDers(const std::vector<std::string>& ders) {
   std::string out;
-  for (const X509* c : {ask_.get(), ark_.get(), asvk_.get()}) {
+  for (const std::string& der : ders) {
+    auto cert = common::ParseDerCertificate(common::AsSpan(der));
+    if (!cert.ok()) return "";
     common::BioPtr bio(BIO_new(BIO_s_mem()));
-    PEM_write_bio_X509(bio.get(), c);
+    PEM_write_bio_X509(bio.get(), cert->get());
     char* data = nullptr;
     long len = BIO_get_mem_data(bio.get(), &data);
     out.append(data, static_cast<size_t>(len));

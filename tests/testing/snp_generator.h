@@ -45,6 +45,9 @@ struct SnpCertOptions {
   absl::Time not_after = absl::FromUnixSeconds(1950000000);   // 2031-10-16
 };
 
+// A PEM bundle of DER certificates (empty when one does not parse).
+std::string PemOfDers(const std::vector<std::string>& ders);
+
 class SnpTestChain {
  public:
   static absl::StatusOr<std::unique_ptr<SnpTestChain>> Create(

@@ -162,21 +162,6 @@ TEST_F(KdsTest, UnreachableKdsIsUnavailable) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(3));
 }
 
-// PEM of DER certificates.
-std::string Pem(const std::vector<std::string>& ders) {
-  std::string out;
-  for (const std::string& der : ders) {
-    auto cert = common::ParseDerCertificate(common::AsSpan(der));
-    if (!cert.ok()) return "";
-    common::BioPtr bio(BIO_new(BIO_s_mem()));
-    PEM_write_bio_X509(bio.get(), cert->get());
-    char* data = nullptr;
-    long len = BIO_get_mem_data(bio.get(), &data);
-    out.append(data, static_cast<size_t>(len));
-  }
-  return out;
-}
-
 // A KDS stand-in serving a generated Genoa hierarchy: what it answers for
 // each target is set by the test, `delay` before every answer.
 class GeneratedKdsTest : public ::testing::Test {
@@ -203,8 +188,8 @@ class GeneratedKdsTest : public ::testing::Test {
       if (role != AmdCaRole::kAsvk) ask_ark.push_back(der);
       if (role != AmdCaRole::kAsk) asvk_ark.push_back(der);
     }
-    vcek_chain_pem_ = Pem(ask_ark);
-    vlek_chain_pem_ = Pem(asvk_ark);
+    vcek_chain_pem_ = kbs::testing::PemOfDers(ask_ark);
+    vlek_chain_pem_ = kbs::testing::PemOfDers(asvk_ark);
   }
 
   testing::FakeResponse Serve(const std::string& target) {

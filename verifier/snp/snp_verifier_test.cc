@@ -491,21 +491,6 @@ TEST_F(GeneratedSnpTest, UnknownCpuidFails) {
               HasSubstr("unknown AMD product"));
 }
 
-// PEM of DER certificates.
-std::string Pem(const std::vector<std::string>& ders) {
-  std::string out;
-  for (const std::string& der : ders) {
-    auto cert = common::ParseDerCertificate(common::AsSpan(der));
-    if (!cert.ok()) return "";
-    common::BioPtr bio(BIO_new(BIO_s_mem()));
-    PEM_write_bio_X509(bio.get(), cert->get());
-    char* data = nullptr;
-    long len = BIO_get_mem_data(bio.get(), &data);
-    out.append(data, static_cast<size_t>(len));
-  }
-  return out;
-}
-
 // Chains are looked up by signer type: a file serves only with an
 // intermediate of the signer's role, and only that role's certificates come
 // back. AMD's combined ASK/ARK/ASVK bundle serves both.
@@ -535,7 +520,7 @@ TEST_F(GeneratedSnpTest, DirectoryChainLookupIsSignerAware) {
     DirectoryCollateral only_vcek(dir);
     ASSERT_TRUE(only_vcek
                     .StoreChain(Product::kGenoa, swapped ? SignerType::kVlek : SignerType::kVcek,
-                                Pem(ask_ark))
+                                kbs::testing::PemOfDers(ask_ark))
                     .ok());
     EXPECT_TRUE(only_vcek.GetChain(Product::kGenoa, SignerType::kVcek, deadline).ok());
     EXPECT_EQ(only_vcek.GetChain(Product::kGenoa, SignerType::kVlek, deadline).status().code(),
@@ -545,7 +530,7 @@ TEST_F(GeneratedSnpTest, DirectoryChainLookupIsSignerAware) {
     DirectoryCollateral only_vlek(dir);
     ASSERT_TRUE(only_vlek
                     .StoreChain(Product::kGenoa, swapped ? SignerType::kVcek : SignerType::kVlek,
-                                Pem(asvk_ark))
+                                kbs::testing::PemOfDers(asvk_ark))
                     .ok());
     EXPECT_TRUE(only_vlek.GetChain(Product::kGenoa, SignerType::kVlek, deadline).ok());
     EXPECT_EQ(only_vlek.GetChain(Product::kGenoa, SignerType::kVcek, deadline).status().code(),
@@ -557,7 +542,9 @@ TEST_F(GeneratedSnpTest, DirectoryChainLookupIsSignerAware) {
   // chain: kds_test.cc).
   std::string dir = TempDir("snp_signer_aware");
   DirectoryCollateral only_vcek(dir);
-  ASSERT_TRUE(only_vcek.StoreChain(Product::kGenoa, SignerType::kVcek, Pem(ask_ark)).ok());
+  ASSERT_TRUE(
+      only_vcek.StoreChain(Product::kGenoa, SignerType::kVcek, kbs::testing::PemOfDers(ask_ark))
+          .ok());
   SnpVerifierOptions options;
   ASSERT_TRUE(options.anchors.Add(Product::kGenoa, chain_->ArkFingerprintHex()).ok());
   options.collateral = &only_vcek;
