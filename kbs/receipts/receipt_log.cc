@@ -558,7 +558,6 @@ void ReceiptLog::MaybeFlushPostings(bool force) {
   indexed_ = n;
 }
 
-// DataLoss for anything that shows the stored log is not the log we signed.
 namespace {
 
 // Start-up verification of one row's query columns against its leaf (row
@@ -615,6 +614,7 @@ absl::Status CheckColumns(uint64_t n, storage::SqliteStatement* q, absl::Time ti
 
 }  // namespace
 
+// DataLoss for anything that shows the stored log is not the log we signed.
 absl::Status ReceiptLog::Verify() {
   NoteVerifier verifier = *NoteVerifier::FromVerifierKey(verifier_key_);
   std::optional<Checkpoint> signed_cp;
