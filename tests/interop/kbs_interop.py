@@ -228,7 +228,11 @@ class KbsServer:
              "--admin-public-key", self.admin_pub_path,
              "--ready-file", ready] + list(extra_args),
             stdout=self.log_file, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL)
+            # A pipe closed at once rather than DEVNULL: Python opens
+            # /dev/null read-write for DEVNULL, and some sandboxes (Bazel's
+            # linux-sandbox on CI) mount /dev/null read-only.
+            stdin=subprocess.PIPE)
+        self.proc.stdin.close()
         ports = None
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
