@@ -4,8 +4,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/context/protected_fixedsize_stack.hpp>
 #include <cstdlib>
+#include <ctime>
 #include <utility>
 #include <vector>
 
@@ -16,10 +18,22 @@ namespace ctx = boost::context;
 
 constexpr size_t kStackBytes = 512 << 10;
 // Stacks kept per thread for reuse: a fresh mmap'd stack page-faults on
-// every page a request touches, which costs more than the request's work.
-constexpr size_t kPooledStacks = 128;
+// every page a request touches, and mapping and unmapping one per request
+// takes the process's mmap lock and shoots down TLBs on every core, which
+// under load costs more than the requests' work. So a thread keeps up to
+// kPooledStacks (as many as it had requests in progress); stacks that stayed
+// unused for a whole kTrimPeriod are unmapped, down to kKeptStacks.
+constexpr size_t kPooledStacks = 1024;
+constexpr size_t kKeptStacks = 64;
+constexpr int64_t kTrimPeriodNanos = 2'000'000'000;
 
 thread_local Fiber* current_fiber = nullptr;
+
+int64_t CoarseNowNanos() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
 
 // Guard-paged stacks, reused on the thread that freed them (a fiber starts,
 // runs and ends on one thread, so its stack is freed where it was taken).
@@ -29,9 +43,14 @@ class StackPool final {
     for (ctx::stack_context& sc : free_) ctx::protected_fixedsize_stack(kStackBytes).deallocate(sc);
   }
   ctx::stack_context Take() {
-    if (free_.empty()) return ctx::protected_fixedsize_stack(kStackBytes).allocate();
-    ctx::stack_context sc = free_.back();
+    MaybeTrim();
+    if (free_.empty()) {
+      low_water_ = 0;
+      return ctx::protected_fixedsize_stack(kStackBytes).allocate();
+    }
+    ctx::stack_context sc = free_.back();  // the most recently used: its pages are warm
     free_.pop_back();
+    low_water_ = std::min(low_water_, free_.size());
     return sc;
   }
   void Give(ctx::stack_context& sc) {
@@ -40,13 +59,44 @@ class StackPool final {
     } else {
       ctx::protected_fixedsize_stack(kStackBytes).deallocate(sc);
     }
+    MaybeTrim();
   }
 
  private:
+  // Unmaps the stacks no request needed during the last period (the fewest
+  // the pool held), coldest first, keeping kKeptStacks.
+  void MaybeTrim() {
+    const int64_t now = CoarseNowNanos() + clock_offset_;
+    if (now - period_start_ < kTrimPeriodNanos) return;
+    if (low_water_ > kKeptStacks) {
+      const size_t spare = std::min(low_water_ - kKeptStacks, free_.size());
+      for (size_t i = 0; i < spare; ++i) {
+        ctx::protected_fixedsize_stack(kStackBytes).deallocate(free_[i]);
+      }
+      free_.erase(free_.begin(), free_.begin() + static_cast<ptrdiff_t>(spare));
+    }
+    period_start_ = now;
+    low_water_ = free_.size();
+  }
+
+  friend size_t fiber_internal::PooledStacks();
+  friend void fiber_internal::AdvanceStackPoolClock(int64_t);
+
   std::vector<ctx::stack_context> free_;
+  int64_t clock_offset_ = 0;  // tests
+  // The fewest stacks the pool held since period_start_.
+  size_t low_water_ = 0;
+  int64_t period_start_ = CoarseNowNanos();
 };
 
 thread_local StackPool stack_pool;
+
+}  // namespace
+
+size_t fiber_internal::PooledStacks() { return stack_pool.free_.size(); }
+void fiber_internal::AdvanceStackPoolClock(int64_t nanos) { stack_pool.clock_offset_ += nanos; }
+
+namespace {
 
 // The StackAllocator concept of Boost.Context over the thread's pool.
 struct PooledStack {

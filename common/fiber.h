@@ -97,6 +97,9 @@ namespace fiber_internal {
 inline constexpr int kMaxBlockingThreads = 64;
 bool AcquireBlockingThread();
 void ReleaseBlockingThread();
+// Tests: stacks pooled on this thread, and moving its pool's clock forward.
+size_t PooledStacks();
+void AdvanceStackPoolClock(int64_t nanos);
 }  // namespace fiber_internal
 
 // Runs `fn` (which may block for long: a network fetch, a lock held by such

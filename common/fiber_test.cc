@@ -165,6 +165,46 @@ TEST(FiberTest, DeepStackUse) {
   EXPECT_EQ(sum, 80u * 81u / 2u);
 }
 
+// Stacks are pooled per thread up to the most requests it had in progress,
+// so a steady load maps none; those no request needed for a whole trim
+// period are unmapped, down to a small reserve.
+TEST(FiberTest, StackPoolKeepsWhatLoadNeedsAndTrimsIdleStacks) {
+  std::thread([] {
+    asio::io_context loop;
+    // 300 fibers in progress at once.
+    auto burst = [&loop] {
+      std::vector<std::shared_ptr<Event>> events;
+      for (int i = 0; i < 300; ++i) {
+        events.push_back(std::make_shared<Event>());
+        Fiber::Start([e = events.back()] { e->Wait(); }, PostTo(loop));
+      }
+      for (auto& e : events) e->Notify();
+      loop.run();
+      loop.restart();
+    };
+    burst();
+    EXPECT_EQ(fiber_internal::PooledStacks(), 300u);
+    // A second burst within the period reuses them: none mapped, none freed.
+    burst();
+    EXPECT_EQ(fiber_internal::PooledStacks(), 300u);
+    // A quiet period with one request at a time: the pool never went below
+    // 299, so all but the reserve of 64 are unmapped at the next period
+    // (65 are left: the reserve and the stack the last request used).
+    constexpr int64_t kPeriod = 2'000'000'001;
+    fiber_internal::AdvanceStackPoolClock(kPeriod);
+    Fiber::Start([] {}, PostTo(loop));  // closes the burst's period
+    EXPECT_EQ(fiber_internal::PooledStacks(), 300u);
+    Fiber::Start([] {}, PostTo(loop));
+    fiber_internal::AdvanceStackPoolClock(kPeriod);
+    Fiber::Start([] {}, PostTo(loop));
+    EXPECT_EQ(fiber_internal::PooledStacks(), 65u);
+    // Idle stays at the reserve.
+    fiber_internal::AdvanceStackPoolClock(kPeriod);
+    Fiber::Start([] {}, PostTo(loop));
+    EXPECT_EQ(fiber_internal::PooledStacks(), 65u);
+  }).join();
+}
+
 TEST(RunBlockingTest, InlineOnAThread) {
   const std::thread::id here = std::this_thread::get_id();
   std::thread::id ran_on;

@@ -305,6 +305,7 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
   http_options.max_body_bytes = static_cast<size_t>(config.max_body_bytes);
   http_options.read_timeout = absl::Seconds(config.read_timeout_secs);
   http_options.idle_timeout = absl::Seconds(config.idle_timeout_secs);
+  http_options.max_in_progress = static_cast<int>(config.max_requests_in_progress);
   http_options.tls_cert_file = config.tls_cert;
   http_options.tls_key_file = config.tls_key;
   // A handler fetching collateral ends by its deadline; shutdown waits for

@@ -3,8 +3,10 @@
 #include <grpcpp/grpcpp.h>
 
 #include <filesystem>
+#include <future>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/encoding.h"
@@ -18,12 +20,14 @@
 #include "proto/kbs/v1/kbs.grpc.pb.h"
 #include "tests/proto/health.grpc.pb.h"
 #include "tests/testing/dcap_generator.h"
+#include "tests/testing/fake_http_server.h"
 #include "tests/testing/kbs_process.h"
 #include "tests/testing/raw_http.h"
 #include "tests/testing/snp_generator.h"
 #include "tests/testing/test_certs.h"
 #include "tests/testing/testdata.h"
 #include "verifier/dcap/collateral.h"
+#include "verifier/snp/evidence.h"
 
 namespace kbs {
 namespace {
@@ -52,6 +56,38 @@ std::unique_ptr<KbsClient> Http(const KbsProcess& kbs) {
 }
 std::unique_ptr<KbsClient> Grpc(const KbsProcess& kbs) {
   return *client::NewGrpcKbsClient(kbs.grpc_address());
+}
+
+// SEV-SNP evidence signed by `chain`'s VCEK for a guest with `tcb` and
+// `chip_id`: with the VCEK in its cert_chain (`vcek_der`), or without it (the
+// KBS must find it in its collateral or fetch it from KDS). `tamper` changes
+// a signed byte after signing.
+client::EvidenceMaker SnpEvidenceMaker(const testing::SnpTestChain& chain,
+                                       verifier::snp::TcbVersion tcb, std::string chip_id,
+                                       std::optional<std::string> vcek_der,
+                                       const bool* tamper = nullptr) {
+  return [&chain, tcb, chip_id, vcek_der, tamper](
+             absl::string_view report_data,
+             const std::optional<std::string>& init_digest) -> absl::StatusOr<Json> {
+    testing::SnpReportFields fields;
+    fields.reported_tcb = tcb;
+    fields.chip_id = chip_id;
+    fields.report_data = std::string(report_data);
+    fields.host_data = init_digest.value_or("");
+    auto report = chain.SignReport(fields);
+    if (!report.ok()) return report.status();
+    absl::StatusOr<Json> json;
+    if (vcek_der.has_value()) {
+      json = testing::SnpTestChain::EvidenceJson(*report, *vcek_der);
+    } else {
+      verifier::snp::SnpEvidence evidence;
+      evidence.report = *std::move(report);
+      json = verifier::snp::SnpEvidenceToJson(evidence);
+    }
+    if (!json.ok()) return json.status();
+    if (tamper != nullptr && *tamper) (*json)["attestation_report"]["measurement"][0] = 0;
+    return *std::move(json);
+  };
 }
 
 using HealthStatus = ::grpc::health::v1::HealthCheckResponse;
@@ -511,21 +547,7 @@ TEST(E2eSnpTest, SnpAttestationReleasesAndTamperingDoesNot) {
   bool tamper = false;
   RcarOptions options;
   options.tee = "snp";
-  options.evidence_maker =
-      [&](absl::string_view report_data,
-          const std::optional<std::string>& init_digest) -> absl::StatusOr<Json> {
-    testing::SnpReportFields fields;
-    fields.reported_tcb = tcb;
-    fields.chip_id = chip_id;
-    fields.report_data = std::string(report_data);
-    fields.host_data = init_digest.value_or("");
-    auto report = (*chain)->SignReport(fields);
-    if (!report.ok()) return report.status();
-    auto json = testing::SnpTestChain::EvidenceJson(*report, *vcek);
-    if (!json.ok()) return json.status();
-    if (tamper) (*json)["attestation_report"]["measurement"][0] = 0;
-    return *std::move(json);
-  };
+  options.evidence_maker = SnpEvidenceMaker(**chain, tcb, chip_id, *vcek, &tamper);
   for (bool grpc : {false, true}) {
     auto client = grpc ? Grpc(*kbs) : Http(*kbs);
     tamper = false;
@@ -543,6 +565,90 @@ TEST(E2eSnpTest, SnpAttestationReleasesAndTamperingDoesNot) {
   }
   // The sample TEE stays off on this KBS.
   EXPECT_EQ(Http(*kbs)->Auth("sample").status().code(), absl::StatusCode::kUnauthenticated);
+  std::filesystem::remove_all(dir);
+}
+
+// Requests in progress are bounded: with [server] max_requests_in_progress
+// handlers waiting (here on a KDS that does not answer yet), further requests
+// get 503 with Retry-After at once, the probes are still served, and the
+// waiting attestations complete once KDS answers.
+TEST(E2eOverloadTest, RequestsBeyondTheLimitGet503AndProbesStillAnswer) {
+  auto chain = testing::SnpTestChain::Create(verifier::snp::Product::kGenoa);
+  ASSERT_TRUE(chain.ok()) << chain.status();
+  const verifier::snp::TcbVersion tcb = testing::PlausibleTcb();
+  const std::string chip_id(64, '\x3c');
+  auto vcek = (*chain)->IssueVcek({tcb, chip_id});
+  ASSERT_TRUE(vcek.ok()) << vcek.status();
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  testing::FakeHttpServer kds([&](const std::string& target) {
+    released.wait();
+    if (absl::StrContains(target, "/vcek/v1/Genoa/") && !absl::StrContains(target, "crl")) {
+      return testing::FakeResponse{200, *vcek, {}};
+    }
+    return testing::FakeResponse{404, "", {}};
+  });
+  std::string dir =
+      std::filesystem::temp_directory_path() / ("kbs_overload_e2e_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir + "/Genoa");
+  ASSERT_TRUE(common::WriteFileAtomic(dir + "/Genoa/cert_chain.pem", (*chain)->ChainPem()).ok());
+  constexpr int kLimit = 16;
+  auto kbs = StartKbs(
+      {.allow_sample = true,
+       .config_toml = absl::StrCat(
+           "[server]\nmax_requests_in_progress = ", kLimit, "\n[snp]\ncollateral_dir = \"", dir,
+           "\"\nkds_url = \"", kds.url(), "\"\nkds_min_interval = 0\ncollateral_timeout = 60\n",
+           "trusted_arks = [\"Genoa:", (*chain)->ArkFingerprintHex(), "\"]\n")});
+  ASSERT_NE(kbs, nullptr);
+  Provision(*kbs);
+
+  // Evidence without the VCEK: the KBS must fetch it from KDS.
+  RcarOptions options;
+  options.tee = "snp";
+  options.evidence_maker = SnpEvidenceMaker(**chain, tcb, chip_id, std::nullopt);
+  std::vector<absl::StatusOr<std::string>> results(kLimit, absl::UnknownError("not run"));
+  std::vector<std::thread> pods;
+  for (int i = 0; i < kLimit; ++i) {
+    pods.emplace_back([&, i] {
+      auto client = Http(*kbs);
+      results[i] = client::RunSampleRcar(*client, kResource, options);
+    });
+  }
+  // Once all of them wait on KDS, an auth gets 503 at once.
+  std::optional<testing::RawResponse> refused;
+  const absl::Time give_up = absl::Now() + absl::Seconds(30);
+  while (!refused.has_value() && absl::Now() < give_up) {
+    auto r =
+        RawHttp(kbs->http_port(),
+                testing::BuildRequest("POST", "/kbs/v0/auth",
+                                      R"({"version":"0.4.0","tee":"sample","extra-params":""})",
+                                      "Content-Type: application/json"));
+    ASSERT_TRUE(r.ok()) << r.status();
+    if (r->status == 503) {
+      refused = *r;
+    } else {
+      ASSERT_EQ(r->status, 200) << r->head << r->body;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+  }
+  ASSERT_TRUE(refused.has_value()) << "no request was refused" << kbs->Log();
+  EXPECT_THAT(refused->head, HasSubstr("Retry-After: 1"));
+  EXPECT_THAT(refused->body, HasSubstr("requests in progress"));
+  for (const char* probe : {"/healthz", "/readyz", "/metrics"}) {
+    auto r = RawHttp(kbs->http_port(), testing::BuildRequest("GET", probe, ""));
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->status, 200) << probe << r->body;
+  }
+  EXPECT_EQ(kds.requests(), 1) << "KDS fetches are serialized";
+
+  release.set_value();
+  for (std::thread& t : pods) t.join();
+  for (const auto& value : results) {
+    ASSERT_TRUE(value.ok()) << value.status() << kbs->Log();
+    EXPECT_EQ(*value, kValue);
+  }
+  auto client = Http(*kbs);
+  EXPECT_TRUE(client->Auth("sample").ok());
   std::filesystem::remove_all(dir);
 }
 

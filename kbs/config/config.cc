@@ -141,6 +141,8 @@ absl::StatusOr<KbsConfig> ParseConfig(absl::string_view toml_text) {
   KBS_RETURN_IF_ERROR(r.Integer("server", "max_body_bytes", c.max_body_bytes, 1024, 1 << 30));
   KBS_RETURN_IF_ERROR(r.Integer("server", "read_timeout", c.read_timeout_secs, 1, 3600));
   KBS_RETURN_IF_ERROR(r.Integer("server", "idle_timeout", c.idle_timeout_secs, 1, 86400));
+  KBS_RETURN_IF_ERROR(
+      r.Integer("server", "max_requests_in_progress", c.max_requests_in_progress, 16, 1 << 20));
   KBS_RETURN_IF_ERROR(r.String("storage", "data_dir", c.data_dir));
   KBS_RETURN_IF_ERROR(r.Bool("attestation", "allow_sample_tee", c.allow_sample_tee));
   KBS_RETURN_IF_ERROR(

@@ -26,6 +26,8 @@ struct KbsConfig {
   int64_t max_body_bytes = 2 * 1024 * 1024;
   int64_t read_timeout_secs = 30;
   int64_t idle_timeout_secs = 60;
+  // HTTP requests in progress at once; more get 503 + Retry-After.
+  int64_t max_requests_in_progress = 4096;
   // [storage]
   std::string data_dir = "./kbs-data";
   // [attestation]

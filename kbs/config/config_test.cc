@@ -31,6 +31,7 @@ max_request_head_bytes = 300000
 max_body_bytes = 4096
 read_timeout = 5
 idle_timeout = 7
+max_requests_in_progress = 64
 [storage]
 data_dir = "/var/lib/kbs"
 [attestation]
@@ -61,6 +62,7 @@ level = "debug"
   EXPECT_TRUE(c->grpc_address.empty());
   EXPECT_EQ(c->threads, 4);
   EXPECT_EQ(c->max_body_bytes, 4096);
+  EXPECT_EQ(c->max_requests_in_progress, 64);
   EXPECT_EQ(c->session_timeout_secs, 60);
   EXPECT_EQ(c->token_issuer, "https://kbs.example");
   EXPECT_EQ(c->token_audience, (std::vector<std::string>{"vault", "gcp"}));

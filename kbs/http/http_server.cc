@@ -148,12 +148,19 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
     // Counted before `stopping` is read: Stop sets `stopping` before it
     // reads the count, so either it waits for this handler or this handler
     // sees it stopping (no handler can start unseen after Stop has looked).
-    state_->handling.fetch_add(1, std::memory_order_seq_cst);
+    const int in_progress = state_->handling.fetch_add(1, std::memory_order_seq_cst);
     if (state_->stopping.load(std::memory_order_seq_cst)) {
       state_->handling.fetch_sub(1, std::memory_order_acq_rel);
       return Write(Router::ErrorResponse(KbsError(absl::StatusCode::kUnavailable,
                                                   ErrorKind::kHttpFailed, "the KBS is stopping")),
                    /*keep_alive=*/false);
+    }
+    // Bounded: a flood of connections (or a stalled receipt log) must not
+    // hold a fiber stack per request until memory or mappings run out.
+    if (in_progress >= state_->options.max_in_progress && !Router::IsProbe(parser_->request())) {
+      state_->handling.fetch_sub(1, std::memory_order_acq_rel);
+      return Write(state_->router->Overloaded(state_->options.max_in_progress),
+                   parser_->keep_alive());
     }
     auto executor = beast::get_lowest_layer(stream_).get_executor();
     common::Fiber::Start(

@@ -30,6 +30,11 @@ struct HttpServerOptions {
   // PEM files; both set -> HTTPS.
   std::string tls_cert_file;
   std::string tls_key_file;
+  // Requests whose handler may be in progress at once (each holds a fiber
+  // and its stack while it waits for its receipt or collateral). Past it,
+  // requests get 503 with Retry-After at once; /healthz, /readyz and
+  // /metrics are always served.
+  int max_in_progress = 4096;
   // How long Stop waits for handlers under way (suspended on a receipt or a
   // collateral fetch): at least the longest collateral deadline.
   absl::Duration stop_grace = absl::Seconds(30);

@@ -128,6 +128,21 @@ HttpResponse Router::ErrorResponse(const absl::Status& status) {
   return r;
 }
 
+HttpResponse Router::Overloaded(int limit) {
+  HttpResponse r = ErrorResponse(
+      KbsError(absl::StatusCode::kUnavailable, ErrorKind::kHttpFailed,
+               absl::StrCat("the KBS has ", limit, " requests in progress; retry later")));
+  if (metrics_ != nullptr) metrics_->Record(Route::kOther, r.status, absl::ZeroDuration());
+  return r;
+}
+
+bool Router::IsProbe(const HttpRequest& request) {
+  if (request.method != "GET") return false;
+  absl::string_view path = request.target;
+  if (size_t q = path.find('?'); q != absl::string_view::npos) path = path.substr(0, q);
+  return path == "/healthz" || path == "/readyz" || path == "/metrics";
+}
+
 HttpResponse Router::Handle(const HttpRequest& request) {
   absl::Time start = absl::Now();  // for latency metrics only
   Route route = Route::kOther;

@@ -27,6 +27,11 @@ class Router final {
   // The response for a transport-level failure (oversized or malformed
   // request) that never reached routing.
   static HttpResponse ErrorResponse(const absl::Status& status);
+  // The 503 for a request refused before routing because the server has
+  // too many in progress; counted in the metrics.
+  HttpResponse Overloaded(int limit);
+  // Probes that are served whatever the load (liveness, readiness, metrics).
+  static bool IsProbe(const HttpRequest& request);
 
  private:
   HttpResponse Dispatch(const HttpRequest& request, Route& route);

@@ -97,7 +97,7 @@ absl::StatusOr<std::unique_ptr<SqliteConnection>> SqliteConnection::Open(const s
     return s;
   }
   auto conn = std::unique_ptr<SqliteConnection>(new SqliteConnection(db));
-  sqlite3_busy_timeout(db, 5000);
+  sqlite3_busy_timeout(db, SqliteDatabase::kBusyTimeoutMs);
   sqlite3_extended_result_codes(db, 1);
   // WAL: readers never block the writer. synchronous=FULL: a committed
   // write survives power loss, which the key store and (later) the receipt
@@ -153,8 +153,11 @@ int64_t SqliteConnection::Changes() const { return sqlite3_changes64(db_); }
 
 absl::StatusOr<std::unique_ptr<SqliteDatabase>> SqliteDatabase::Open(const std::string& path,
                                                                      int pool_size,
-                                                                     absl::string_view schema) {
+                                                                     absl::string_view schema,
+                                                                     Options options) {
   auto db = std::unique_ptr<SqliteDatabase>(new SqliteDatabase());
+  db->options_ = options;
+  db->restart_at_pages_.store(options.restart_pages, std::memory_order_relaxed);
   for (int i = 0; i < std::max(1, pool_size); ++i) {
     KBS_ASSIGN_OR_RETURN(std::unique_ptr<SqliteConnection> conn, SqliteConnection::Open(path));
     if (i == 0 && !schema.empty()) KBS_RETURN_IF_ERROR(conn->Exec(schema));
@@ -179,14 +182,21 @@ SqliteDatabase::~SqliteDatabase() {
 }
 
 int SqliteDatabase::OnWalCommit(void* self, sqlite3* db, const char* name, int pages) {
-  if (pages >= kCheckpointPages) {
-    auto* d = static_cast<SqliteDatabase*>(self);
-    {
-      std::lock_guard<std::mutex> lock(d->checkpoint_mu_);
-      d->checkpoint_wanted_ = true;
-    }
-    d->checkpoint_cv_.notify_one();
+  // Once the WAL holds checkpoint_pages, every commit asks for a pass (one
+  // at a time: requests made while one runs fold into the next). Small,
+  // continual passes spread the database's writes and syncs out; a pass
+  // per 4 MiB made bursts that stalled the commits' own syncs.
+  auto* d = static_cast<SqliteDatabase*>(self);
+  if (pages < d->options_.checkpoint_pages) return SQLITE_OK;
+  // A restart is due: the committing thread does it (Run), and a pass now
+  // would only make it wait.
+  if (d->restart_ready_.load(std::memory_order_acquire)) return SQLITE_OK;
+  {
+    std::lock_guard<std::mutex> lock(d->checkpoint_mu_);
+    if (d->checkpoint_wanted_) return SQLITE_OK;
+    d->checkpoint_wanted_ = true;
   }
+  d->checkpoint_cv_.notify_one();
   return SQLITE_OK;
 }
 
@@ -200,13 +210,46 @@ void SqliteDatabase::CheckpointLoop() {
     lock.unlock();
     int wal_pages = 0;
     int copied = 0;
-    int rc = sqlite3_wal_checkpoint_v2(checkpointer_->db_, nullptr, SQLITE_CHECKPOINT_PASSIVE,
-                                       &wal_pages, &copied);
+    int rc;
+    {
+      std::lock_guard<std::mutex> pass(pass_mu_);
+      rc = sqlite3_wal_checkpoint_v2(checkpointer_->db_, nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                                     &wal_pages, &copied);
+    }
+    if (rc == SQLITE_OK && wal_pages >= restart_at_pages_.load(std::memory_order_relaxed)) {
+      restart_ready_.store(true, std::memory_order_release);
+    }
     if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
       KBS_LOG(kWarning, "SQLite checkpoint failed: ", sqlite3_errmsg(checkpointer_->db_));
     }
     lock.lock();
   }
+}
+
+void SqliteDatabase::MaybeRestartWal(SqliteConnection& conn) {
+  // Not while a pass runs (SQLite would refuse it): after the next commit.
+  std::unique_lock<std::mutex> pass(pass_mu_, std::try_to_lock);
+  if (!pass.owns_lock()) return;
+  // Between this thread's transactions: the RESTART waits only for another
+  // writer or a reader, and for at most kRestartWaitMs.
+  sqlite3_busy_timeout(conn.db_, kRestartWaitMs);
+  int wal_pages = 0;
+  int copied = 0;
+  int rc =
+      sqlite3_wal_checkpoint_v2(conn.db_, nullptr, SQLITE_CHECKPOINT_RESTART, &wal_pages, &copied);
+  sqlite3_busy_timeout(conn.db_, kBusyTimeoutMs);
+  if (rc == SQLITE_OK) {
+    // The next commit writes the WAL from its start.
+    restart_at_pages_.store(options_.restart_pages, std::memory_order_relaxed);
+  } else if (rc == SQLITE_BUSY) {
+    // A reader still uses the WAL (or another writer held on): try again
+    // once it has grown as much again.
+    restart_at_pages_.store(wal_pages + options_.restart_pages, std::memory_order_relaxed);
+  } else {
+    KBS_LOG(kWarning, "SQLite WAL restart failed: ", sqlite3_errmsg(conn.db_));
+    restart_at_pages_.store(wal_pages + options_.restart_pages, std::memory_order_relaxed);
+  }
+  restart_ready_.store(false, std::memory_order_release);
 }
 
 absl::Status SqliteDatabase::Run(const std::function<absl::Status(SqliteConnection&)>& fn) {
@@ -217,7 +260,14 @@ absl::Status SqliteDatabase::Run(const std::function<absl::Status(SqliteConnecti
     conn = idle_.back();
     idle_.pop_back();
   }
+  const int64_t changes_before = sqlite3_total_changes64(conn->db_);
   absl::Status status = fn(*conn);
+  // Only after a write: readers (an auditor's query on a request thread)
+  // never pay for the restart.
+  if (restart_ready_.load(std::memory_order_acquire) &&
+      sqlite3_total_changes64(conn->db_) != changes_before) {
+    MaybeRestartWal(*conn);
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     idle_.push_back(conn);
