@@ -22,9 +22,12 @@ constexpr size_t kStackBytes = 512 << 10;
 // takes the process's mmap lock and shoots down TLBs on every core, which
 // under load costs more than the requests' work. So a thread keeps up to
 // kPooledStacks (as many as it had requests in progress); stacks that stayed
-// unused for a whole kTrimPeriod are unmapped, down to kKeptStacks.
+// unused for a whole trim period are unmapped, kTrimBatch at a time, down to
+// kKeptStacks. Trimming happens when the thread starts or ends a fiber: a
+// thread that falls idle keeps its stacks until its next request.
 constexpr size_t kPooledStacks = 1024;
 constexpr size_t kKeptStacks = 64;
+constexpr size_t kTrimBatch = 128;
 constexpr int64_t kTrimPeriodNanos = 2'000'000'000;
 
 thread_local Fiber* current_fiber = nullptr;
@@ -69,7 +72,9 @@ class StackPool final {
     const int64_t now = CoarseNowNanos() + clock_offset_;
     if (now - period_start_ < kTrimPeriodNanos) return;
     if (low_water_ > kKeptStacks) {
-      const size_t spare = std::min(low_water_ - kKeptStacks, free_.size());
+      // At most kTrimBatch per call: unmapping costs the mmap lock and a
+      // TLB shootdown each, paid by the request that trims.
+      const size_t spare = std::min({low_water_ - kKeptStacks, free_.size(), kTrimBatch});
       for (size_t i = 0; i < spare; ++i) {
         ctx::protected_fixedsize_stack(kStackBytes).deallocate(free_[i]);
       }

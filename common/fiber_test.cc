@@ -187,14 +187,16 @@ TEST(FiberTest, StackPoolKeepsWhatLoadNeedsAndTrimsIdleStacks) {
     // A second burst within the period reuses them: none mapped, none freed.
     burst();
     EXPECT_EQ(fiber_internal::PooledStacks(), 300u);
-    // A quiet period with one request at a time: the pool never went below
-    // 299, so all but the reserve of 64 are unmapped at the next period
-    // (65 are left: the reserve and the stack the last request used).
+    // Quiet periods with one request at a time: the stacks no request
+    // needed are unmapped, at most 128 per period, down to the reserve of
+    // 64 (65 are left: the reserve and the stack the last request used).
     constexpr int64_t kPeriod = 2'000'000'001;
     fiber_internal::AdvanceStackPoolClock(kPeriod);
-    Fiber::Start([] {}, PostTo(loop));  // closes the burst's period
+    Fiber::Start([] {}, PostTo(loop));  // closes the bursts' period
     EXPECT_EQ(fiber_internal::PooledStacks(), 300u);
+    fiber_internal::AdvanceStackPoolClock(kPeriod);
     Fiber::Start([] {}, PostTo(loop));
+    EXPECT_EQ(fiber_internal::PooledStacks(), 300u - 128u);
     fiber_internal::AdvanceStackPoolClock(kPeriod);
     Fiber::Start([] {}, PostTo(loop));
     EXPECT_EQ(fiber_internal::PooledStacks(), 65u);

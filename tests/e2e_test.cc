@@ -6,6 +6,7 @@
 #include <future>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -608,15 +609,27 @@ TEST(E2eOverloadTest, RequestsBeyondTheLimitGet503AndProbesStillAnswer) {
   options.evidence_maker = SnpEvidenceMaker(**chain, tcb, chip_id, std::nullopt);
   std::vector<absl::StatusOr<std::string>> results(kLimit, absl::UnknownError("not run"));
   std::vector<std::thread> pods;
+  bool kds_released = false;
+  auto release_kds = [&] {
+    if (kds_released) return;
+    kds_released = true;
+    release.set_value();
+    for (std::thread& t : pods) t.join();
+  };
+  // On a failed ASSERT too: the pods and the fake KDS must not be left
+  // waiting.
+  absl::Cleanup cleanup = release_kds;
   for (int i = 0; i < kLimit; ++i) {
     pods.emplace_back([&, i] {
       auto client = Http(*kbs);
       results[i] = client::RunSampleRcar(*client, kResource, options);
     });
   }
+  const absl::Time give_up = absl::Now() + absl::Seconds(30);
+  while (kds.requests() == 0 && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(10));
+  ASSERT_EQ(kds.requests(), 1) << kbs->Log();
   // Once all of them wait on KDS, an auth gets 503 at once.
   std::optional<testing::RawResponse> refused;
-  const absl::Time give_up = absl::Now() + absl::Seconds(30);
   while (!refused.has_value() && absl::Now() < give_up) {
     auto r =
         RawHttp(kbs->http_port(),
@@ -641,8 +654,7 @@ TEST(E2eOverloadTest, RequestsBeyondTheLimitGet503AndProbesStillAnswer) {
   }
   EXPECT_EQ(kds.requests(), 1) << "KDS fetches are serialized";
 
-  release.set_value();
-  for (std::thread& t : pods) t.join();
+  release_kds();
   for (const auto& value : results) {
     ASSERT_TRUE(value.ok()) << value.status() << kbs->Log();
     EXPECT_EQ(*value, kValue);

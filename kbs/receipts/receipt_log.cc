@@ -830,8 +830,9 @@ void ReceiptLog::WriterLoop() {
         batch[threads[i]]->done.Notify();
       }
     }
-    // After the wakeups: a flush (about 4 ms for 4,096 receipts) delays
-    // the next batch, never this one.
+    // After the wakeups: a flush (about 4 ms for 4,096 receipts) or a WAL
+    // restart delays the next batch, never this one.
+    db_->RestartWalIfDue();
     MaybeFlushPostings(/*force=*/false);
     MaybeCheckpoint();
     MaybeExpireEvidence();

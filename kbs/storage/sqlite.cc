@@ -2,6 +2,8 @@
 
 #include <pthread.h>
 
+#include <chrono>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
@@ -105,6 +107,10 @@ absl::StatusOr<std::unique_ptr<SqliteConnection>> SqliteConnection::Open(const s
   KBS_RETURN_IF_ERROR(conn->Exec("PRAGMA journal_mode=WAL"));
   KBS_RETURN_IF_ERROR(conn->Exec("PRAGMA synchronous=FULL"));
   KBS_RETURN_IF_ERROR(conn->Exec("PRAGMA foreign_keys=ON"));
+  // A WAL that a long reader let grow is cut back to this once it starts
+  // over (see SqliteDatabase).
+  KBS_RETURN_IF_ERROR(
+      conn->Exec(absl::StrCat("PRAGMA journal_size_limit=", SqliteDatabase::kWalSizeLimitBytes)));
   return conn;
 }
 
@@ -157,7 +163,7 @@ absl::StatusOr<std::unique_ptr<SqliteDatabase>> SqliteDatabase::Open(const std::
                                                                      Options options) {
   auto db = std::unique_ptr<SqliteDatabase>(new SqliteDatabase());
   db->options_ = options;
-  db->restart_at_pages_.store(options.restart_pages, std::memory_order_relaxed);
+  db->restart_at_pages_ = options.restart_pages;
   for (int i = 0; i < std::max(1, pool_size); ++i) {
     KBS_ASSIGN_OR_RETURN(std::unique_ptr<SqliteConnection> conn, SqliteConnection::Open(path));
     if (i == 0 && !schema.empty()) KBS_RETURN_IF_ERROR(conn->Exec(schema));
@@ -182,15 +188,11 @@ SqliteDatabase::~SqliteDatabase() {
 }
 
 int SqliteDatabase::OnWalCommit(void* self, sqlite3* db, const char* name, int pages) {
-  // Once the WAL holds checkpoint_pages, every commit asks for a pass (one
-  // at a time: requests made while one runs fold into the next). Small,
-  // continual passes spread the database's writes and syncs out; a pass
-  // per 4 MiB made bursts that stalled the commits' own syncs.
   auto* d = static_cast<SqliteDatabase*>(self);
+  // A commit below the restart threshold after a restart: the WAL started
+  // over.
+  if (pages < d->options_.restart_pages) d->reset_seen_.store(true, std::memory_order_relaxed);
   if (pages < d->options_.checkpoint_pages) return SQLITE_OK;
-  // A restart is due: the committing thread does it (Run), and a pass now
-  // would only make it wait.
-  if (d->restart_ready_.load(std::memory_order_acquire)) return SQLITE_OK;
   {
     std::lock_guard<std::mutex> lock(d->checkpoint_mu_);
     if (d->checkpoint_wanted_) return SQLITE_OK;
@@ -200,6 +202,14 @@ int SqliteDatabase::OnWalCommit(void* self, sqlite3* db, const char* name, int p
   return SQLITE_OK;
 }
 
+namespace {
+int64_t SteadyNowNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
 void SqliteDatabase::CheckpointLoop() {
   pthread_setname_np(pthread_self(), "kbs-wal-ckpt");
   std::unique_lock<std::mutex> lock(checkpoint_mu_);
@@ -208,48 +218,78 @@ void SqliteDatabase::CheckpointLoop() {
     if (stop_) return;
     checkpoint_wanted_ = false;
     lock.unlock();
-    int wal_pages = 0;
-    int copied = 0;
-    int rc;
     {
       std::lock_guard<std::mutex> pass(pass_mu_);
-      rc = sqlite3_wal_checkpoint_v2(checkpointer_->db_, nullptr, SQLITE_CHECKPOINT_PASSIVE,
-                                     &wal_pages, &copied);
-    }
-    if (rc == SQLITE_OK && wal_pages >= restart_at_pages_.load(std::memory_order_relaxed)) {
-      restart_ready_.store(true, std::memory_order_release);
-    }
-    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
-      KBS_LOG(kWarning, "SQLite checkpoint failed: ", sqlite3_errmsg(checkpointer_->db_));
+      // While a restart is due a pass would only delay it; after a second
+      // without one (no thread calls RestartWalIfDue), passes resume.
+      const bool waiting_for_restart = restart_ready_.load(std::memory_order_relaxed) &&
+                                       SteadyNowNanos() - ready_since_ns_ < 1'000'000'000;
+      if (!waiting_for_restart) {
+        restart_ready_.store(false, std::memory_order_relaxed);
+        int wal_pages = 0;
+        int copied = 0;
+        int rc = sqlite3_wal_checkpoint_v2(checkpointer_->db_, nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                                           &wal_pages, &copied);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+          KBS_LOG(kWarning, "SQLite checkpoint failed: ", sqlite3_errmsg(checkpointer_->db_));
+        }
+        // A restart's reset shows in the next commit; should it never come,
+        // the WAL growing on past twice the threshold ends the wait.
+        if (awaiting_reset_ &&
+            (reset_seen_.load(std::memory_order_relaxed) || wal_pages >= 2 * restart_at_pages_)) {
+          awaiting_reset_ = false;
+        }
+        // Due only when this pass copied all of it (a reader may have held
+        // it back), so the restart has only the commits since to copy.
+        if (rc == SQLITE_OK && !awaiting_reset_ && wal_pages >= restart_at_pages_ &&
+            copied == wal_pages) {
+          ready_since_ns_ = SteadyNowNanos();
+          restart_ready_.store(true, std::memory_order_release);
+        }
+      }
     }
     lock.lock();
   }
 }
 
-void SqliteDatabase::MaybeRestartWal(SqliteConnection& conn) {
-  // Not while a pass runs (SQLite would refuse it): after the next commit.
+void SqliteDatabase::RestartWalIfDue() {
+  if (!restart_ready_.load(std::memory_order_acquire)) return;
+  // Not while a pass runs (SQLite would refuse it): next time.
   std::unique_lock<std::mutex> pass(pass_mu_, std::try_to_lock);
-  if (!pass.owns_lock()) return;
-  // Between this thread's transactions: the RESTART waits only for another
-  // writer or a reader, and for at most kRestartWaitMs.
-  sqlite3_busy_timeout(conn.db_, kRestartWaitMs);
+  if (!pass.owns_lock() || !restart_ready_.load(std::memory_order_relaxed)) return;
+  restart_ready_.store(false, std::memory_order_relaxed);
+  SqliteConnection* conn;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (idle_.empty()) return;  // all busy: next time
+    conn = idle_.back();
+    idle_.pop_back();
+  }
+  sqlite3_busy_timeout(conn->db_, kRestartWaitMs);
   int wal_pages = 0;
   int copied = 0;
   int rc =
-      sqlite3_wal_checkpoint_v2(conn.db_, nullptr, SQLITE_CHECKPOINT_RESTART, &wal_pages, &copied);
-  sqlite3_busy_timeout(conn.db_, kBusyTimeoutMs);
+      sqlite3_wal_checkpoint_v2(conn->db_, nullptr, SQLITE_CHECKPOINT_RESTART, &wal_pages, &copied);
+  sqlite3_busy_timeout(conn->db_, kBusyTimeoutMs);
   if (rc == SQLITE_OK) {
     // The next commit writes the WAL from its start.
-    restart_at_pages_.store(options_.restart_pages, std::memory_order_relaxed);
-  } else if (rc == SQLITE_BUSY) {
-    // A reader still uses the WAL (or another writer held on): try again
-    // once it has grown as much again.
-    restart_at_pages_.store(wal_pages + options_.restart_pages, std::memory_order_relaxed);
+    restart_at_pages_ = options_.restart_pages;
+    awaiting_reset_ = true;
+    reset_seen_.store(false, std::memory_order_relaxed);
+    wal_restarts_.fetch_add(1, std::memory_order_relaxed);
   } else {
-    KBS_LOG(kWarning, "SQLite WAL restart failed: ", sqlite3_errmsg(conn.db_));
-    restart_at_pages_.store(wal_pages + options_.restart_pages, std::memory_order_relaxed);
+    // A reader still uses the WAL (BUSY) or the checkpoint failed: again
+    // once it has grown as much again.
+    if (rc != SQLITE_BUSY) {
+      KBS_LOG(kWarning, "SQLite WAL restart failed: ", sqlite3_errmsg(conn->db_));
+    }
+    restart_at_pages_ = wal_pages + options_.restart_pages;
   }
-  restart_ready_.store(false, std::memory_order_release);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    idle_.push_back(conn);
+  }
+  cv_.notify_one();
 }
 
 absl::Status SqliteDatabase::Run(const std::function<absl::Status(SqliteConnection&)>& fn) {
@@ -260,14 +300,7 @@ absl::Status SqliteDatabase::Run(const std::function<absl::Status(SqliteConnecti
     conn = idle_.back();
     idle_.pop_back();
   }
-  const int64_t changes_before = sqlite3_total_changes64(conn->db_);
   absl::Status status = fn(*conn);
-  // Only after a write: readers (an auditor's query on a request thread)
-  // never pay for the restart.
-  if (restart_ready_.load(std::memory_order_acquire) &&
-      sqlite3_total_changes64(conn->db_) != changes_before) {
-    MaybeRestartWal(*conn);
-  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     idle_.push_back(conn);

@@ -80,19 +80,21 @@ absl::Status SqliteError(sqlite3* db, int rc, absl::string_view what);
 // instead of inside whichever commit crossed a threshold: a commit then costs
 // its own pages and one fsync, not a copy of the whole WAL into the database
 // as well.
-// - Every `checkpoint_pages` pages committed, a PASSIVE checkpoint (never
-//   blocking readers or writers) copies the WAL into the database and syncs
-//   it.
-// - Under continuous writes a PASSIVE checkpoint never finds the WAL fully
-//   copied (commits land while it runs), so SQLite never starts the WAL over
-//   and the file grows without bound (110 MB in 3.5 s of durable appends).
-//   Once it holds `restart_pages` pages and the checkpoint thread has copied
-//   them, the next thread to commit runs a RESTART checkpoint after its
-//   transaction (in Run): it copies the few pages committed since and makes
-//   the next commit write the WAL from its start again. Run between a writer's transactions, it
-//   need not win a race against that writer (from the checkpoint thread it lost most of them). It
-//   gives up after kRestartWaitMs (a long reader, such as an auditor's download, still uses the
-//   WAL) and is tried again `restart_pages` later, so it never stalls commits for longer.
+// - Once the WAL holds `checkpoint_pages`, every commit asks for a PASSIVE
+//   pass (never blocking readers or writers; requests made while one runs
+//   fold into the next). Small continual passes spread the database's writes
+//   and syncs; a pass per 4 MiB made I/O bursts that stalled commits' fsyncs.
+// - Under continuous commits a PASSIVE pass never finds the WAL fully copied
+//   (commits land while it runs), so SQLite never starts the WAL over and the
+//   file grows without bound (110 MB in 3.5 s of durable appends). Once a
+//   pass has copied a WAL of `restart_pages`, RestartWalIfDue (which the
+//   continuous writer calls between its transactions, after it has answered
+//   its waiters) runs a RESTART checkpoint: it copies the few pages committed
+//   since and the next commit writes the WAL from its start. It waits at most
+//   kRestartWaitMs for a reader (an auditor's download) and is tried again
+//   `restart_pages` later. If no one restarts within a second, passes resume.
+// - journal_size_limit truncates a WAL that a long reader let grow, once it
+//   starts over.
 class SqliteDatabase final {
  public:
   struct Options {
@@ -101,6 +103,7 @@ class SqliteDatabase final {
   };
   static constexpr int kRestartWaitMs = 10;
   static constexpr int kBusyTimeoutMs = 5000;
+  static constexpr int64_t kWalSizeLimitBytes = 64 << 20;
 
   // Opens `pool_size` connections and applies `schema` (idempotent DDL) once.
   static absl::StatusOr<std::unique_ptr<SqliteDatabase>> Open(const std::string& path,
@@ -117,11 +120,16 @@ class SqliteDatabase final {
   // Borrows a connection for the duration of `fn`.
   absl::Status Run(const std::function<absl::Status(SqliteConnection&)>& fn);
 
+  // Starts the WAL over when it is due (see above); cheap otherwise. For a
+  // thread that commits continuously, between its transactions.
+  void RestartWalIfDue();
+  // Restarts done so far (metrics, tests).
+  int64_t wal_restarts() const { return wal_restarts_.load(std::memory_order_relaxed); }
+
  private:
   SqliteDatabase() = default;
   static int OnWalCommit(void* self, sqlite3* db, const char* name, int pages);
   void CheckpointLoop();
-  void MaybeRestartWal(SqliteConnection& conn);
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -133,13 +141,21 @@ class SqliteDatabase final {
   std::mutex checkpoint_mu_;
   std::condition_variable checkpoint_cv_;
   bool checkpoint_wanted_ = false;  // guarded by checkpoint_mu_
-  // The WAL size at which a RESTART is due (raised after one was refused).
-  std::atomic<int> restart_at_pages_{0};
-  // Held by a checkpoint pass and by a restart (one at a time).
+  // Held by a checkpoint pass and by a restart (one at a time); guards the
+  // fields below it that are not atomic.
   std::mutex pass_mu_;
-  // Set by the checkpoint thread once it has copied a WAL of restart_at
-  // pages: the restart then has only the commits since to copy.
+  // The WAL size at which a restart is due (raised after one was refused).
+  int restart_at_pages_ = 0;
+  // After a restart, until a commit shows the WAL started over: a pass still
+  // sees the old size and must not ask for another restart.
+  bool awaiting_reset_ = false;
+  // When the due restart was found (steady clock, ns); passes wait for it
+  // for a second at most.
+  int64_t ready_since_ns_ = 0;
+  // Set by a pass that copied a WAL of restart_at_pages_.
   std::atomic<bool> restart_ready_{false};
+  std::atomic<bool> reset_seen_{false};  // set by the hook after a restart
+  std::atomic<int64_t> wal_restarts_{0};
   bool stop_ = false;  // guarded by checkpoint_mu_
   std::thread checkpoint_thread_;
 };

@@ -65,15 +65,20 @@ TEST_F(SqliteDatabaseTest, WalStaysBoundedUnderContinuousCommits) {
   auto db = SqliteDatabase::Open(dir_ + "/t.db", 2, kSchema, options);
   ASSERT_TRUE(db.ok()) << db.status();
   constexpr int kCommits = 3000;
-  for (int i = 0; i < kCommits; ++i) ASSERT_TRUE(Insert(**db, i).ok()) << i;
+  for (int i = 0; i < kCommits; ++i) {
+    ASSERT_TRUE(Insert(**db, i).ok()) << i;
+    (*db)->RestartWalIfDue();  // as the receipt writer does between commits
+  }
   EXPECT_EQ(Count(**db), kCommits);
+  EXPECT_GE((*db)->wal_restarts(), 1);
   // Unbounded, the WAL would hold every commit: more than 12 MB here.
   const auto wal_bytes = std::filesystem::file_size(dir_ + "/t.db-wal");
   EXPECT_LT(wal_bytes, 4u << 20) << "the WAL was never started over";
 }
 
 // A reader holding a snapshot keeps the WAL from starting over; commits go
-// on regardless, and every row is there afterwards.
+// on regardless, the WAL starts over once the reader is done, and every row
+// is there.
 TEST_F(SqliteDatabaseTest, ALongReaderDoesNotStopCommits) {
   SqliteDatabase::Options options;
   options.checkpoint_pages = 20;
@@ -84,10 +89,21 @@ TEST_F(SqliteDatabaseTest, ALongReaderDoesNotStopCommits) {
   auto reader = SqliteConnection::Open(dir_ + "/t.db");
   ASSERT_TRUE(reader.ok()) << reader.status();
   ASSERT_TRUE((*reader)->Exec("BEGIN; SELECT count(*) FROM t;").ok());
-  for (int i = 1; i < 300; ++i) ASSERT_TRUE(Insert(**db, i).ok()) << i;
+  for (int i = 1; i < 300; ++i) {
+    ASSERT_TRUE(Insert(**db, i).ok()) << i;
+    (*db)->RestartWalIfDue();
+  }
+  // The reader pinned the WAL: no pass copied all of it, so no restart.
+  EXPECT_EQ((*db)->wal_restarts(), 0);
   ASSERT_TRUE((*reader)->Exec("COMMIT").ok());
-  for (int i = 300; i < 600; ++i) ASSERT_TRUE(Insert(**db, i).ok()) << i;
-  EXPECT_EQ(Count(**db), 600);
+  // Once it is done, the WAL starts over.
+  int i = 300;
+  for (; i < 5000 && (*db)->wal_restarts() == 0; ++i) {
+    ASSERT_TRUE(Insert(**db, i).ok()) << i;
+    (*db)->RestartWalIfDue();
+  }
+  EXPECT_GE((*db)->wal_restarts(), 1);
+  EXPECT_EQ(Count(**db), i);
 }
 
 }  // namespace
