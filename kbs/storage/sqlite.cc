@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "absl/status/status.h"
@@ -230,13 +231,20 @@ void SqliteDatabase::CheckpointLoop() {
         int copied = 0;
         int rc = sqlite3_wal_checkpoint_v2(checkpointer_->db_, nullptr, SQLITE_CHECKPOINT_PASSIVE,
                                            &wal_pages, &copied);
-        if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+        if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY) {
           KBS_LOG(kWarning, "SQLite checkpoint failed: ", sqlite3_errmsg(checkpointer_->db_));
         }
+        if (rc == SQLITE_OK && wal_pages < last_pass_wal_pages_) {
+          // The WAL started over (by a restart, or by itself once a reader
+          // that held it left): thresholds from before no longer apply.
+          restart_at_pages_ = options_.restart_pages;
+          awaiting_reset_ = false;
+        }
+        if (rc == SQLITE_OK) last_pass_wal_pages_ = wal_pages;
         // A restart's reset shows in the next commit; should it never come,
-        // the WAL growing on past twice the threshold ends the wait.
-        if (awaiting_reset_ &&
-            (reset_seen_.load(std::memory_order_relaxed) || wal_pages >= 2 * restart_at_pages_)) {
+        // the WAL growing on by another threshold ends the wait.
+        if (awaiting_reset_ && (reset_seen_.load(std::memory_order_relaxed) ||
+                                wal_pages >= restart_wal_pages_ + options_.restart_pages)) {
           awaiting_reset_ = false;
         }
         // Due only when this pass copied all of it (a reader may have held
@@ -257,7 +265,6 @@ void SqliteDatabase::RestartWalIfDue() {
   // Not while a pass runs (SQLite would refuse it): next time.
   std::unique_lock<std::mutex> pass(pass_mu_, std::try_to_lock);
   if (!pass.owns_lock() || !restart_ready_.load(std::memory_order_relaxed)) return;
-  restart_ready_.store(false, std::memory_order_relaxed);
   SqliteConnection* conn;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -265,6 +272,11 @@ void SqliteDatabase::RestartWalIfDue() {
     conn = idle_.back();
     idle_.pop_back();
   }
+  restart_ready_.store(false, std::memory_order_relaxed);
+  // Cleared before: a commit that starts the WAL over as soon as the
+  // RESTART lets go of the write lock must not be missed. (No commit can
+  // set it before: the WAL holds at least restart_pages until the reset.)
+  reset_seen_.store(false, std::memory_order_relaxed);
   sqlite3_busy_timeout(conn->db_, kRestartWaitMs);
   int wal_pages = 0;
   int copied = 0;
@@ -275,15 +287,15 @@ void SqliteDatabase::RestartWalIfDue() {
     // The next commit writes the WAL from its start.
     restart_at_pages_ = options_.restart_pages;
     awaiting_reset_ = true;
-    reset_seen_.store(false, std::memory_order_relaxed);
+    restart_wal_pages_ = wal_pages;
     wal_restarts_.fetch_add(1, std::memory_order_relaxed);
   } else {
     // A reader still uses the WAL (BUSY) or the checkpoint failed: again
     // once it has grown as much again.
-    if (rc != SQLITE_BUSY) {
+    if ((rc & 0xff) != SQLITE_BUSY) {
       KBS_LOG(kWarning, "SQLite WAL restart failed: ", sqlite3_errmsg(conn->db_));
     }
-    restart_at_pages_ = wal_pages + options_.restart_pages;
+    restart_at_pages_ = std::max(wal_pages, 0) + options_.restart_pages;
   }
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -92,7 +92,8 @@ absl::Status SqliteError(sqlite3* db, int rc, absl::string_view what);
 //   its waiters) runs a RESTART checkpoint: it copies the few pages committed
 //   since and the next commit writes the WAL from its start. It waits at most
 //   kRestartWaitMs for a reader (an auditor's download) and is tried again
-//   `restart_pages` later. If no one restarts within a second, passes resume.
+//   `restart_pages` later. If no one restarts within a second (the writer
+//   is stuck), passes run again, about once a second.
 // - journal_size_limit truncates a WAL that a long reader let grow, once it
 //   starts over.
 class SqliteDatabase final {
@@ -121,7 +122,9 @@ class SqliteDatabase final {
   absl::Status Run(const std::function<absl::Status(SqliteConnection&)>& fn);
 
   // Starts the WAL over when it is due (see above); cheap otherwise. For a
-  // thread that commits continuously, between its transactions.
+  // thread that commits continuously, between its transactions; it must not
+  // hold a connection of this pool (its own transaction would make the
+  // RESTART wait out kRestartWaitMs and fail).
   void RestartWalIfDue();
   // Restarts done so far (metrics, tests).
   int64_t wal_restarts() const { return wal_restarts_.load(std::memory_order_relaxed); }
@@ -149,6 +152,8 @@ class SqliteDatabase final {
   // After a restart, until a commit shows the WAL started over: a pass still
   // sees the old size and must not ask for another restart.
   bool awaiting_reset_ = false;
+  int restart_wal_pages_ = 0;    // the WAL size the last restart copied
+  int last_pass_wal_pages_ = 0;  // the WAL size the last pass saw
   // When the due restart was found (steady clock, ns); passes wait for it
   // for a second at most.
   int64_t ready_since_ns_ = 0;
