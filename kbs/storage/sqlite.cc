@@ -190,9 +190,6 @@ SqliteDatabase::~SqliteDatabase() {
 
 int SqliteDatabase::OnWalCommit(void* self, sqlite3* db, const char* name, int pages) {
   auto* d = static_cast<SqliteDatabase*>(self);
-  // A commit below the restart threshold after a restart: the WAL started
-  // over.
-  if (pages < d->options_.restart_pages) d->reset_seen_.store(true, std::memory_order_relaxed);
   if (pages < d->options_.checkpoint_pages) return SQLITE_OK;
   {
     std::lock_guard<std::mutex> lock(d->checkpoint_mu_);
@@ -241,10 +238,9 @@ void SqliteDatabase::CheckpointLoop() {
           awaiting_reset_ = false;
         }
         if (rc == SQLITE_OK) last_pass_wal_pages_ = wal_pages;
-        // A restart's reset shows in the next commit; should it never come,
-        // the WAL growing on by another threshold ends the wait.
-        if (awaiting_reset_ && (reset_seen_.load(std::memory_order_relaxed) ||
-                                wal_pages >= restart_wal_pages_ + options_.restart_pages)) {
+        // A restart's reset shows as a smaller WAL (above); should it never
+        // come, the WAL growing on by another threshold ends the wait.
+        if (awaiting_reset_ && wal_pages >= restart_wal_pages_ + options_.restart_pages) {
           awaiting_reset_ = false;
         }
         // Due only when this pass copied all of it (a reader may have held
@@ -273,10 +269,6 @@ void SqliteDatabase::RestartWalIfDue() {
     idle_.pop_back();
   }
   restart_ready_.store(false, std::memory_order_relaxed);
-  // Cleared before: a commit that starts the WAL over as soon as the
-  // RESTART lets go of the write lock must not be missed. (No commit can
-  // set it before: the WAL holds at least restart_pages until the reset.)
-  reset_seen_.store(false, std::memory_order_relaxed);
   sqlite3_busy_timeout(conn->db_, kRestartWaitMs);
   int wal_pages = 0;
   int copied = 0;

@@ -149,8 +149,9 @@ class SqliteDatabase final {
   std::mutex pass_mu_;
   // The WAL size at which a restart is due (raised after one was refused).
   int restart_at_pages_ = 0;
-  // After a restart, until a commit shows the WAL started over: a pass still
-  // sees the old size and must not ask for another restart.
+  // After a restart, until a pass sees the WAL smaller than the last pass
+  // did (it started over): a pass still sees the old size and must not ask
+  // for another restart.
   bool awaiting_reset_ = false;
   int restart_wal_pages_ = 0;    // the WAL size the last restart copied
   int last_pass_wal_pages_ = 0;  // the WAL size the last pass saw
@@ -159,7 +160,6 @@ class SqliteDatabase final {
   int64_t ready_since_ns_ = 0;
   // Set by a pass that copied a WAL of restart_at_pages_.
   std::atomic<bool> restart_ready_{false};
-  std::atomic<bool> reset_seen_{false};  // set by the hook after a restart
   std::atomic<int64_t> wal_restarts_{0};
   bool stop_ = false;  // guarded by checkpoint_mu_
   std::thread checkpoint_thread_;
