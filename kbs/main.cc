@@ -63,13 +63,14 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
   kbs::common::SetLogLevel(ParseLevel(config.log_level));
   kbs::common::SystemClock clock;
   const unsigned cpus = std::thread::hardware_concurrency();
-  // gRPC handlers block while their receipt is group-committed, so more
-  // threads than cores keep batches full. HTTP handlers run on fibers that
-  // are suspended meanwhile, so a couple of threads per core serve every
-  // connection (more would only add context switches).
+  // HTTP and gRPC handlers run on fibers that are suspended while their
+  // receipt is group-committed, so a couple of threads per core serve every
+  // connection (more would only add context switches). The database pool
+  // has a connection for more threads than that: the Admin and Audit gRPC
+  // services run on gRPC's own threads.
   const int threads =
       config.threads > 0 ? config.threads : static_cast<int>(std::max(16u, 4 * cpus));
-  const int http_threads =
+  const int handler_threads =
       config.threads > 0 ? config.threads : static_cast<int>(std::max(4u, 2 * cpus));
 
   if (auto s = kbs::common::EnsureDirectory(config.data_dir, 0700); !s.ok()) {
@@ -299,7 +300,7 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
   kbs::http::HttpServerOptions http_options;
   http_options.host = http_address->host;
   http_options.port = http_address->port;
-  http_options.threads = http_threads;
+  http_options.threads = handler_threads;
   http_options.max_header_field_bytes = static_cast<size_t>(config.max_header_field_bytes);
   http_options.max_head_bytes = static_cast<size_t>(config.max_request_head_bytes);
   http_options.max_body_bytes = static_cast<size_t>(config.max_body_bytes);
@@ -321,7 +322,8 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
     kbs::grpc_api::GrpcServerOptions grpc_options;
     grpc_options.address = config.grpc_address;
     grpc_options.max_message_bytes = static_cast<size_t>(config.max_body_bytes);
-    grpc_options.threads = threads;
+    grpc_options.threads = handler_threads;
+    grpc_options.max_in_progress = static_cast<int>(config.max_requests_in_progress);
     grpc_options.tls_cert_file = config.tls_cert;
     grpc_options.tls_key_file = config.tls_key;
     auto started = kbs::grpc_api::GrpcServer::Start(grpc_options, broker->get(), &audit);

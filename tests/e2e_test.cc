@@ -15,6 +15,7 @@
 #include "common/http_client.h"
 #include "common/jose/jwt.h"
 #include "common/keys.h"
+#include "common/status_macros.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kbs/client/kbs_client.h"
@@ -569,65 +570,115 @@ TEST(E2eSnpTest, SnpAttestationReleasesAndTamperingDoesNot) {
   std::filesystem::remove_all(dir);
 }
 
+// A test AMD chain (Genoa) whose VCEK only a fake KDS serves, and only once
+// Release() was called: an SNP attestation whose evidence lacks the VCEK
+// holds its request in progress until then. KDS sees one fetch however many
+// wait (the KBS serializes them).
+class HeldKds {
+ public:
+  static absl::StatusOr<std::unique_ptr<HeldKds>> Create(absl::string_view name, char chip_byte) {
+    auto held = std::unique_ptr<HeldKds>(new HeldKds(std::string(64, chip_byte)));
+    KBS_ASSIGN_OR_RETURN(held->chain_,
+                         testing::SnpTestChain::Create(verifier::snp::Product::kGenoa));
+    KBS_ASSIGN_OR_RETURN(held->vcek_, held->chain_->IssueVcek({held->tcb_, held->chip_id_}));
+    HeldKds* h = held.get();
+    held->kds_.emplace([h](const std::string& target) {
+      h->released_.wait();
+      if (absl::StrContains(target, "/vcek/v1/Genoa/") && !absl::StrContains(target, "crl")) {
+        return testing::FakeResponse{200, h->vcek_, {}};
+      }
+      return testing::FakeResponse{404, "", {}};
+    });
+    held->dir_ =
+        std::filesystem::temp_directory_path() / absl::StrCat("kbs_", name, "_", ::getpid());
+    std::filesystem::create_directories(held->dir_ + "/Genoa");
+    KBS_RETURN_IF_ERROR(
+        common::WriteFileAtomic(held->dir_ + "/Genoa/cert_chain.pem", held->chain_->ChainPem()));
+    return held;
+  }
+  ~HeldKds() {
+    ReleaseAndJoin();
+    kds_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  // The [snp] section of a KBS configuration that fetches from this KDS.
+  std::string SnpConfig() const {
+    return absl::StrCat("[snp]\ncollateral_dir = \"", dir_, "\"\nkds_url = \"", kds_->url(),
+                        "\"\nkds_min_interval = 0\ncollateral_timeout = 60\n",
+                        "trusted_arks = [\"Genoa:", chain_->ArkFingerprintHex(), "\"]\n");
+  }
+  // SNP evidence without the VCEK.
+  RcarOptions Options() const {
+    RcarOptions options;
+    options.tee = "snp";
+    options.evidence_maker = SnpEvidenceMaker(*chain_, tcb_, chip_id_, std::nullopt);
+    return options;
+  }
+  int requests() const { return kds_->requests(); }
+  // Waits (up to 30 s) for the first fetch; returns how many KDS saw.
+  int AwaitFetch() const {
+    const absl::Time give_up = absl::Now() + absl::Seconds(30);
+    while (requests() == 0 && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(10));
+    return requests();
+  }
+  void Release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!release_called_) release_.set_value();
+    release_called_ = true;
+  }
+  // Runs `pod` (an attestation, typically) on a thread of its own.
+  void StartPod(std::function<void()> pod) { pods_.emplace_back(std::move(pod)); }
+  // Lets KDS answer and waits for the pods: call it before what they
+  // reference goes (an absl::Cleanup covers a failed ASSERT).
+  void ReleaseAndJoin() {
+    Release();
+    for (std::thread& t : pods_) t.join();
+    pods_.clear();
+  }
+
+ private:
+  explicit HeldKds(std::string chip_id)
+      : tcb_(testing::PlausibleTcb()),
+        chip_id_(std::move(chip_id)),
+        released_(release_.get_future().share()) {}
+
+  std::unique_ptr<testing::SnpTestChain> chain_;
+  const verifier::snp::TcbVersion tcb_;
+  const std::string chip_id_;
+  std::string vcek_;
+  std::mutex mu_;
+  bool release_called_ = false;
+  std::promise<void> release_;
+  std::shared_future<void> released_;
+  std::optional<testing::FakeHttpServer> kds_;
+  std::string dir_;
+  std::vector<std::thread> pods_;
+};
+
 // Requests in progress are bounded: with [server] max_requests_in_progress
 // handlers waiting (here on a KDS that does not answer yet), further requests
 // get 503 with Retry-After at once, the probes are still served, and the
 // waiting attestations complete once KDS answers.
 TEST(E2eOverloadTest, RequestsBeyondTheLimitGet503AndProbesStillAnswer) {
-  auto chain = testing::SnpTestChain::Create(verifier::snp::Product::kGenoa);
-  ASSERT_TRUE(chain.ok()) << chain.status();
-  const verifier::snp::TcbVersion tcb = testing::PlausibleTcb();
-  const std::string chip_id(64, '\x3c');
-  auto vcek = (*chain)->IssueVcek({tcb, chip_id});
-  ASSERT_TRUE(vcek.ok()) << vcek.status();
-  std::promise<void> release;
-  std::shared_future<void> released = release.get_future().share();
-  testing::FakeHttpServer kds([&](const std::string& target) {
-    released.wait();
-    if (absl::StrContains(target, "/vcek/v1/Genoa/") && !absl::StrContains(target, "crl")) {
-      return testing::FakeResponse{200, *vcek, {}};
-    }
-    return testing::FakeResponse{404, "", {}};
-  });
-  std::string dir =
-      std::filesystem::temp_directory_path() / ("kbs_overload_e2e_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir + "/Genoa");
-  ASSERT_TRUE(common::WriteFileAtomic(dir + "/Genoa/cert_chain.pem", (*chain)->ChainPem()).ok());
+  auto kds = HeldKds::Create("overload_e2e", '\x3c');
+  ASSERT_TRUE(kds.ok()) << kds.status();
   constexpr int kLimit = 16;
-  auto kbs = StartKbs(
-      {.allow_sample = true,
-       .config_toml = absl::StrCat(
-           "[server]\nmax_requests_in_progress = ", kLimit, "\n[snp]\ncollateral_dir = \"", dir,
-           "\"\nkds_url = \"", kds.url(), "\"\nkds_min_interval = 0\ncollateral_timeout = 60\n",
-           "trusted_arks = [\"Genoa:", (*chain)->ArkFingerprintHex(), "\"]\n")});
+  auto kbs = StartKbs({.allow_sample = true,
+                       .config_toml = absl::StrCat("[server]\nmax_requests_in_progress = ", kLimit,
+                                                   "\n", (*kds)->SnpConfig())});
   ASSERT_NE(kbs, nullptr);
   Provision(*kbs);
 
-  // Evidence without the VCEK: the KBS must fetch it from KDS.
-  RcarOptions options;
-  options.tee = "snp";
-  options.evidence_maker = SnpEvidenceMaker(**chain, tcb, chip_id, std::nullopt);
+  const RcarOptions options = (*kds)->Options();
   std::vector<absl::StatusOr<std::string>> results(kLimit, absl::UnknownError("not run"));
-  std::vector<std::thread> pods;
-  bool kds_released = false;
-  auto release_kds = [&] {
-    if (kds_released) return;
-    kds_released = true;
-    release.set_value();
-    for (std::thread& t : pods) t.join();
-  };
-  // On a failed ASSERT too: the pods and the fake KDS must not be left
-  // waiting.
-  absl::Cleanup cleanup = release_kds;
+  absl::Cleanup cleanup = [&] { (*kds)->ReleaseAndJoin(); };
   for (int i = 0; i < kLimit; ++i) {
-    pods.emplace_back([&, i] {
-      auto client = Http(*kbs);
-      results[i] = client::RunSampleRcar(*client, kResource, options);
-    });
+    (*kds)->StartPod(
+        [&, i] { results[i] = client::RunSampleRcar(*Http(*kbs), kResource, options); });
   }
+  ASSERT_EQ((*kds)->AwaitFetch(), 1) << kbs->Log();
   const absl::Time give_up = absl::Now() + absl::Seconds(30);
-  while (kds.requests() == 0 && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(10));
-  ASSERT_EQ(kds.requests(), 1) << kbs->Log();
   // Once all of them wait on KDS, an auth gets 503 at once.
   std::optional<testing::RawResponse> refused;
   while (!refused.has_value() && absl::Now() < give_up) {
@@ -652,16 +703,80 @@ TEST(E2eOverloadTest, RequestsBeyondTheLimitGet503AndProbesStillAnswer) {
     ASSERT_TRUE(r.ok()) << r.status();
     EXPECT_EQ(r->status, 200) << probe << r->body;
   }
-  EXPECT_EQ(kds.requests(), 1) << "KDS fetches are serialized";
+  EXPECT_EQ((*kds)->requests(), 1) << "KDS fetches are serialized";
 
-  release_kds();
+  (*kds)->ReleaseAndJoin();
   for (const auto& value : results) {
     ASSERT_TRUE(value.ok()) << value.status() << kbs->Log();
     EXPECT_EQ(*value, kValue);
   }
   auto client = Http(*kbs);
   EXPECT_TRUE(client->Auth("sample").ok());
-  std::filesystem::remove_all(dir);
+}
+
+// gRPC handlers run on fibers as HTTP's do: with one handler thread and
+// SNP attestations stalled on KDS, other pods' releases over gRPC still go
+// through (a blocked thread would hold them until KDS answered); past
+// [server] max_requests_in_progress, calls get RESOURCE_EXHAUSTED at once.
+TEST(E2eGrpcFibersTest, StalledAttestationsDoNotHoldOtherReleases) {
+  auto kds = HeldKds::Create("grpc_fibers_e2e", '\x4b');
+  ASSERT_TRUE(kds.ok()) << kds.status();
+  constexpr int kLimit = 16;  // the smallest the configuration takes
+  auto kbs = StartKbs(
+      {.allow_sample = true,
+       .config_toml = absl::StrCat("[server]\nthreads = 1\nmax_requests_in_progress = ", kLimit,
+                                   "\n", (*kds)->SnpConfig())});
+  ASSERT_NE(kbs, nullptr);
+  Provision(*kbs);
+
+  const RcarOptions snp = (*kds)->Options();
+  constexpr int kStalled = kLimit - 1;  // and one more below
+  std::vector<absl::StatusOr<std::string>> results(kLimit, absl::UnknownError("not run"));
+  std::future<absl::StatusOr<std::string>> other;
+  absl::Cleanup cleanup = [&] {
+    (*kds)->ReleaseAndJoin();
+    if (other.valid()) other.wait();
+  };
+  for (int i = 0; i < kStalled; ++i) {
+    (*kds)->StartPod([&, i] { results[i] = client::RunSampleRcar(*Grpc(*kbs), kResource, snp); });
+  }
+  ASSERT_EQ((*kds)->AwaitFetch(), 1) << kbs->Log();
+  // A sample-TEE pod: Auth, Attest (a durable receipt) and GetResource.
+  other = std::async(std::launch::async,
+                     [&] { return client::RunSampleRcar(*Grpc(*kbs), kResource, {}); });
+  ASSERT_EQ(other.wait_for(std::chrono::seconds(30)), std::future_status::ready)
+      << "a release waited for the stalled attestations" << kbs->Log();
+  auto value = other.get();
+  ASSERT_TRUE(value.ok()) << value.status();
+  EXPECT_EQ(*value, kValue);
+
+  // One more stalled attestation fills the limit: then an Attest is
+  // refused at once (Auth, which never waits, is still served).
+  (*kds)->StartPod([&] {
+    // Until a probe below does not hold the last place just then.
+    do {
+      results[kStalled] = client::RunSampleRcar(*Grpc(*kbs), kResource, snp);
+    } while (results[kStalled].status().code() == absl::StatusCode::kResourceExhausted);
+  });
+  absl::Status refused;
+  const absl::Time give_up = absl::Now() + absl::Seconds(30);
+  while (refused.ok() && absl::Now() < give_up) {
+    auto attempt = client::RunSampleRcar(*Grpc(*kbs), kResource, {});
+    if (!attempt.ok()) {
+      refused = attempt.status();
+    } else {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+  }
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused << kbs->Log();
+  EXPECT_THAT(refused.message(), HasSubstr("16 calls in progress"));
+  EXPECT_EQ((*kds)->requests(), 1) << "KDS fetches are serialized";
+
+  (*kds)->ReleaseAndJoin();
+  for (const auto& r : results) {
+    ASSERT_TRUE(r.ok()) << r.status() << kbs->Log();
+    EXPECT_EQ(*r, kValue);
+  }
 }
 
 // Resource versions and generated keys, over HTTP and gRPC: releases get the

@@ -20,13 +20,14 @@ struct KbsConfig {
   bool insecure_http = false;
   std::string tls_cert;
   std::string tls_key;
-  int threads = 0;  // 0: HTTP max(4, 2 per CPU), gRPC max(16, 4 per CPU)
+  int threads = 0;  // HTTP and gRPC handler threads each; 0: max(4, 2 per CPU)
   int64_t max_header_field_bytes = 128 * 1024;
   int64_t max_request_head_bytes = 256 * 1024;
   int64_t max_body_bytes = 2 * 1024 * 1024;
   int64_t read_timeout_secs = 30;
   int64_t idle_timeout_secs = 60;
-  // HTTP requests in progress at once; more get 503 + Retry-After.
+  // HTTP requests (and gRPC Attest/GetResource calls) in progress at once;
+  // more get 503 + Retry-After (RESOURCE_EXHAUSTED).
   int64_t max_requests_in_progress = 4096;
   // [storage]
   std::string data_dir = "./kbs-data";

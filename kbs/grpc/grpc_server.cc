@@ -2,11 +2,14 @@
 
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <condition_variable>
-#include <deque>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -17,6 +20,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/fiber.h"
 #include "common/files.h"
 #include "common/json.h"
 #include "kbs/core/errors.h"
@@ -178,67 +182,101 @@ class Tag {
 };
 
 // Runs the KeyBroker handlers that wait for a durable receipt (Attest,
-// GetResource) off the completion-queue threads. Run inline, such a
-// handler would hold its queue's thread for a whole group commit, and the
-// calls of one connection (which gRPC delivers to one queue) would commit
-// one by one instead of in batches.
-class WorkerPool {
+// GetResource) off the completion-queue threads, each on a fiber of its own
+// over a few threads, as the HTTP server runs its handlers: while a handler
+// waits for its group commit, its fiber is suspended and the thread runs
+// other calls, so a group commit holds every call waiting at that moment.
+// Run inline, such a handler would hold its queue's thread for a whole
+// group commit, and the calls of one connection (which gRPC delivers to one
+// queue) would commit one by one instead of in batches.
+class FiberWorkers {
  public:
-  explicit WorkerPool(int threads) {
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
-  }
-  ~WorkerPool() { Stop(); }
+  enum class Refusal { kNone, kOverloaded, kStopping };
 
-  // False when `kMaxQueued` jobs already wait: the caller answers
-  // RESOURCE_EXHAUSTED instead of queueing without bound.
-  bool Submit(std::function<void()> job) {
+  FiberWorkers(int threads, int max_in_progress) : max_in_progress_(max_in_progress) {
+    for (int i = 0; i < std::max(1, threads); ++i) {
+      contexts_.push_back(std::make_unique<boost::asio::io_context>(1));
+      guards_.push_back(boost::asio::make_work_guard(*contexts_.back()));
+    }
+    for (auto& io : contexts_) {
+      threads_.emplace_back([io = io.get()] {
+        pthread_setname_np(pthread_self(), "kbs-grpc-work");
+        io->run();
+      });
+    }
+  }
+  ~FiberWorkers() { Stop(); }
+
+  // Runs `handle` on a fiber, then `respond` with its status; refuses once
+  // max_in_progress calls are in progress (each holds a fiber stack; the
+  // caller answers RESOURCE_EXHAUSTED rather than map stacks without bound)
+  // or once stopping. A call stops counting before its response is sent:
+  // the client's next call may arrive before this fiber has finished.
+  Refusal Submit(std::function<absl::Status()> handle,
+                 std::function<void(const absl::Status&)> respond) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (jobs_.size() >= kMaxQueued) return false;
-      jobs_.push_back(std::move(job));
+      if (stopping_) return Refusal::kStopping;
+      if (in_progress_ >= max_in_progress_) return Refusal::kOverloaded;
+      ++in_progress_;
     }
-    cv_.notify_one();
-    return true;
+    boost::asio::io_context* io =
+        contexts_[next_.fetch_add(1, std::memory_order_relaxed) % contexts_.size()].get();
+    boost::asio::post(
+        *io, [this, io, handle = std::move(handle), respond = std::move(respond)]() mutable {
+          common::Fiber::Start(
+              [this, handle = std::move(handle), respond = std::move(respond)] {
+                const absl::Status status = handle();
+                Finished();
+                // Stop may no longer wait for this call, but joins this thread
+                // only once it has run this to the end.
+                respond(status);
+              },
+              [io](std::function<void()> resume) { boost::asio::post(*io, std::move(resume)); });
+        });
+    return Refusal::kNone;
   }
-  // Runs what was submitted, then joins the workers.
+
+  int max_in_progress() const { return max_in_progress_; }
+
+  // Refuses new calls, waits for those in progress (a suspended fiber is no
+  // work its thread sees, so the threads must run until the last one
+  // finished), then joins the threads.
   void Stop() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      std::unique_lock<std::mutex> lock(mu_);
       stopping_ = true;
+      idle_.wait(lock, [&] { return in_progress_ == 0; });
     }
-    cv_.notify_all();
+    guards_.clear();
     for (std::thread& t : threads_) t.join();
     threads_.clear();
   }
 
  private:
-  void Run() {
-    while (true) {
-      std::function<void()> job;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
-        if (jobs_.empty()) return;
-        job = std::move(jobs_.front());
-        jobs_.pop_front();
-      }
-      job();
-    }
+  using WorkGuard = boost::asio::executor_work_guard<boost::asio::io_context::executor_type>;
+
+  void Finished() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (--in_progress_ == 0) idle_.notify_all();
   }
 
-  static constexpr size_t kMaxQueued = 4096;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> jobs_;
-  bool stopping_ = false;
+  const int max_in_progress_;
+  std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
+  std::vector<WorkGuard> guards_;
   std::vector<std::thread> threads_;
+  std::atomic<size_t> next_{0};
+  std::mutex mu_;
+  std::condition_variable idle_;
+  int in_progress_ = 0;
+  bool stopping_ = false;
 };
 
 // One unary KeyBroker call on the async API. Handlers that never block
 // (Auth, GetJwks) run inline on the thread that polls the completion queue:
 // on a small machine this avoids the thread hand-offs (futex wake-ups) of
 // the sync and callback servers, which cost more than the protocol work
-// itself. Handlers that wait for a receipt run on the WorkerPool (`pool`).
+// itself. Handlers that wait for a receipt run on fibers (`pool`).
 template <typename Req, typename Resp>
 class AsyncUnaryCall final : public Tag {
  public:
@@ -252,7 +290,7 @@ class AsyncUnaryCall final : public Tag {
   // server is stopping (a shut-down queue takes no new operations).
   static void Arm(v1::KeyBroker::AsyncService* service, RequestFn request, Handler handler,
                   Broker* broker, ::grpc::ServerCompletionQueue* cq,
-                  const std::atomic<bool>* stopping, WorkerPool* pool = nullptr) {
+                  const std::atomic<bool>* stopping, FiberWorkers* pool = nullptr) {
     if (stopping->load()) return;
     auto* call = new AsyncUnaryCall(service, request, handler, broker, cq, stopping, pool);
     (service->*request)(&call->context_, &call->request_, &call->responder_, cq, cq, call);
@@ -267,16 +305,28 @@ class AsyncUnaryCall final : public Tag {
     Arm(service_, request_fn_, handler_, broker_, cq_, stopping_, pool_);
     if (pool_ == nullptr) {
       Handle();
-    } else if (!pool_->Submit([this] { Handle(); })) {
-      Respond(KbsError(absl::StatusCode::kResourceExhausted, ErrorKind::kPluginInternalError,
-                       "the KBS is overloaded; retry later"));
+      return;
+    }
+    switch (pool_->Submit([this] { return handler_(*broker_, context_, request_, response_); },
+                          [this](const absl::Status& status) { Respond(status); })) {
+      case FiberWorkers::Refusal::kNone:
+        break;
+      case FiberWorkers::Refusal::kOverloaded:
+        Respond(KbsError(absl::StatusCode::kResourceExhausted, ErrorKind::kPluginInternalError,
+                         absl::StrCat("the KBS has ", pool_->max_in_progress(),
+                                      " calls in progress; retry later")));
+        break;
+      case FiberWorkers::Refusal::kStopping:
+        Respond(KbsError(absl::StatusCode::kUnavailable, ErrorKind::kPluginInternalError,
+                         "the KBS is stopping"));
+        break;
     }
   }
 
  private:
   AsyncUnaryCall(v1::KeyBroker::AsyncService* service, RequestFn request, Handler handler,
                  Broker* broker, ::grpc::ServerCompletionQueue* cq,
-                 const std::atomic<bool>* stopping, WorkerPool* pool)
+                 const std::atomic<bool>* stopping, FiberWorkers* pool)
       : service_(service),
         request_fn_(request),
         handler_(handler),
@@ -309,7 +359,7 @@ class AsyncUnaryCall final : public Tag {
   Broker* broker_;
   ::grpc::ServerCompletionQueue* cq_;
   const std::atomic<bool>* stopping_;
-  WorkerPool* pool_;
+  FiberWorkers* pool_;
   ::grpc::ServerContext context_;
   Req request_;
   Resp response_;
@@ -673,7 +723,7 @@ class GrpcServerImpl final : public GrpcServer {
     const int queues = static_cast<int>(
         std::clamp(std::thread::hardware_concurrency(), 1u, static_cast<unsigned>(threads)));
     for (int i = 0; i < queues; ++i) cqs_.push_back(builder.AddCompletionQueue());
-    workers_.emplace(threads);
+    workers_.emplace(threads, std::max(1, options.max_in_progress));
     server_ = builder.BuildAndStart();
     if (server_ == nullptr || port_ == 0) {
       return absl::UnavailableError(absl::StrCat("cannot listen for gRPC on ", options.address));
@@ -737,7 +787,7 @@ class GrpcServerImpl final : public GrpcServer {
   std::optional<AuditService> audit_;
   std::vector<std::unique_ptr<::grpc::ServerCompletionQueue>> cqs_;
   std::vector<std::thread> threads_;
-  std::optional<WorkerPool> workers_;
+  std::optional<FiberWorkers> workers_;
   std::atomic<bool> stopping_{false};
   std::unique_ptr<::grpc::Server> server_;
   int port_ = 0;

@@ -17,9 +17,12 @@ namespace kbs::grpc_api {
 struct GrpcServerOptions {
   std::string address = "127.0.0.1:50051";  // "host:port"; port 0 picks one
   size_t max_message_bytes = 2 * 1024 * 1024;
-  // Workers for the KeyBroker calls that wait for a receipt (the
-  // completion-queue threads are one per core).
+  // Threads running the KeyBroker calls that wait for a receipt, each call
+  // on a fiber (the completion-queue threads are one per core).
   int threads = 2;
+  // Attest and GetResource calls in progress at once (each holds a fiber
+  // stack); more get RESOURCE_EXHAUSTED at once.
+  int max_in_progress = 4096;
   // PEM files; both set -> TLS.
   std::string tls_cert_file;
   std::string tls_key_file;

@@ -168,8 +168,11 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
           HttpRequest& request = self->parser_->request();
           request.peer = self->peer_;
           bool keep_alive = self->parser_->keep_alive();
-          self->Write(self->state_->router->Handle(request), keep_alive);
+          HttpResponse response = self->state_->router->Handle(request);
+          // Done before the response goes out: the client's next request
+          // (on another connection) may arrive before this fiber ends.
           self->state_->handling.fetch_sub(1, std::memory_order_acq_rel);
+          self->Write(std::move(response), keep_alive);
         },
         [executor](std::function<void()> resume) { asio::post(executor, std::move(resume)); });
   }

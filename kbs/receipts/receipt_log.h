@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -161,6 +162,27 @@ class ReceiptLog final {
     std::vector<std::shared_ptr<Pending>> wake;
   };
   class DbNodes;
+  // Query keys of committed receipts not yet in posting lists: per key, its
+  // receipt indexes packed as receipt_postings stores them (8-byte
+  // little-endian, ascending), so a flush writes each list as it is.
+  class PostingBacklog {
+   public:
+    // Receipts come in index order: `idx` is never below the key's last.
+    void Add(int64_t key, int64_t idx);
+    size_t entries() const { return entries_; }
+    bool empty() const { return entries_ == 0; }
+    void Clear();
+    // Inserts one receipt_postings row per key, in key order.
+    absl::Status Write(storage::SqliteConnection& c) const;
+
+   private:
+    struct List {
+      int64_t last = -1;
+      std::string idxs;
+    };
+    absl::flat_hash_map<int64_t, List> lists_;
+    size_t entries_ = 0;
+  };
   struct PendingEvidence {
     std::string token_id;
     std::string sha256;
@@ -218,7 +240,7 @@ class ReceiptLog final {
   uint64_t indexed_ = 0;
   // Writer only: the (key, index) rows of receipts [indexed_, size_), the
   // last flush attempt and the failures since the last success.
-  std::vector<std::pair<int64_t, int64_t>> index_backlog_;
+  PostingBacklog index_backlog_;
   absl::Time index_flushed_at_ = absl::InfinitePast();
   int index_failures_ = 0;
   absl::Time retention_at_ = absl::InfinitePast();  // writer only

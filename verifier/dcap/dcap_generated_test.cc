@@ -127,6 +127,58 @@ TEST_F(GeneratedDcapTest, EverySignedByteMatters) {
   EXPECT_THAT(Verify(auth_data, c).status().message(), HasSubstr("does not bind"));
 }
 
+// The verifier remembers QE report signatures that verified (a platform
+// quotes the same QE report until its QE restarts): only the same report
+// and signature under the same PCK chain skip the check.
+TEST_F(GeneratedDcapTest, RememberedQeReportSignaturesAreExactAndPerChain) {
+  Collateral c = MakeCollateral();
+  QuoteVerifier v(options_);
+  auto a = pki_->MakeQuoteSigner(QeFields());
+  ASSERT_TRUE(a.ok()) << a.status();
+  auto exported = a->Export();
+  ASSERT_TRUE(exported.ok());
+  auto key_pem = common::ParseJson(*exported);
+  ASSERT_TRUE(key_pem.ok());
+  TdReportFields td;
+  auto first = a->Sign(QuoteKind::kTdxV4, td);
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(v.Verify(common::AsSpan(*first), DcapTee::kTdx, kAt, &c).ok());
+  // The same QE report in a second quote: verifies, and each quote's own
+  // signature still counts.
+  td.report_data = std::string(64, '\x07');
+  auto second = a->Sign(QuoteKind::kTdxV4, td);
+  ASSERT_TRUE(second.ok());
+  ASSERT_TRUE(v.Verify(common::AsSpan(*second), DcapTee::kTdx, kAt, &c).ok());
+  std::string body = *second;
+  body[48 + 520] ^= 1;  // report data
+  EXPECT_THAT(v.Verify(common::AsSpan(body), DcapTee::kTdx, kAt, &c).status().message(),
+              HasSubstr("quote signature does not verify"));
+  // Offsets as in EverySignedByteMatters: the QE report at 770, its
+  // signature at 1154.
+  constexpr size_t kQe = 770, kQeSig = kQe + 384;
+  for (size_t i : {kQe + 1, kQeSig, kQeSig + 63}) {
+    std::string bad = *second;
+    bad[i] ^= 1;
+    EXPECT_THAT(v.Verify(common::AsSpan(bad), DcapTee::kTdx, kAt, &c).status().message(),
+                HasSubstr("QE report signature"))
+        << "byte " << i;
+  }
+  // The same QE report and signature under another platform's PCK chain
+  // (same CA): the signature is not that PCK's.
+  ASSERT_TRUE(pki_->IssuePck(PckOptions{}).ok());
+  auto b = pki_->MakeQuoteSigner(QeFields(), (*key_pem)["attestation_key"].get<std::string>());
+  ASSERT_TRUE(b.ok()) << b.status();
+  auto other = b->Sign(QuoteKind::kTdxV4, td);
+  ASSERT_TRUE(other.ok());
+  ASSERT_TRUE(v.Verify(common::AsSpan(*other), DcapTee::kTdx, kAt, &c).ok());
+  ASSERT_EQ(other->substr(kQe, 384), second->substr(kQe, 384));
+  std::string spliced = *other;
+  spliced.replace(kQe, 384 + 64, second->substr(kQe, 384 + 64));
+  ASSERT_NE(spliced, *other);
+  EXPECT_THAT(v.Verify(common::AsSpan(spliced), DcapTee::kTdx, kAt, &c).status().message(),
+              HasSubstr("QE report signature"));
+}
+
 TEST_F(GeneratedDcapTest, QeReportMustBindTheAttestationKey) {
   QeFields qe;
   qe.report_data = std::string(64, '\x42');

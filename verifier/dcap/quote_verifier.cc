@@ -229,9 +229,28 @@ absl::StatusOr<std::shared_ptr<EVP_PKEY>> QuoteVerifier::AttestationKey(
   return shared;
 }
 
+bool QuoteVerifier::QeReportVerifies(const Quote& quote, const std::string& chain_key,
+                                     const CachedChain& chain) const {
+  // Fixed-size fields (a 32-byte digest, the 384-byte report, the 64-byte
+  // signature): the concatenation is unambiguous.
+  const std::string key =
+      common::Sha256(absl::StrCat(chain_key, quote.qe_report.raw, quote.qe_report_signature));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (verified_qe_reports_.count(key) > 0) return true;
+  }
+  if (!VerifyP256Signature(X509_get0_pubkey(chain.chain.pck.get()), quote.qe_report.raw,
+                           quote.qe_report_signature)) {
+    return false;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (verified_qe_reports_.size() >= kMaxCachedKeys) verified_qe_reports_.clear();
+  verified_qe_reports_.insert(key);
+  return true;
+}
+
 absl::StatusOr<std::shared_ptr<const QuoteVerifier::CachedChain>> QuoteVerifier::GetChain(
-    const Quote& quote, absl::Time at) const {
-  const std::string key = common::Sha256(quote.pck_chain_pem);
+    const Quote& quote, const std::string& key, absl::Time at) const {
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = chains_.find(key);
@@ -342,9 +361,9 @@ absl::StatusOr<VerifiedQuote> QuoteVerifier::Verify(absl::Span<const uint8_t> by
   }
 
   // Verify: PCK chain, QE report, attestation key binding, quote signature.
-  KBS_ASSIGN_OR_RETURN(std::shared_ptr<const CachedChain> chain, GetChain(quote, at));
-  if (!VerifyP256Signature(X509_get0_pubkey(chain->chain.pck.get()), quote.qe_report.raw,
-                           quote.qe_report_signature)) {
+  const std::string chain_key = common::Sha256(quote.pck_chain_pem);
+  KBS_ASSIGN_OR_RETURN(std::shared_ptr<const CachedChain> chain, GetChain(quote, chain_key, at));
+  if (!QeReportVerifies(quote, chain_key, *chain)) {
     return absl::UnauthenticatedError("the QE report signature does not verify with the PCK key");
   }
   std::string binding = common::Sha256(absl::StrCat(quote.attestation_key, quote.qe_auth_data));

@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -60,9 +61,12 @@ struct VerifiedQuote {
   std::shared_ptr<const VerifiedCollateral> collateral;
 };
 
-// Thread-safe. Caches verified PCK chains (by the chain's bytes) and
-// verified collateral (per TEE, FMSPC and CA, until it expires); every
-// quote's own signatures are always checked.
+// Thread-safe. Caches verified PCK chains (by the chain's bytes), verified
+// collateral (per TEE, FMSPC and CA, until it expires) and QE report
+// signatures that verified (by chain, report and signature bytes: a
+// platform's QE report is the same in every quote until its QE restarts).
+// Each quote's own signature, the attestation-key binding, validity windows
+// and TCB evaluation are always checked.
 class QuoteVerifier {
  public:
   explicit QuoteVerifier(QuoteVerifierOptions options) : options_(std::move(options)) {}
@@ -85,7 +89,10 @@ class QuoteVerifier {
     std::vector<std::string> crl_checked_cas;
     absl::Time refresh_at;
   };
+  // The quote's chain, verified at `at`, cached by `key` (SHA-256 of its
+  // bytes).
   absl::StatusOr<std::shared_ptr<const CachedChain>> GetChain(const Quote& quote,
+                                                              const std::string& key,
                                                               absl::Time at) const;
   absl::StatusOr<std::shared_ptr<const VerifiedCollateral>> GetCollateral(
       const CollateralRequest& request, const CachedChain& chain, absl::Time at,
@@ -95,8 +102,16 @@ class QuoteVerifier {
   // keeps its key while its QE runs, and decoding costs as much as a verify.
   absl::StatusOr<std::shared_ptr<EVP_PKEY>> AttestationKey(const std::string& xy) const;
 
+  // Whether the QE report's signature verifies with the chain's PCK key;
+  // only successes are remembered.
+  bool QeReportVerifies(const Quote& quote, const std::string& chain_key,
+                        const CachedChain& chain) const;
+
   QuoteVerifierOptions options_;
   mutable std::mutex mu_;
+  // SHA-256 of (chain key, QE report, its signature) for signatures that
+  // verified.
+  mutable std::set<std::string> verified_qe_reports_;
   mutable std::map<std::string, std::shared_ptr<EVP_PKEY>> attestation_keys_;
   mutable std::map<std::string, std::shared_ptr<const CachedChain>> chains_;
   mutable std::map<std::string, CachedCollateral> collateral_;
