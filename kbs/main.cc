@@ -324,6 +324,7 @@ int Run(const KbsConfig& config, const std::string& ready_file) {
     grpc_options.max_message_bytes = static_cast<size_t>(config.max_body_bytes);
     grpc_options.threads = handler_threads;
     grpc_options.max_in_progress = static_cast<int>(config.max_requests_in_progress);
+    grpc_options.metrics = &metrics;
     grpc_options.tls_cert_file = config.tls_cert;
     grpc_options.tls_key_file = config.tls_key;
     auto started = kbs::grpc_api::GrpcServer::Start(grpc_options, broker->get(), &audit);

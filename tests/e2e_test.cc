@@ -391,6 +391,21 @@ TEST_F(E2eTest, GrpcErrorsHealthAndAdmin) {
   bad.set_tee_pubkey_json("{");
   v1::AttestResponse out;
   EXPECT_EQ(stub->Attest(&ctx2, bad, &out).error_code(), ::grpc::StatusCode::INVALID_ARGUMENT);
+
+  // Every call above is on /metrics, by method and status code.
+  auto metrics = RawHttp(kbs_->http_port(), testing::BuildRequest("GET", "/metrics", ""));
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  for (const char* line : {"kbs_grpc_requests_total{method=\"Auth\",code=\"INVALID_ARGUMENT\"} 1",
+                           "kbs_grpc_requests_total{method=\"Auth\",code=\"OK\"} 2",
+                           "kbs_grpc_requests_total{method=\"Attest\",code=\"OK\"} 2",
+                           "kbs_grpc_requests_total{method=\"Attest\",code=\"INVALID_ARGUMENT\"} 1",
+                           "kbs_grpc_requests_total{method=\"GetResource\",code=\"NOT_FOUND\"} 1",
+                           "kbs_grpc_requests_total{method=\"GetResource\",code=\"OK\"} 1",
+                           "kbs_grpc_requests_total{method=\"Admin\",code=\"OK\"} 3",
+                           "kbs_grpc_request_duration_seconds_count{method=\"Attest\"} 3"}) {
+    EXPECT_THAT(metrics->body, HasSubstr(line));
+  }
+  EXPECT_THAT(metrics->body, Not(HasSubstr("Health")));
 }
 
 TEST(E2eSessionTest, ExpiredSession) {

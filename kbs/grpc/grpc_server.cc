@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/support/server_interceptor.h>
 #include <pthread.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -20,6 +22,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "common/fiber.h"
 #include "common/files.h"
 #include "common/json.h"
@@ -173,6 +176,59 @@ absl::Status HandleGetJwks(Broker& broker, const ::grpc::ServerContext&, const v
   response.set_jwks_json(common::DumpJson(broker.Jwks()));
   return absl::OkStatus();
 }
+
+// Counts every call of the KBS's services into the /metrics families
+// kbs_grpc_requests_total{method,code} and
+// kbs_grpc_request_duration_seconds{method} (time from the call's arrival
+// to its status). Admin and Audit calls count as one method each; other
+// services (health checks) are not counted.
+class MetricsInterceptor final : public ::grpc::experimental::Interceptor {
+ public:
+  MetricsInterceptor(http::Metrics* metrics, http::GrpcMethod method)
+      : metrics_(metrics), method_(method), start_(std::chrono::steady_clock::now()) {}
+
+  void Intercept(::grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            ::grpc::experimental::InterceptionHookPoints::PRE_SEND_STATUS)) {
+      const auto elapsed = std::chrono::steady_clock::now() - start_;
+      metrics_->RecordGrpc(method_, static_cast<int>(methods->GetSendStatus().error_code()),
+                           absl::FromChrono(elapsed));
+    }
+    methods->Proceed();
+  }
+
+ private:
+  http::Metrics* metrics_;
+  http::GrpcMethod method_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+class MetricsInterceptorFactory final
+    : public ::grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit MetricsInterceptorFactory(http::Metrics* metrics) : metrics_(metrics) {}
+
+  ::grpc::experimental::Interceptor* CreateServerInterceptor(
+      ::grpc::experimental::ServerRpcInfo* info) override {
+    std::optional<http::GrpcMethod> method = MethodOf(info->method());
+    if (!method.has_value()) return nullptr;
+    return new MetricsInterceptor(metrics_, *method);
+  }
+
+  static std::optional<http::GrpcMethod> MethodOf(absl::string_view name) {
+    if (absl::StartsWith(name, "/kbs.v1.Admin/")) return http::GrpcMethod::kAdmin;
+    if (absl::StartsWith(name, "/kbs.v1.Audit/")) return http::GrpcMethod::kAudit;
+    if (!absl::ConsumePrefix(&name, "/kbs.v1.KeyBroker/")) return std::nullopt;
+    if (name == "Auth") return http::GrpcMethod::kAuth;
+    if (name == "Attest") return http::GrpcMethod::kAttest;
+    if (name == "GetResource") return http::GrpcMethod::kGetResource;
+    if (name == "GetJwks") return http::GrpcMethod::kGetJwks;
+    return std::nullopt;
+  }
+
+ private:
+  http::Metrics* metrics_;
+};
 
 // A completion-queue event.
 class Tag {
@@ -715,6 +771,12 @@ class GrpcServerImpl final : public GrpcServer {
     ::grpc::ServerBuilder builder;
     builder.AddListeningPort(options.address, creds, &port_);
     builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
+    if (options.metrics != nullptr) {
+      std::vector<std::unique_ptr<::grpc::experimental::ServerInterceptorFactoryInterface>>
+          interceptors;
+      interceptors.push_back(std::make_unique<MetricsInterceptorFactory>(options.metrics));
+      builder.experimental().SetInterceptorCreators(std::move(interceptors));
+    }
     builder.RegisterService(&key_broker_);
     builder.RegisterService(&admin_);
     if (audit_.has_value()) builder.RegisterService(&*audit_);

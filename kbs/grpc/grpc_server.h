@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "kbs/core/audit.h"
 #include "kbs/core/broker.h"
+#include "kbs/http/metrics.h"
 
 namespace kbs::grpc_api {
 
@@ -23,6 +24,9 @@ struct GrpcServerOptions {
   // Attest and GetResource calls in progress at once (each holds a fiber
   // stack); more get RESOURCE_EXHAUSTED at once.
   int max_in_progress = 4096;
+  // When set, every call of the KBS's services is counted there (for
+  // /metrics); must outlive the server.
+  http::Metrics* metrics = nullptr;
   // PEM files; both set -> TLS.
   std::string tls_cert_file;
   std::string tls_key_file;

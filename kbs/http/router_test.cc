@@ -133,6 +133,28 @@ TEST_F(RouterTest, WellKnownHealthAndMetrics) {
   EXPECT_EQ(Call("POST", "/metrics").status, 404);
 }
 
+TEST(MetricsTest, GrpcCallsByMethodAndCode) {
+  Metrics metrics;
+  metrics.RecordGrpc(GrpcMethod::kAttest, 0, absl::Milliseconds(3));
+  metrics.RecordGrpc(GrpcMethod::kAttest, 16, absl::Milliseconds(30));
+  metrics.RecordGrpc(GrpcMethod::kAdmin, 99, absl::ZeroDuration());  // out of range: UNKNOWN
+  const std::string out = metrics.Render(0);
+  EXPECT_THAT(out, HasSubstr("kbs_grpc_requests_total{method=\"Attest\",code=\"OK\"} 1\n"));
+  EXPECT_THAT(out,
+              HasSubstr("kbs_grpc_requests_total{method=\"Attest\",code=\"UNAUTHENTICATED\"} 1\n"));
+  EXPECT_THAT(out, HasSubstr("kbs_grpc_requests_total{method=\"Admin\",code=\"UNKNOWN\"} 1\n"));
+  EXPECT_THAT(
+      out,
+      HasSubstr("kbs_grpc_request_duration_seconds_bucket{method=\"Attest\",le=\"0.005\"} 1\n"));
+  EXPECT_THAT(
+      out,
+      HasSubstr("kbs_grpc_request_duration_seconds_bucket{method=\"Attest\",le=\"0.05\"} 2\n"));
+  EXPECT_THAT(out,
+              HasSubstr("kbs_grpc_request_duration_seconds_sum{method=\"Attest\"} 0.033000\n"));
+  EXPECT_THAT(out, HasSubstr("kbs_grpc_request_duration_seconds_count{method=\"Attest\"} 2\n"));
+  EXPECT_THAT(out, ::testing::Not(HasSubstr("method=\"Auth\"")));
+}
+
 TEST(CookieTest, ParsingHelpers) {
   EXPECT_EQ(SessionIdFromCookie("a=b; kbs-session-id=abc ;c=d"), "abc");
   EXPECT_EQ(SessionIdFromCookie("kbs-session-idx=abc"), "");
