@@ -395,17 +395,24 @@ TEST_F(E2eTest, GrpcErrorsHealthAndAdmin) {
   // Every call above is on /metrics, by method and status code.
   auto metrics = RawHttp(kbs_->http_port(), testing::BuildRequest("GET", "/metrics", ""));
   ASSERT_TRUE(metrics.ok()) << metrics.status();
-  for (const char* line : {"kbs_grpc_requests_total{method=\"Auth\",code=\"INVALID_ARGUMENT\"} 1",
-                           "kbs_grpc_requests_total{method=\"Auth\",code=\"OK\"} 2",
-                           "kbs_grpc_requests_total{method=\"Attest\",code=\"OK\"} 2",
-                           "kbs_grpc_requests_total{method=\"Attest\",code=\"INVALID_ARGUMENT\"} 1",
-                           "kbs_grpc_requests_total{method=\"GetResource\",code=\"NOT_FOUND\"} 1",
-                           "kbs_grpc_requests_total{method=\"GetResource\",code=\"OK\"} 1",
-                           "kbs_grpc_requests_total{method=\"Admin\",code=\"OK\"} 3",
-                           "kbs_grpc_request_duration_seconds_count{method=\"Attest\"} 3"}) {
+  for (const char* line :
+       {"kbs_grpc_requests_total{method=\"Auth\",code=\"INVALID_ARGUMENT\"} 1\n",
+        "kbs_grpc_requests_total{method=\"Auth\",code=\"OK\"} 2\n",
+        "kbs_grpc_requests_total{method=\"Attest\",code=\"OK\"} 2\n",
+        "kbs_grpc_requests_total{method=\"Attest\",code=\"INVALID_ARGUMENT\"} 1\n",
+        "kbs_grpc_requests_total{method=\"GetResource\",code=\"NOT_FOUND\"} 1\n",
+        "kbs_grpc_requests_total{method=\"GetResource\",code=\"OK\"} 1\n",
+        "kbs_grpc_requests_total{method=\"Admin\",code=\"OK\"} 3\n",
+        "kbs_grpc_request_duration_seconds_count{method=\"Attest\"} 3\n"}) {
     EXPECT_THAT(metrics->body, HasSubstr(line));
   }
-  EXPECT_THAT(metrics->body, Not(HasSubstr("Health")));
+  // Those seven lines and no other method (health checks are not counted).
+  size_t lines = 0;
+  for (size_t at = 0;
+       (at = metrics->body.find("\nkbs_grpc_requests_total{", at)) != std::string::npos; ++at) {
+    ++lines;
+  }
+  EXPECT_EQ(lines, 7u) << metrics->body;
 }
 
 TEST(E2eSessionTest, ExpiredSession) {

@@ -177,11 +177,14 @@ absl::Status HandleGetJwks(Broker& broker, const ::grpc::ServerContext&, const v
   return absl::OkStatus();
 }
 
-// Counts every call of the KBS's services into the /metrics families
+// Counts every call of the KBS's services that reaches a handler (or the
+// in-progress limit) into the /metrics families
 // kbs_grpc_requests_total{method,code} and
-// kbs_grpc_request_duration_seconds{method} (time from the call's arrival
-// to its status). Admin and Audit calls count as one method each; other
-// services (health checks) are not counted.
+// kbs_grpc_request_duration_seconds{method} (from when gRPC hands the call
+// over, its request read, to its status). Admin and Audit calls count as
+// one method each; other services (health checks) are not counted. Calls
+// gRPC refuses itself (oversized or unparsable messages) are not seen;
+// calls the client cancelled count with the status the handler gave.
 class MetricsInterceptor final : public ::grpc::experimental::Interceptor {
  public:
   MetricsInterceptor(http::Metrics* metrics, http::GrpcMethod method)

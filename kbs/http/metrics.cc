@@ -49,7 +49,6 @@ void Metrics::Latency::Add(absl::Duration latency) {
   size_t bucket = 0;
   while (bucket < kBucketsSeconds.size() && seconds > kBucketsSeconds[bucket]) ++bucket;
   buckets[bucket].fetch_add(1, std::memory_order_relaxed);
-  count.fetch_add(1, std::memory_order_relaxed);
   sum_micros.fetch_add(
       static_cast<uint64_t>(std::max<int64_t>(absl::ToInt64Microseconds(latency), 0)),
       std::memory_order_relaxed);
@@ -71,18 +70,23 @@ void Metrics::RecordGrpc(GrpcMethod method, int code, absl::Duration latency) {
 
 void Metrics::RenderLatency(std::string& out, const char* family, const char* label,
                             const char* value, const Latency& latency) {
-  uint64_t count = latency.count.load(std::memory_order_relaxed);
-  if (count == 0) return;
+  // +Inf and _count are the buckets' total, so a scrape racing an Add never
+  // shows a bucket above them.
   uint64_t cumulative = 0;
+  for (const auto& bucket : latency.buckets) cumulative += bucket.load(std::memory_order_relaxed);
+  if (cumulative == 0) return;
+  const uint64_t total = cumulative;
+  cumulative = 0;
   for (size_t b = 0; b < kBucketsSeconds.size(); ++b) {
     cumulative += latency.buckets[b].load(std::memory_order_relaxed);
     absl::StrAppend(&out, family, "_bucket{", label, "=\"", value, "\",le=\"",
-                    absl::StrFormat("%g", kBucketsSeconds[b]), "\"} ", cumulative, "\n");
+                    absl::StrFormat("%g", kBucketsSeconds[b]), "\"} ", std::min(cumulative, total),
+                    "\n");
   }
-  absl::StrAppend(&out, family, "_bucket{", label, "=\"", value, "\",le=\"+Inf\"} ", count, "\n");
+  absl::StrAppend(&out, family, "_bucket{", label, "=\"", value, "\",le=\"+Inf\"} ", total, "\n");
   absl::StrAppend(&out, family, "_sum{", label, "=\"", value, "\"} ",
                   absl::StrFormat("%.6f", latency.sum_micros.load() / 1e6), "\n");
-  absl::StrAppend(&out, family, "_count{", label, "=\"", value, "\"} ", count, "\n");
+  absl::StrAppend(&out, family, "_count{", label, "=\"", value, "\"} ", total, "\n");
 }
 
 std::string Metrics::Render(size_t live_sessions) const {

@@ -46,7 +46,6 @@ class Metrics final {
                                                              0.02,   0.05,  0.1,   0.5,   2.0};
   struct Latency {
     std::array<std::atomic<uint64_t>, kBucketsSeconds.size() + 1> buckets{};
-    std::atomic<uint64_t> count{0};
     std::atomic<uint64_t> sum_micros{0};
     void Add(absl::Duration latency);
   };
