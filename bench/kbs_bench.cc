@@ -363,6 +363,9 @@ class HttpFlow : public Flow<HttpFlow> {
             }
             response_.emplace();
             response_->body_limit(1 << 20);
+            // Beast reads at most the buffer's free capacity per syscall
+            // (512 bytes in a new buffer): room for a whole response.
+            if (buffer_.capacity() < (16 << 10)) buffer_.reserve(16 << 10);
             bhttp::async_read(
                 stream_, buffer_, *response_, [this, self, next](beast::error_code ec, size_t) {
                   in_flight_ = false;

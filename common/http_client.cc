@@ -317,6 +317,11 @@ class BeastHttpClient final : public HttpClient {
     bhttp::response_parser<bhttp::string_body> parser;
     parser.header_limit(1 << 20);
     parser.body_limit(64 << 20);
+    // Beast reads at most the buffer's free capacity (and 64 KiB) per
+    // syscall, and the parser empties the buffer into the body as it goes:
+    // without room, a large body (an audit download) came in 512-byte reads,
+    // each with a recvmsg and a timer re-arm.
+    if (buffer_.capacity() < kReadChunk) buffer_.reserve(kReadChunk);
     bhttp::async_read(stream, buffer_, parser, [&ec](beast::error_code e, size_t) { ec = e; });
     Run();
     if (ec) return absl::UnavailableError(absl::StrCat("HTTP read failed: ", ec.message()));
@@ -364,6 +369,7 @@ class BeastHttpClient final : public HttpClient {
 
   Url url_;
   HttpClientOptions options_;
+  static constexpr size_t kReadChunk = 64 << 10;
   asio::io_context ioc_;
   asio::ssl::context ssl_ctx_;
   std::optional<beast::tcp_stream> plain_;

@@ -72,6 +72,9 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
 
   void ReadHeader(bool first) {
     const HttpServerOptions& o = state_->options;
+    // An idle keep-alive connection keeps a small buffer (ReadBody may have
+    // grown it for a large body).
+    if (buffer_.capacity() > kBodyChunk && buffer_.size() == 0) buffer_.shrink_to_fit();
     parser_.emplace(o.max_header_field_bytes, o.max_head_bytes, o.max_body_bytes);
     // Between requests a keep-alive connection may idle; once bytes arrive
     // the head must be complete within the read timeout. Asio has one timer
@@ -104,6 +107,15 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
 
   void ReadBody() {
     if (parser_->is_done()) return Dispatch();
+    // Beast reads at most the buffer's free capacity per syscall (512 bytes
+    // in a new buffer), and the parser empties it into the body as it goes:
+    // room for the body (up to kBodyChunk) turns a 7 KB attestation's ~14
+    // recvmsg calls, each with a timer re-arm, into one or two (a TDX flow:
+    // 17 fewer syscalls in the KBS, counted with `perf stat`).
+    if (const auto length = parser_->content_length(); length) {
+      const size_t want = buffer_.size() + std::min<uint64_t>(*length, kBodyChunk);
+      if (buffer_.capacity() < want) buffer_.reserve(want);
+    }
     beast::get_lowest_layer(stream_).expires_after(ToChrono(state_->options.read_timeout));
     bhttp::async_read(stream_, buffer_, *parser_,
                       [self = this->shared_from_this()](beast::error_code ec, size_t) {
@@ -200,6 +212,9 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   Stream stream_;
   const ServerState* state_;
   std::string peer_;
+  // Room reserved ahead of a body's bytes: bounded, as a client may announce
+  // a large body and send nothing.
+  static constexpr size_t kBodyChunk = 16 << 10;
   beast::flat_buffer buffer_;
   std::optional<RequestParser> parser_;
   std::string out_, out_body_;
