@@ -72,9 +72,9 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
 
   void ReadHeader(bool first) {
     const HttpServerOptions& o = state_->options;
-    // An idle keep-alive connection keeps a small buffer (ReadBody may have
-    // grown it for a large body).
-    if (buffer_.capacity() > kBodyChunk && buffer_.size() == 0) buffer_.shrink_to_fit();
+    // An idle keep-alive connection keeps at most kIdleBuffer (a large head
+    // or body grew it); below that the next request reads without regrowing.
+    if (buffer_.capacity() > kIdleBuffer && buffer_.size() == 0) buffer_.shrink_to_fit();
     parser_.emplace(o.max_header_field_bytes, o.max_head_bytes, o.max_body_bytes);
     // Between requests a keep-alive connection may idle; once bytes arrive
     // the head must be complete within the read timeout. Asio has one timer
@@ -112,8 +112,10 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
     // room for the body (up to kBodyChunk) turns a 7 KB attestation's ~14
     // recvmsg calls, each with a timer re-arm, into one or two (a TDX flow:
     // 17 fewer syscalls in the KBS, counted with `perf stat`).
-    if (const auto length = parser_->content_length(); length) {
-      const size_t want = buffer_.size() + std::min<uint64_t>(*length, kBodyChunk);
+    // The head was parsed alone: the buffer holds the body's first bytes
+    // (and perhaps bytes of the next request).
+    if (const auto length = parser_->content_length(); length && *length > buffer_.size()) {
+      const size_t want = buffer_.size() + std::min<uint64_t>(*length - buffer_.size(), kBodyChunk);
       if (buffer_.capacity() < want) buffer_.reserve(want);
     }
     beast::get_lowest_layer(stream_).expires_after(ToChrono(state_->options.read_timeout));
@@ -215,6 +217,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   // Room reserved ahead of a body's bytes: bounded, as a client may announce
   // a large body and send nothing.
   static constexpr size_t kBodyChunk = 16 << 10;
+  static constexpr size_t kIdleBuffer = 64 << 10;
   beast::flat_buffer buffer_;
   std::optional<RequestParser> parser_;
   std::string out_, out_body_;

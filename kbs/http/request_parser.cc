@@ -1,5 +1,7 @@
 #include "kbs/http/request_parser.h"
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
 
 namespace kbs::http {
@@ -35,8 +37,11 @@ void RequestParser::on_field_impl(bhttp::field, string_view name, string_view va
 }
 
 void RequestParser::on_body_init_impl(const boost::optional<std::uint64_t>& length, error_code&) {
-  // Beast has already checked the declared length against body_limit.
-  if (length) request_.body.reserve(static_cast<size_t>(*length));
+  // Beast has already checked the declared length against body_limit. The
+  // reservation is capped: a client may announce a large body and send
+  // nothing (the string grows with what does arrive).
+  constexpr std::uint64_t kMaxReserve = 64 << 10;
+  if (length) request_.body.reserve(static_cast<size_t>(std::min(*length, kMaxReserve)));
 }
 
 std::size_t RequestParser::on_body_impl(string_view body, error_code&) {

@@ -4,6 +4,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kbs/client/sample_attester.h"
+#include "kbs/http/request_parser.h"
 #include "tests/testing/in_process_kbs.h"
 
 namespace kbs::http {
@@ -153,6 +154,30 @@ TEST(MetricsTest, GrpcCallsByMethodAndCode) {
               HasSubstr("kbs_grpc_request_duration_seconds_sum{method=\"Attest\"} 0.033000\n"));
   EXPECT_THAT(out, HasSubstr("kbs_grpc_request_duration_seconds_count{method=\"Attest\"} 2\n"));
   EXPECT_THAT(out, ::testing::Not(HasSubstr("method=\"Auth\"")));
+}
+
+// A declared length is not memory: the body grows with the bytes that
+// arrive, so a client that announces 2 MB and sends nothing costs little.
+TEST(RequestParserTest, DeclaredLengthReservesLittleAndTheBodyStillArrivesWhole) {
+  RequestParser parser(16384, 65536, 4 << 20);
+  parser.eager(true);
+  const std::string head =
+      "POST /kbs/v0/attest HTTP/1.1\r\nHost: k\r\nContent-Length: 2000000\r\n\r\n";
+  boost::beast::error_code ec;
+  EXPECT_EQ(parser.put(boost::asio::buffer(head), ec), head.size());
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_FALSE(parser.is_done());
+  EXPECT_LE(parser.request().body.capacity(), size_t{64} << 10);
+  std::string body(2000000, '\0');
+  for (size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>('a' + i % 26);
+  size_t at = 0;
+  while (at < body.size() && !ec) {
+    const size_t n = std::min<size_t>(body.size() - at, 70000);
+    at += parser.put(boost::asio::buffer(body.data() + at, n), ec);
+  }
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_TRUE(parser.is_done());
+  EXPECT_EQ(parser.request().body, body);
 }
 
 TEST(CookieTest, ParsingHelpers) {
