@@ -111,9 +111,9 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
     // in a new buffer), and the parser empties it into the body as it goes:
     // room for the body (up to kBodyChunk) turns a 7 KB attestation's ~14
     // recvmsg calls, each with a timer re-arm, into one or two (a TDX flow:
-    // 17 fewer syscalls in the KBS, counted with `perf stat`).
-    // The head was parsed alone: the buffer holds the body's first bytes
-    // (and perhaps bytes of the next request).
+    // 17 fewer syscalls in the KBS, counted with `perf stat`). The head was
+    // parsed alone, so the buffer holds the body's first bytes (and perhaps
+    // bytes of the next request).
     if (const auto length = parser_->content_length(); length && *length > buffer_.size()) {
       const size_t want = buffer_.size() + std::min<uint64_t>(*length - buffer_.size(), kBodyChunk);
       if (buffer_.capacity() < want) buffer_.reserve(want);

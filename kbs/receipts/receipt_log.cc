@@ -534,13 +534,9 @@ void ReceiptLog::PostingBacklog::Add(int64_t key, int64_t idx) {
   if (idx == list.last) return;  // a key a receipt has twice
   AppendPostingIndex(list.idxs, idx);
   list.last = idx;
-  ++entries_;
 }
 
-void ReceiptLog::PostingBacklog::Clear() {
-  lists_.clear();
-  entries_ = 0;
-}
+void ReceiptLog::PostingBacklog::Clear() { lists_.clear(); }
 
 absl::Status ReceiptLog::PostingBacklog::Write(storage::SqliteConnection& c) const {
   std::vector<int64_t> keys;
@@ -866,8 +862,8 @@ void ReceiptLog::WriterLoop() {
         batch[threads[i]]->done.Notify();
       }
     }
-    // After the wakeups: a flush (about 1 ms for 4,096 receipts) or a WAL
-    // restart delays the next batch, never this one.
+    // After the wakeups: a flush (its rows about 1 ms for 4,096 receipts,
+    // then its fsync) or a WAL restart delays the next batch, never this one.
     db_->RestartWalIfDue();
     MaybeFlushPostings(/*force=*/false);
     MaybeCheckpoint();

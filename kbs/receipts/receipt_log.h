@@ -169,8 +169,6 @@ class ReceiptLog final {
    public:
     // Receipts come in index order: `idx` is never below the key's last.
     void Add(int64_t key, int64_t idx);
-    size_t entries() const { return entries_; }
-    bool empty() const { return entries_ == 0; }
     void Clear();
     // Inserts one receipt_postings row per key, in key order.
     absl::Status Write(storage::SqliteConnection& c) const;
@@ -181,7 +179,6 @@ class ReceiptLog final {
       std::string idxs;
     };
     absl::flat_hash_map<int64_t, List> lists_;
-    size_t entries_ = 0;
   };
   struct PendingEvidence {
     std::string token_id;
